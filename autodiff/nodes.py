@@ -1,0 +1,285 @@
+"""The node classes: one per op, each with its forward rule and its gradient rule.
+
+The programming model is the seed notebook's. A node is built with a name and a list of
+input nodes; building it wires it into its inputs' `outputs`. `forward()` computes
+`value` from the inputs' values; `backward()` computes the node's total gradient
+`gradients[self]` (d output / d self, summed over every consumer) and, for each input `i`,
+the part of d output / d i that flows through this node, `gradients[i]`.
+
+What the notebook got wrong, and how this file gets it right:
+- every consumer's contribution is summed elementwise (`+`), never with `np.sum` over a
+  list, so tensor gradients keep their shape;
+- an operand used twice by one node (`mult(x, x)`) gets both of its contributions added;
+- broadcasting is undone in ONE place, `sum_to_shape`, for every op;
+- no mutable default argument: each node owns its lists.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class GraphError(ValueError):
+    """A graph that cannot be run: bad wiring, wrong arity, mismatched shapes, a cycle."""
+
+
+def shape_of(value) -> tuple[int, ...]:
+    # Python scalars have no `.shape`; they are rank 0.
+    return getattr(value, "shape", ())
+
+
+def sum_to_shape(gradient, shape: tuple[int, ...]):
+    """Undo numpy broadcasting: sum `gradient` down to `shape`.
+
+    If `a` of shape `shape` was broadcast into the result, every result element that
+    reused an element of `a` contributes to that element's gradient, so the gradient is a
+    sum over the broadcast axes: the leading axes numpy prepended, and the axes where
+    `a` had size 1.
+    """
+    gradient_shape = shape_of(gradient)
+    if gradient_shape == shape:
+        return gradient
+    leading = len(gradient_shape) - len(shape)
+    stretched = tuple(
+        leading + axis for axis, size in enumerate(shape) if size == 1 and gradient_shape[leading + axis] != 1
+    )
+    gradient = np.sum(gradient, axis=tuple(range(leading)) + stretched, keepdims=True)
+    return gradient.reshape(shape)
+
+
+class NodeBase:
+    """A node of the graph. Subclasses declare `arity` and the two rules of their op:
+
+    `compute(*operands)` -> value, and
+    `vjp(gradient, *operands)` -> one contribution per operand, each `gradient^T d value/d operand`
+    (possibly still broadcast: `backward` sums it back to the operand's shape).
+    """
+
+    arity: int | None = None
+
+    def __init__(self, name: str, input_nodes=None):
+        input_nodes = list(input_nodes or ())
+        if self.arity is not None and len(input_nodes) != self.arity:
+            raise GraphError(
+                f"node {name!r} ({type(self).__name__}) takes {self.arity} input(s), got {len(input_nodes)}"
+            )
+        for position, node in enumerate(input_nodes):
+            if not isinstance(node, NodeBase):
+                raise GraphError(f"node {name!r}: input {position} is {node!r}, not a node")
+        self.name = name
+        self.inputs = input_nodes
+        self.value = None
+        self.outputs = []  # the nodes that consume this one, each listed once
+        self.gradients = {}
+        self.seed = None  # the cotangent, when this node is the output of a run
+        self._run = None  # the run this node last took part in (see total_gradient)
+        for node in input_nodes:
+            if self not in node.outputs:
+                node.outputs.append(self)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r})"
+
+    def forward(self, value=None):
+        # `value` is the feed, used by NodeInput only; op nodes take theirs from their inputs.
+        operands = []
+        for node in self.inputs:
+            if node.value is None:
+                raise GraphError(f"node {self.name!r}: input {node.name!r} has no value (feed it, or run it first)")
+            operands.append(node.value)
+        try:
+            self.value = self.compute(*operands)
+        except (ValueError, TypeError) as error:
+            shapes = ", ".join(str(shape_of(v)) for v in operands)
+            raise GraphError(f"node {self.name!r} ({type(self).__name__}): operands of shapes {shapes}: {error}") from None
+
+    def total_gradient(self):
+        """d output / d self: the seed (if this node is an output) plus every consumer's part."""
+        total = self.seed
+        for consumer in self.outputs:
+            # A consumer outside this run holds gradients from another run: not ours to add.
+            if consumer._run is self._run:
+                part = consumer.gradients[self]
+                total = part if total is None else total + part
+        if total is None:  # nothing downstream reaches the output
+            total = np.zeros_like(self.value)
+        return total
+
+    def backward(self):
+        gradient = self.total_gradient()
+        self.gradients = {self: gradient}
+        if not self.inputs:
+            return
+        parts = self.vjp(gradient, *(node.value for node in self.inputs))
+        for node, part in zip(self.inputs, parts):
+            part = sum_to_shape(part, shape_of(node.value))
+            # The same node twice among the inputs (mult(x, x)) gets both parts.
+            previous = self.gradients.get(node)
+            self.gradients[node] = part if previous is None else previous + part
+
+    def compute(self, *operands):
+        raise NotImplementedError
+
+    def vjp(self, gradient, *operands):
+        raise NotImplementedError
+
+    def show(self):
+        print(self.name)
+        print("  in: ", [n.name for n in self.inputs])
+        print("  val:", self.value)
+        print("  out:", [n.name for n in self.outputs])
+        print("  gra: ", end="")
+        for node, gradient in self.gradients.items():
+            print(node.name, gradient, end="  ")
+        print()
+
+
+class NodeInput(NodeBase):
+    """A leaf. Its value comes from the feed; an optional `shape` is checked against it."""
+
+    arity = 0
+
+    def __init__(self, name: str, input_nodes=None, shape=None):
+        super().__init__(name, input_nodes)
+        self.shape = None if shape is None else tuple(shape)
+
+    def forward(self, value=None):
+        if value is not None:
+            if self.shape is not None and shape_of(value) != self.shape:
+                raise GraphError(f"input {self.name!r}: fed a value of shape {shape_of(value)}, expected {self.shape}")
+            self.value = value
+        elif self.value is None:
+            raise GraphError(f"input {self.name!r} has no value: put it in the feed")
+
+
+class NodeOutput(NodeBase):
+    """Marks the result. `run` seeds it with the cotangent (ones of its shape by default)."""
+
+    arity = 1
+
+    def compute(self, a):
+        return a
+
+    def vjp(self, gradient, a):
+        return (gradient,)
+
+
+class NodeAdd(NodeBase):
+    arity = 2
+
+    def compute(self, a, b):
+        return a + b
+
+    def vjp(self, gradient, a, b):
+        return gradient, gradient
+
+
+class NodeSubtract(NodeBase):
+    arity = 2
+
+    def compute(self, a, b):
+        return a - b
+
+    def vjp(self, gradient, a, b):
+        return gradient, -gradient
+
+
+class NodeMult(NodeBase):
+    arity = 2
+
+    def compute(self, a, b):
+        return a * b
+
+    def vjp(self, gradient, a, b):
+        return gradient * b, gradient * a
+
+
+class NodePower(NodeBase):
+    """`a ** exponent` for an integer exponent (the notebook's square by default)."""
+
+    arity = 1
+
+    def __init__(self, name: str, input_nodes=None, exponent: int = 2):
+        super().__init__(name, input_nodes)
+        if isinstance(exponent, bool) or not isinstance(exponent, (int, np.integer)):
+            raise GraphError(f"node {name!r}: exponent must be an integer, got {exponent!r}")
+        self.exponent = int(exponent)
+
+    def compute(self, a):
+        return a**self.exponent
+
+    def vjp(self, gradient, a):
+        n = self.exponent
+        if n == 0:  # a**0 is constant; n * a**(n-1) would be 0 * inf at a = 0
+            return (gradient * 0 * a,)
+        # d/da a^n = n a^(n-1): the factor a^(n-1) is what the notebook left out.
+        return (gradient * n * a ** (n - 1),)
+
+
+class NodeReduceSum(NodeBase):
+    """Sum of all elements (the notebook's behaviour), or along one `axis`, with `keepdims`."""
+
+    arity = 1
+
+    def __init__(self, name: str, input_nodes=None, axis: int | None = None, keepdims: bool = False):
+        super().__init__(name, input_nodes)
+        self.axis = axis
+        self.keepdims = keepdims
+
+    def compute(self, a):
+        result = np.sum(a, axis=self.axis, keepdims=self.keepdims)
+        # Keep the operand's float type for a Python scalar in, a Python scalar out.
+        return result.item() if isinstance(a, (int, float)) else result
+
+    def vjp(self, gradient, a):
+        # Every summed element gets the gradient of its sum: put the reduced axis back
+        # (size 1), then broadcast it along that axis.
+        if self.axis is not None and not self.keepdims:
+            gradient = np.expand_dims(gradient, self.axis)
+        return (np.broadcast_to(gradient, shape_of(a)),)
+
+
+class NodeDot(NodeBase):
+    """numpy's `a @ b` for 1-D and 2-D operands."""
+
+    arity = 2
+
+    def compute(self, a, b):
+        if np.ndim(a) not in (1, 2) or np.ndim(b) not in (1, 2):
+            raise ValueError("dot takes 1-D or 2-D operands")
+        return a @ b
+
+    def vjp(self, gradient, a, b):
+        # View a 1-D left operand as a row (1, k) and a 1-D right operand as a column
+        # (k, 1); then C = A B and the matrix rules hold: dA = G B^T, dB = A^T G.
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = np.reshape(gradient, (a2.shape[0], b2.shape[1]))
+        return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
+
+
+def _sigmoid(x):
+    if isinstance(x, (int, float)):
+        # exp of a non-positive number never overflows: pick the form that has one.
+        if x >= 0:
+            return 1.0 / (1.0 + math.exp(-x))
+        e = math.exp(x)
+        return e / (1.0 + e)
+    x = np.asarray(x)
+    e = np.exp(-np.abs(x))  # in (0, 1]: no overflow for any x
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class NodeSigmoid(NodeBase):
+    """`1 / (1 + exp(-a))`, computed so that no input overflows."""
+
+    arity = 1
+
+    def compute(self, a):
+        return _sigmoid(a)
+
+    def vjp(self, gradient, a):
+        s = self.value  # d/da sigmoid(a) = s (1 - s), with s the forward value
+        return (gradient * s * (1 - s),)

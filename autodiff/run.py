@@ -1,0 +1,142 @@
+"""Running a graph: the order of the nodes, forward then backward, and printing.
+
+`run(feed, nodes)` is the notebook's: forward in the listed order, backward in reverse.
+Unlike the notebook, the list may be omitted (the order is then derived from the graph),
+a listed order is checked rather than trusted, every walk is iterative (a 100,000-node
+chain is fine), and the output is seeded with a cotangent of its own shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .nodes import GraphError, NodeBase, NodeOutput, shape_of
+
+
+def topological_order(outputs) -> list[NodeBase]:
+    """Every node the `outputs` depend on, each after all of its inputs.
+
+    An iterative depth-first walk (no recursion limit); a cycle is reported by name.
+    """
+    order: list[NodeBase] = []
+    done: set[NodeBase] = set()
+    on_path: set[NodeBase] = set()
+    for root in outputs:
+        if root in done:
+            continue
+        stack = [(root, iter(root.inputs))]
+        on_path.add(root)
+        while stack:
+            node, pending = stack[-1]
+            for child in pending:
+                if child in done:
+                    continue
+                if child in on_path:
+                    cycle = [n.name for n, _ in stack[[n for n, _ in stack].index(child) :]]
+                    raise GraphError(f"cycle through nodes {' -> '.join(cycle + [child.name])}")
+                on_path.add(child)
+                stack.append((child, iter(child.inputs)))
+                break
+            else:  # every input is placed: place the node
+                stack.pop()
+                on_path.discard(node)
+                done.add(node)
+                order.append(node)
+    return order
+
+
+def connected_nodes(start) -> list[NodeBase]:
+    """The sinks (nodes nothing consumes) of the graph that contains the `start` nodes."""
+    seen = set(start)
+    stack = list(start)
+    sinks = []
+    while stack:
+        node = stack.pop()
+        if not node.outputs:
+            sinks.append(node)
+        for neighbour in (*node.inputs, *node.outputs):
+            if neighbour not in seen:
+                seen.add(neighbour)
+                stack.append(neighbour)
+    return sinks
+
+
+def _check_order(nodes) -> None:
+    placed = set()
+    for node in nodes:
+        for position, child in enumerate(node.inputs):
+            if child not in placed:
+                raise GraphError(
+                    f"node {node.name!r}: input {position} {child.name!r} is not listed before it "
+                    "(list nodes in topological order, or omit the list)"
+                )
+        placed.add(node)
+
+
+def outputs_of(nodes) -> list[NodeBase]:
+    marked = [node for node in nodes if isinstance(node, NodeOutput)]
+    return marked or [nodes[-1]]
+
+
+def forward(feed, nodes=None) -> list[NodeBase]:
+    """Compute every node's value. Returns the node order it used."""
+    if nodes is None:
+        if not feed:
+            raise GraphError("run needs a feed or a list of nodes")
+        nodes = topological_order(connected_nodes(list(feed)))
+    else:
+        nodes = list(nodes)
+        _check_order(nodes)
+    for node in feed:
+        if not isinstance(node, NodeBase):
+            raise GraphError(f"feed key {node!r} is not a node")
+    for node in nodes:
+        node.forward(feed.get(node))
+    return nodes
+
+
+def run(feed, nodes=None, cotangent=None) -> list[NodeBase]:
+    """Forward, then backward. After it, `x.gradients[x]` is d output / d x for every node x.
+
+    `feed` maps input nodes to values. `nodes` is the order to run in (checked); omitted,
+    it is derived from the graph the fed inputs belong to. The output is every
+    `NodeOutput` in the run, or else the last node. `cotangent` is the vector v of the
+    vector-Jacobian product v^T J: an array of the output's shape (default: ones), or a
+    dict {output node: array} when there are several outputs.
+    """
+    nodes = forward(feed, nodes)
+    token = object()
+    for node in nodes:
+        node._run = token
+        node.seed = None
+    outputs = outputs_of(nodes)
+    if not isinstance(cotangent, dict):
+        cotangent = {output: cotangent for output in outputs}
+    for output in outputs:
+        seed = cotangent.get(output)
+        if seed is None:
+            # A Python scalar output keeps Python-scalar speed; a tensor gets ones of its shape.
+            value = output.value
+            seed = 1.0 if isinstance(value, (int, float)) else np.ones_like(value)
+        elif shape_of(seed) != shape_of(output.value):
+            seed = np.asarray(seed)
+            if seed.shape != shape_of(output.value):
+                raise GraphError(
+                    f"output {output.name!r}: cotangent of shape {seed.shape}, expected {shape_of(output.value)}"
+                )
+        output.seed = seed
+    for node in reversed(nodes):
+        node.backward()
+    return nodes
+
+
+def print_all(feed, nodes=None) -> None:
+    """The notebook's view of a run: the feed, then every node's inputs, value, consumers, gradients."""
+    if nodes is None:
+        nodes = topological_order(connected_nodes(list(feed)))
+    print("FD: ", end="")
+    for node, value in feed.items():
+        print(node.name, value, end="  ")
+    print()
+    for node in nodes:
+        node.show()
