@@ -75,8 +75,8 @@ class NodeBase:
         self.gradients = {}
         self.seed = None  # the cotangent, when this node is the output of a run
         self._run = None  # the run this node last took part in (see total_gradient)
-        for node in input_nodes:
-            if self not in node.outputs:
+        for position, node in enumerate(input_nodes):
+            if node not in input_nodes[:position]:  # mult(x, x) makes one consumer of x, not two
                 node.outputs.append(self)
 
     def __repr__(self):
@@ -93,7 +93,8 @@ class NodeBase:
             self.value = self.compute(*operands)
         except (ValueError, TypeError) as error:
             shapes = ", ".join(str(shape_of(v)) for v in operands)
-            raise GraphError(f"node {self.name!r} ({type(self).__name__}): operands of shapes {shapes}: {error}") from None
+            where = f"node {self.name!r} ({type(self).__name__})"
+            raise GraphError(f"{where}: operands of shapes {shapes}: {error}") from None
 
     def total_gradient(self):
         """d output / d self: the seed (if this node is an output) plus every consumer's part."""

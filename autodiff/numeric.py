@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .nodes import GraphError
-from .run import outputs_of, forward
+from .run import forward, outputs_of
 
 
 def _float_array(value) -> np.ndarray:
@@ -26,17 +26,25 @@ def _float_array(value) -> np.ndarray:
     return array.astype(array.dtype if array.dtype == np.float32 else np.float64)
 
 
-def _objective(feed, nodes, cotangent):
-    """Returns f(feed) = sum(cotangent * output) and the node order."""
+def _output(feed, nodes, cotangent):
+    """Returns the single output's value (float64), the cotangent v, and the node order."""
     nodes = forward(feed, nodes)
     outputs = outputs_of(nodes)
     if len(outputs) != 1:
-        raise GraphError(f"a numerical gradient needs one output, found {[n.name for n in outputs]}")
+        raise GraphError(f"a numerical gradient needs one output, found {sorted(n.name for n in outputs)}")
     value = np.asarray(outputs[0].value, dtype=np.float64)
     v = np.ones_like(value) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
     if v.shape != value.shape:
         raise GraphError(f"output {outputs[0].name!r}: cotangent of shape {v.shape}, expected {value.shape}")
-    return float(np.sum(v * value)), nodes
+    return value, v, nodes
+
+
+def _difference(feed_plus, feed_minus, nodes, cotangent):
+    """v . (output(plus) - output(minus)). Differencing elementwise before the dot product
+    keeps the rounding error proportional to the outputs that moved, not to all of f."""
+    plus, v, nodes = _output(feed_plus, nodes, cotangent)
+    minus, _, nodes = _output(feed_minus, nodes, cotangent)
+    return float(np.sum(v * (plus - minus))), nodes
 
 
 def _step(x: np.ndarray) -> np.ndarray:
@@ -57,9 +65,8 @@ def ngrad(feed, nodes=None, cotangent=None) -> dict:
             plus, minus = x.copy(), x.copy()
             plus[index] += h[index]
             minus[index] -= h[index]
-            f_plus, nodes = _objective({**base, node: plus}, nodes, cotangent)
-            f_minus, nodes = _objective({**base, node: minus}, nodes, cotangent)
-            gradient[index] = (f_plus - f_minus) / (float(plus[index]) - float(minus[index]))
+            change, nodes = _difference({**base, node: plus}, {**base, node: minus}, nodes, cotangent)
+            gradient[index] = change / (float(plus[index]) - float(minus[index]))
         gradients[node] = gradient
     forward(feed, nodes)
     return gradients
@@ -81,7 +88,6 @@ def ngrad_directional(feed, nodes=None, cotangent=None, directions=None, seed=No
     h = float(np.cbrt(np.finfo(dtype).eps)) * scale
     plus = {node: x + h * directions[node] for node, x in base.items()}
     minus = {node: x - h * directions[node] for node, x in base.items()}
-    f_plus, nodes = _objective(plus, nodes, cotangent)
-    f_minus, nodes = _objective(minus, nodes, cotangent)
+    change, nodes = _difference(plus, minus, nodes, cotangent)
     forward(feed, nodes)
-    return (f_plus - f_minus) / (2 * h), directions
+    return change / (2 * h), directions

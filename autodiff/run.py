@@ -33,7 +33,7 @@ def topological_order(outputs) -> list[NodeBase]:
                     continue
                 if child in on_path:
                     cycle = [n.name for n, _ in stack[[n for n, _ in stack].index(child) :]]
-                    raise GraphError(f"cycle through nodes {' -> '.join(cycle + [child.name])}")
+                    raise GraphError(f"cycle through nodes {' -> '.join([*cycle, child.name])}")
                 on_path.add(child)
                 stack.append((child, iter(child.inputs)))
                 break

@@ -120,7 +120,7 @@ def test_output_is_seeded_with_a_cotangent_of_its_shape():
     """Defect: NodeOutput.backward seeds the scalar 1, whatever the output's shape, and
     cannot take a cotangent. Here the seed is ones of the output's shape, or a given v."""
     x = ad.NodeInput("x")
-    out = ad.NodeOutput("out", [ad.NodeMult("m", [x, x])])
+    ad.NodeOutput("out", [ad.NodeMult("m", [x, x])])
     ad.run({x: np.array([1.0, 2.0])}, cotangent=np.array([10.0, -1.0]))
     np.testing.assert_array_equal(x.gradients[x], [20.0, -4.0])
 
