@@ -22,6 +22,7 @@ from .nodes import (
     NodePower,
     NodeReduceSum,
     NodeSigmoid,
+    NodeSubstract,
     NodeSubtract,
     sum_to_shape,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "NodePower",
     "NodeReduceSum",
     "NodeSigmoid",
+    "NodeSubstract",
     "NodeSubtract",
     "forward",
     "ngrad",

@@ -91,7 +91,7 @@ class NodeBase:
             operands.append(node.value)
         try:
             self.value = self.compute(*operands)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, ArithmeticError) as error:
             shapes = ", ".join(str(shape_of(v)) for v in operands)
             where = f"node {self.name!r} ({type(self).__name__})"
             raise GraphError(f"{where}: operands of shapes {shapes}: {error}") from None
@@ -148,6 +148,8 @@ class NodeInput(NodeBase):
 
     def forward(self, value=None):
         if value is not None:
+            if isinstance(value, (list, tuple)):  # nested lists are tensors, not sequences to concatenate
+                value = np.asarray(value, dtype=np.float64)
             if self.shape is not None and shape_of(value) != self.shape:
                 raise GraphError(f"input {self.name!r}: fed a value of shape {shape_of(value)}, expected {self.shape}")
             self.value = value
@@ -185,6 +187,10 @@ class NodeSubtract(NodeBase):
 
     def vjp(self, gradient, a, b):
         return gradient, -gradient
+
+
+# The notebook's spelling, so that its cells run with only the import changed.
+NodeSubstract = NodeSubtract
 
 
 class NodeMult(NodeBase):

@@ -165,3 +165,21 @@ def test_sum_to_shape_undoes_every_numpy_broadcast(data, shape):
     copies = ad.sum_to_shape(np.ones(target), shape)
     assert np.shape(copies) == shape
     np.testing.assert_array_equal(copies, np.full(shape, np.prod(target) / max(np.prod(shape), 1)))
+
+
+def test_a_nested_list_in_the_feed_is_a_tensor():
+    x = ad.NodeInput("x")
+    ad.NodeOutput("out", [ad.NodeAdd("a", [x, x])])
+    ad.run({x: [[1, 2], [3, 4]]})
+    np.testing.assert_array_equal(x.gradients[x], np.full((2, 2), 2.0))
+
+
+def test_division_by_zero_in_a_python_scalar_power_names_the_node():
+    x = ad.NodeInput("x")
+    ad.NodeOutput("out", [ad.NodePower("inverse", [x], exponent=-1)])
+    with pytest.raises(ad.GraphError, match="node 'inverse' \\(NodePower\\)"):
+        ad.run({x: 0})
+
+
+def test_the_notebook_spelling_of_subtract_still_works():
+    assert ad.NodeSubstract is ad.NodeSubtract
