@@ -48,7 +48,8 @@ def validate_graph(graph, where: str = "graph") -> dict:
         raise FormatError(f"{where}: expected an object, got {type(graph).__name__}")
     if graph.get("format", FORMAT) != FORMAT:
         raise FormatError(f"{where}.format: expected {FORMAT!r}, got {graph['format']!r}")
-    if graph.get("version", VERSION) != VERSION:
+    version = graph.get("version", VERSION)
+    if not _is_int(version) or version != VERSION:
         raise FormatError(f"{where}.version: {graph['version']!r} is not supported (this tool reads version {VERSION})")
     dtype = graph.get("dtype", "float64")
     if dtype not in DTYPES:
@@ -91,9 +92,12 @@ def validate_graph(graph, where: str = "graph") -> dict:
         if not isinstance(node, dict):
             raise FormatError(f"{place}: expected an object with name, op and inputs, got {node!r}")
         name = node.get("name")
-        op = OPS.get(node.get("op"))
+        if not isinstance(name, str) or not name:
+            raise FormatError(f"{place}.name: expected a non-empty string, got {name!r}")
+        op_name = node.get("op")
+        op = OPS.get(op_name) if isinstance(op_name, str) else None
         if op is None:
-            raise FormatError(f"{place}.op: unknown op {node.get('op')!r} (known: {', '.join(OPS)})")
+            raise FormatError(f"{place}.op: unknown op {op_name!r} (known: {', '.join(OPS)})")
         operands = node.get("inputs")
         if not isinstance(operands, list) or not all(isinstance(n, str) for n in operands):
             raise FormatError(f"{place}.inputs: expected a list of names, got {operands!r}")
@@ -102,7 +106,9 @@ def validate_graph(graph, where: str = "graph") -> dict:
         for k, operand in enumerate(operands):
             if operand not in defined:
                 raise FormatError(f"{place}.inputs[{k}]: {operand!r} is not defined before node {name!r}")
-        attrs = node.get("attrs") or {}
+        attrs = node.get("attrs")
+        if attrs is None:
+            attrs = {}
         if not isinstance(attrs, dict):
             raise FormatError(f"{place}.attrs: expected an object, got {attrs!r}")
         unknown = sorted(set(attrs) - set(op.attrs))
@@ -121,7 +127,9 @@ def validate_graph(graph, where: str = "graph") -> dict:
         normalized_nodes.append({**node, "inputs": list(operands), "attrs": attrs})
 
     output = graph.get("output")
-    if output not in defined:
+    if output is None:
+        raise FormatError(f"{where}.output: missing (name the node or input whose value is the result)")
+    if not isinstance(output, str) or output not in defined:
         raise FormatError(f"{where}.output: {output!r} is not defined")
     return {
         **graph,
@@ -143,15 +151,32 @@ def infer_shapes(graph: dict) -> dict[str, tuple]:
     return shapes
 
 
+def _is_numeric(value) -> bool:
+    """A number, or (nested) lists of numbers. In JSON, "1.5", true and null are not numbers."""
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    if isinstance(value, (list, tuple)):
+        return all(_is_numeric(item) for item in value)
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _array(value, dtype, place: str, shape: tuple) -> np.ndarray:
+    if not _is_numeric(value):
+        raise FormatError(f"{place}: not a number or a rectangular nested list of numbers")
     try:
-        array = np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError):
+        wide = np.asarray(value, dtype=np.float64)
+    except ValueError:  # ragged
         raise FormatError(f"{place}: not a number or a rectangular nested list of numbers") from None
-    if array.shape != shape:
-        raise FormatError(f"{place}: shape {list(array.shape)} does not match the expected shape {list(shape)}")
-    if not np.all(np.isfinite(array)):
+    except OverflowError:  # an integer beyond float64
+        raise FormatError(f"{place}: a value is beyond the range of float64") from None
+    if wide.shape != shape:
+        raise FormatError(f"{place}: shape {list(wide.shape)} does not match the expected shape {list(shape)}")
+    if not np.all(np.isfinite(wide)):
         raise FormatError(f"{place}: contains NaN or Inf")
+    with np.errstate(over="ignore"):
+        array = wide.astype(dtype)
+    if not np.all(np.isfinite(array)):
+        raise FormatError(f"{place}: a value is beyond the range of {np.dtype(dtype).name}")
     return array
 
 
@@ -182,6 +207,8 @@ def validate_case(case, where: str = "case") -> Case:
     else:
         cotangent = _array(case["cotangent"], dtype, f"{where}.cotangent", output_shape)
     seed = case.get("seed")
+    if seed is not None and not isinstance(seed, list):
+        raise FormatError(f"{where}.seed: expected a list (root seed, graph index), got {seed!r}")
     return Case(graph=graph, values=arrays, cotangent=cotangent, seed=list(seed) if seed is not None else None)
 
 
@@ -199,9 +226,12 @@ def read_json(path: str | Path, what: str = "file"):
     """Parse a JSON file; any problem is one FormatError line naming the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise FormatError(f"{path}: cannot read {what}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        problem = f"not UTF-8 text ({error.reason} at byte {error.start})"
+        raise FormatError(f"{path}: cannot read {what}: {problem}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -1,0 +1,217 @@
+"""The audit: generate cases, evaluate each with every backend, compare, collect findings.
+
+One case is evaluated by `check_case`, which never raises for anything a backend does:
+an exception inside a backend is recorded as a crash finding. `run_audit` spreads the
+cases over worker processes (each loads the backends once) and gathers the results in
+case order, so a report does not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+import numpy as np
+
+from .backends import Backend, Unavailable, load_engine, load_reference
+from .backends import numeric_backend as numeric
+from .compare import Evaluation, Finding, NumericResult, compare
+from .generate import GeneratorConfig, generate_case
+from .graph import Case, case_to_json, infer_shapes, reference_values
+
+
+@dataclass
+class AuditConfig:
+    graphs: int = 500
+    seed: int = 0
+    engine: str = "oracles.backends.autodiff_engine"
+    oracles: tuple[str, ...] = ("jax", "torch", "numeric")
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    workers: int = 1
+
+
+@dataclass
+class CaseResult:
+    index: int
+    case: dict  # graph-format case JSON
+    ops: list[str]
+    checks: int
+    engine_margin: float  # worst margin of a check that involves the engine (0 if none)
+    findings: list[Finding]
+    seconds: dict[str, float]  # backend -> seconds spent on this case
+    evaluations: list[Evaluation] | None = None  # kept only when asked (replay prints them)
+
+
+def _describe(error: BaseException) -> str:
+    frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    where = f" (at {frame[0].filename}:{frame[0].lineno})" if frame else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def _evaluate(backend: Backend, case: Case) -> Evaluation:
+    # Each backend gets its own copies: a buggy engine that writes into its inputs must
+    # not change what the next backend sees.
+    graph = copy.deepcopy(case.graph)
+    values = {name: value.copy() for name, value in case.values.items()}
+    start = time.perf_counter()
+    try:
+        with np.errstate(all="ignore"):
+            value, gradients = backend.evaluate(graph, values, case.cotangent.copy())
+        evaluation = Evaluation(backend.name, backend.role, value=value, gradients=gradients)
+    except Exception as error:  # an engine's exception is a finding, never the harness's crash
+        evaluation = Evaluation(backend.name, backend.role, crash=_describe(error))
+    except SystemExit as error:
+        evaluation = Evaluation(backend.name, backend.role, crash=f"SystemExit: {error.code}")
+    evaluation.seconds = time.perf_counter() - start
+    return evaluation
+
+
+def _numeric(case: Case) -> tuple[NumericResult, float]:
+    start = time.perf_counter()
+    # Directions come from the case's own seed, so a replay checks the same directions.
+    rng = np.random.default_rng([*(case.seed or [0, 0]), 1])
+    directions = numeric.random_directions(case.values, rng)
+    try:
+        with np.errstate(all="ignore"):
+            value = numeric.forward_value(case.graph, case.values)
+            estimates = numeric.directional_derivatives(case.graph, case.values, case.cotangent, directions)
+        result = NumericResult(value, directions, estimates)
+    except Exception as error:
+        result = NumericResult(np.zeros(()), directions, {}, crash=_describe(error))
+    return result, time.perf_counter() - start
+
+
+def check_case(
+    case: Case, engine: Backend, references: list[Backend], use_numeric: bool, index: int = 0, keep: bool = False
+) -> CaseResult:
+    """Evaluate one case with the engine and every reference, and compare them."""
+    shapes = infer_shapes(case.graph)
+    input_shapes = {entry["name"]: tuple(entry["shape"]) for entry in case.graph["inputs"]}
+    with np.errstate(all="ignore"):
+        intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
+    value_scale = max(float(np.max(np.abs(v), initial=0.0)) for v in intermediate.values())
+    evaluations = [_evaluate(backend, case) for backend in (engine, *references)]
+    seconds = {e.backend: e.seconds for e in evaluations}
+    numeric_result = None
+    if use_numeric:
+        numeric_result, seconds["numeric"] = _numeric(case)
+    verdict = compare(
+        case.graph["dtype"], shapes[case.graph["output"]], input_shapes, value_scale, evaluations, numeric_result
+    )
+    engine_margins = [c.margin for c in verdict.checks if engine.name in c.backends]
+    return CaseResult(
+        index=index,
+        case=case_to_json(case),
+        ops=sorted({node["op"] for node in case.graph["nodes"]}),
+        checks=len(verdict.checks),
+        engine_margin=max(engine_margins, default=0.0),
+        findings=verdict.findings,
+        seconds=seconds,
+        evaluations=evaluations if keep else None,
+    )
+
+
+def load_backends(engine_spec: str, oracles) -> tuple[Backend, list[Backend], bool, list[Unavailable]]:
+    """The engine, the loaded AD references, whether numeric runs, and the unavailable references."""
+    engine = load_engine(engine_spec)
+    references, unavailable, use_numeric = [], [], False
+    for name in oracles:
+        if name == "numeric":
+            use_numeric = True
+            continue
+        loaded = load_reference(name)
+        (unavailable if isinstance(loaded, Unavailable) else references).append(loaded)
+    return engine, references, use_numeric, unavailable
+
+
+# Each worker process loads the backends once; they stay in these globals for its life.
+_worker_state: dict = {}
+
+
+def _worker_start(engine_spec: str, oracles: tuple[str, ...]) -> None:
+    _worker_state["backends"] = load_backends(engine_spec, oracles)[:3]
+
+
+def _worker_run(seed: int, indices: list[int], generator: GeneratorConfig) -> list[CaseResult]:
+    engine, references, use_numeric = _worker_state["backends"]
+    return [check_case(generate_case(seed, i, generator), engine, references, use_numeric, i) for i in indices]
+
+
+def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
+    # A plug-in's `ops` restricts the generated graphs to those ops.
+    ops = tuple(op for op in generator.ops if op in engine.ops)
+    if not ops:
+        raise ValueError(f"engine {engine.name!r} supports none of the ops {', '.join(generator.ops)}")
+    return generator if ops == tuple(generator.ops) else dataclasses.replace(generator, ops=ops)
+
+
+def run_audit(config: AuditConfig, progress: Callable[[int], None] | None = None) -> tuple[list[CaseResult], dict]:
+    """Run the audit. Returns the per-case results (in case order) and what ran.
+
+    `progress(n)` is called as cases complete, with how many completed since the last call.
+    """
+    if config.workers <= 1:
+        engine, references, use_numeric, unavailable = load_backends(config.engine, config.oracles)
+        generator = _restricted(config.generator, engine)
+        results = []
+        for i in range(config.graphs):
+            results.append(check_case(generate_case(config.seed, i, generator), engine, references, use_numeric, i))
+            if progress:
+                progress(1)
+        return results, _what_ran(engine, references, use_numeric, unavailable, generator)
+
+    generator = _restricted(config.generator, load_engine(config.engine))
+    indices = list(range(config.graphs))
+    # Small chunks keep the progress bar moving and both cores busy to the end.
+    chunk = max(1, min(25, config.graphs // (config.workers * 8)))
+    chunks = [indices[k : k + chunk] for k in range(0, len(indices), chunk)]
+    results: list[CaseResult] = []
+    # spawn, not fork: JAX and PyTorch hold threads that fork would copy half-alive.
+    context = get_context("spawn")
+    try:
+        with ProcessPoolExecutor(
+            config.workers, mp_context=context, initializer=_worker_start, initargs=(config.engine, config.oracles)
+        ) as pool:
+            futures = [pool.submit(_worker_run, config.seed, part, generator) for part in chunks]
+            # The workers import the references meanwhile; this process only needs to say what ran.
+            engine, references, use_numeric, unavailable = load_backends(config.engine, config.oracles)
+            for future in futures:
+                part = future.result()
+                results.extend(part)
+                if progress:
+                    progress(len(part))
+    except BrokenProcessPool:
+        engine = load_engine(config.engine)
+        references, use_numeric, unavailable = [], "numeric" in config.oracles, []
+        done = len(results)
+        crash = Finding(
+            "crash",
+            engine.name,
+            None,
+            None,
+            f"a worker process died while evaluating cases {done}..{config.graphs - 1} "
+            "(a crash below Python, such as a segfault, in some backend)",
+        )
+        results.append(CaseResult(done, {}, [], 0, 0.0, [crash], {}))
+    return results, _what_ran(engine, references, use_numeric, unavailable, generator)
+
+
+def _what_ran(engine, references, use_numeric, unavailable, generator) -> dict:
+    return {
+        "engine": engine.name,
+        "references": [r.name for r in references] + (["numeric"] if use_numeric else []),
+        "unavailable": {u.name: u.reason for u in unavailable},
+        "ops": list(generator.ops),
+    }
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)

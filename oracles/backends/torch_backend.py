@@ -1,0 +1,45 @@
+"""PyTorch as a reference: eager forward, then `torch.autograd.grad` with `grad_outputs`."""
+
+import numpy as np
+import torch
+
+# One thread: the audit runs one worker per core, and tiny tensors gain nothing from more.
+torch.set_num_threads(1)
+
+name = "torch"
+
+# op name -> (operands, attrs) -> torch value. One line per op of the table.
+OPS = {
+    "add": lambda a, b, attrs: a + b,
+    "subtract": lambda a, b, attrs: a - b,
+    "mult": lambda a, b, attrs: a * b,
+    "power": lambda a, attrs: a ** attrs["exponent"],
+    "reduce_sum": lambda a, attrs: _reduce_sum(a, attrs["axis"], attrs["keepdims"]),
+    "dot": lambda a, b, attrs: a @ b,
+    "sigmoid": lambda a, attrs: torch.sigmoid(a),
+}
+ops = set(OPS)
+
+
+def _reduce_sum(a, axis, keepdims):
+    if axis is None:  # all elements; keepdims keeps every axis, at size 1
+        total = torch.sum(a)
+        return total.reshape([1] * a.dim()) if keepdims else total
+    return torch.sum(a, dim=axis, keepdim=keepdims)
+
+
+def evaluate(graph, values, cotangent):
+    dtype = {"float64": torch.float64, "float32": torch.float32}[graph["dtype"]]
+    names = [entry["name"] for entry in graph["inputs"]]
+    leaves = {n: torch.tensor(np.asarray(values[n]), dtype=dtype, requires_grad=True) for n in names}
+    computed = dict(leaves)
+    for node in graph["nodes"]:
+        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
+    output = computed[graph["output"]]
+    grad_output = torch.tensor(np.asarray(cotangent), dtype=dtype)
+    # allow_unused: an input that does not reach the output has gradient None -> zeros.
+    gradients = torch.autograd.grad(output, [leaves[n] for n in names], grad_outputs=grad_output, allow_unused=True)
+    result = {}
+    for n, gradient in zip(names, gradients):
+        result[n] = np.zeros(np.shape(values[n]), dtype=graph["dtype"]) if gradient is None else gradient.numpy()
+    return output.detach().numpy(), result

@@ -1,0 +1,252 @@
+"""`autodiff-audit`: audit, replay, ops.
+
+Exit codes: 0 clean, 1 a discrepancy was found, 2 a usage or input error (one line on
+stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .audit import AuditConfig, check_case, default_workers, load_backends, run_audit
+from .backends import REFERENCES, PluginError, load_engine, load_reference, support_table
+from .generate import GeneratorConfig
+from .graph import DTYPES, FormatError, infer_shapes, load_case
+from .ops import OPS, op_table_markdown
+from .report import build_report, write_report
+
+EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _names(known, what):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
+            )
+        return names
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="autodiff-audit", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    audit = commands.add_parser("audit", help="audit an engine on random graphs against the references")
+    audit.add_argument("--graphs", type=_positive_int, default=500, help="number of random graphs (500)")
+    audit.add_argument("--seed", type=int, default=0, help="root seed; graph i is made from (seed, i) (0)")
+    _engine_and_oracles(audit)
+    audit.add_argument("--ops", type=_names(list(OPS), "op"), default=tuple(OPS), help="comma-separated op subset")
+    audit.add_argument("--min-nodes", type=_positive_int, default=1, help="fewest op nodes per graph (1)")
+    audit.add_argument("--max-nodes", type=_positive_int, default=12, help="most op nodes per graph (12)")
+    audit.add_argument("--max-rank", type=int, choices=[0, 1, 2, 3], default=2, help="largest tensor rank (2)")
+    audit.add_argument("--max-dim", type=_positive_int, default=3, help="largest size of an axis (3)")
+    audit.add_argument("--dtype", choices=DTYPES, default="float64")
+    audit.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
+    audit.add_argument("--report", type=Path, default=Path("audit-report"), help="report directory (audit-report)")
+
+    replay = commands.add_parser("replay", help="evaluate saved cases with every backend and compare")
+    replay.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
+    _engine_and_oracles(replay)
+
+    commands.add_parser("ops", help="print the op table and which backends support each op")
+    return parser
+
+
+def _engine_and_oracles(parser):
+    parser.add_argument(
+        "--engine", default="oracles.backends.autodiff_engine", help="plug-in as package.module[:attribute]"
+    )
+    parser.add_argument(
+        "--oracles", type=_names(list(REFERENCES), "oracle"), default=REFERENCES, help="jax,torch,numeric (all)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"audit": _audit, "replay": _replay, "ops": _ops}[args.command](args)
+    except (UsageError, PluginError, FormatError) as error:
+        print(
+            f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("autodiff-audit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _prepare_report_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--report {str(directory)!r}: cannot write there: {error.strerror or error}") from None
+
+
+def _audit(args) -> int:
+    if args.min_nodes > args.max_nodes:
+        raise UsageError(f"--min-nodes {args.min_nodes} is more than --max-nodes {args.max_nodes}")
+    _prepare_report_dir(args.report)
+    generator = GeneratorConfig(
+        min_nodes=args.min_nodes,
+        max_nodes=args.max_nodes,
+        ops=args.ops,
+        max_rank=args.max_rank,
+        max_dim=args.max_dim,
+        dtype=args.dtype,
+    )
+    config = AuditConfig(
+        graphs=args.graphs,
+        seed=args.seed,
+        engine=args.engine,
+        oracles=args.oracles,
+        generator=generator,
+        workers=min(args.workers, args.graphs),
+    )
+    load_engine(config.engine)  # fail fast, in one line, on a bad --engine
+    start = time.perf_counter()
+    with _progress(config.graphs) as advance:
+        try:
+            results, ran = run_audit(config, progress=advance)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    report = build_report(results, ran, config, time.perf_counter() - start)
+    json_path, md_path = write_report(report, args.report)
+    _print_summary(report)
+    print(f"report: {json_path} and {md_path}")
+    return EXIT_DISCREPANCY if report["summary"]["discrepancies"] else EXIT_CLEAN
+
+
+class _progress:
+    """A rich progress bar on a terminal; plain lines (about every 10%) otherwise."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.next_line = total, 0, 0
+        self.bar = None
+        if sys.stderr.isatty():
+            try:
+                from rich.progress import Progress
+            except ImportError:
+                pass
+            else:
+                self.bar = Progress(transient=True)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+            self.task = self.bar.add_task("auditing", total=self.total)
+        return self.advance
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar:
+            self.bar.update(self.task, advance=n)
+        elif self.done >= self.next_line or self.done == self.total:
+            print(f"audited {self.done}/{self.total} graphs", file=sys.stderr, flush=True)
+            self.next_line = self.done + max(1, self.total // 10)
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+
+def _print_summary(report: dict) -> None:
+    s = report["summary"]
+    rows = [
+        [op, str(e["graphs"]), str(e["checks"]), f"{e['max_margin']:.3g}", str(e["failures"])]
+        for op, e in s["ops"].items()
+    ]
+    header = ["op", "graphs", "checks", "max error/tolerance", "failures"]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    else:
+        table = Table(title=f"audit of {s['backends']['engine']}")
+        for name in header:
+            table.add_column(name, justify="left" if name == "op" else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    for name, reason in s["backends"]["unavailable"].items():
+        print(f"unavailable: {name}: {reason}")
+    verdict = "no discrepancies" if not s["discrepancies"] else f"{s['discrepancies']} discrepancies"
+    print(
+        f"{s['graphs']} graphs, {s['checks']} checks, {verdict}; "
+        f"engine {s['backends']['engine']} vs {', '.join(s['backends']['references'])}; "
+        f"{s['wall_seconds']} s ({s['graphs_per_second']} graphs/s)"
+    )
+
+
+def _replay(args) -> int:
+    engine, references, use_numeric, unavailable = load_backends(args.engine, args.oracles)
+    for item in unavailable:
+        print(f"unavailable: {item.name}: {item.reason}")
+    cases = [load_case(path) for path in args.cases]  # every file is checked before any runs
+    found = False
+    np.set_printoptions(precision=17, linewidth=120)
+    for path, case in zip(args.cases, cases):
+        result = check_case(case, engine, references, use_numeric, keep=True)
+        print(
+            f"== {path}: {len(case.graph['nodes'])} op nodes, output {case.graph['output']!r} "
+            f"of shape {list(infer_shapes(case.graph)[case.graph['output']])}"
+        )
+        for evaluation in result.evaluations:
+            _print_evaluation(evaluation)
+        for finding in result.findings:
+            print(f"  FINDING {finding.kind} in {finding.backend or 'the references'}: {finding.detail}")
+        print(
+            f"  {result.checks} checks, worst engine margin {result.engine_margin:.3g}, "
+            f"{'FAIL' if result.findings else 'pass'}"
+        )
+        found = found or bool(result.findings)
+    return EXIT_DISCREPANCY if found else EXIT_CLEAN
+
+
+def _print_evaluation(evaluation) -> None:
+    if evaluation.crash:
+        print(f"  {evaluation.backend}: crashed: {evaluation.crash}")
+        return
+    print(f"  {evaluation.backend}: value = {np.asarray(evaluation.value).tolist()}")
+    for name, gradient in (evaluation.gradients or {}).items():
+        print(f"  {evaluation.backend}: vjp[{name}] = {np.asarray(gradient).tolist()}")
+
+
+def _ops(args) -> int:
+    backends = [load_backends("oracles.backends.autodiff_engine", ())[0]]
+    backends += [load_reference(name) for name in REFERENCES]
+    print(op_table_markdown(support_table(backends)))
+    return EXIT_CLEAN

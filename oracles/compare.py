@@ -1,0 +1,326 @@
+"""Comparison: the error model, the checks, and blame by majority.
+
+Error model (stated once, used everywhere)
+------------------------------------------
+Two AD results `a` and `b` of one quantity (the output value, or one input's VJP) are
+compared norm-wise: error = max|a - b|, and they agree when
+
+    error <= rtol[dtype] * (max(|a|_inf, |b|_inf) + scale)
+
+`scale` is the case's own magnitude for that kind of quantity: for values, the largest
+magnitude among all intermediate values of the graph (rounding in a subtraction is
+relative to its operands, not to its small result); for gradients, the largest magnitude
+among all inputs' VJPs of the case (adjoints that cancel leave an absolute error of that
+size). rtol is far above one rounding per op and far below any wrong rule, whose error is
+of the order of the quantity itself:
+
+    float64: 1e-9    float32: 2e-3   (eps = 2.2e-16 and 1.2e-7; graphs of up to ~30 ops)
+
+The numeric oracle is judged by its own error bound (see backends/numeric_backend.py):
+an AD result agrees with it when |<vjp, d> - estimate| <= 4 * bound + rtol_fd * |vjp|_2
+(d is a unit vector, so |vjp|_2 bounds |<vjp, d>|) with rtol_fd = 1e-6 in float64, and
+rtol[float32] when the AD side ran in float32. Its forward value is the op table's numpy
+forward in float64, compared like an AD value.
+
+Every check records its margin = error / tolerance: below 1 passes, and a margin of 0.5
+is a near miss worth seeing. Reports show the worst margins.
+
+Blame
+-----
+For each quantity, backends that agree form groups. If the references (every backend but
+the engine under test) all agree with each other, the engine is blamed when it disagrees
+with them. If the references disagree among themselves, that is reported as
+`references-disagree`, naming the reference that the others outvote when there is one;
+the engine is then blamed only if a strict majority of all backends agrees against it.
+A crash, a wrong shape, or NaN/Inf where the others are finite is a finding of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RTOL = {"float64": 1e-9, "float32": 2e-3}
+RTOL_FINITE_DIFFERENCES = 1e-6
+NUMERIC_BOUND_FACTOR = 4.0
+
+
+@dataclass
+class Evaluation:
+    """What one backend returned for one case."""
+
+    backend: str
+    role: str  # "engine" or "reference"
+    value: np.ndarray | None = None
+    gradients: dict[str, np.ndarray] | None = None
+    crash: str | None = None  # "ExceptionType: message"
+    seconds: float = 0.0
+
+
+@dataclass
+class NumericResult:
+    """The finite-difference oracle's answer: forward value and one directional estimate per input."""
+
+    value: np.ndarray
+    directions: dict[str, np.ndarray]
+    estimates: dict[str, tuple[float, float]]  # input -> (estimate, error bound)
+    crash: str | None = None
+
+
+@dataclass
+class Check:
+    quantity: str  # "value" or "gradient"
+    input: str | None
+    backends: tuple[str, str]
+    error: float
+    tolerance: float
+
+    @property
+    def margin(self) -> float:
+        return self.error / self.tolerance if self.tolerance > 0 else (0.0 if self.error == 0 else np.inf)
+
+    @property
+    def passed(self) -> bool:
+        return self.margin <= 1.0
+
+
+@dataclass
+class Finding:
+    """A discrepancy: which backend, which quantity, what kind, and the arrays."""
+
+    kind: str  # value, gradient, nan-inf, crash, shape, references-disagree
+    backend: str | None
+    quantity: str | None
+    input: str | None
+    detail: str
+    expected: object = None
+    actual: object = None
+    margin: float | None = None
+    expected_backends: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    checks: list[Check]
+    findings: list[Finding]
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+
+def _as_array(x) -> np.ndarray | None:
+    try:
+        return np.asarray(x)
+    except Exception:
+        return None
+
+
+def _finite(x: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(x)))
+
+
+def _inf_norm(x: np.ndarray) -> float:
+    return float(np.max(np.abs(x), initial=0.0))
+
+
+def _float_kind(array: np.ndarray) -> str:
+    return "float32" if array.dtype == np.float32 else "float64"
+
+
+def compare(
+    case_dtype: str,
+    output_shape: tuple,
+    input_shapes: dict[str, tuple],
+    value_scale: float,
+    evaluations: list[Evaluation],
+    numeric: NumericResult | None,
+) -> Verdict:
+    """Check every backend against every other, for the value and for each input's VJP."""
+    findings: list[Finding] = []
+    checks: list[Check] = []
+    roles = {e.backend: e.role for e in evaluations}
+    if numeric is not None:
+        roles["numeric"] = "reference"
+
+    # 1. Crashes and shapes: a backend that fails them drops out of that quantity's vote.
+    values: dict[str, np.ndarray] = {}
+    gradients: dict[str, dict[str, np.ndarray]] = {name: {} for name in input_shapes}
+    for e in evaluations:
+        if e.crash is not None:
+            findings.append(Finding("crash", e.backend, None, None, f"{e.backend} raised {e.crash}"))
+            continue
+        value = _as_array(e.value)
+        if value is None or value.shape != output_shape:
+            got = None if value is None else list(value.shape)
+            findings.append(
+                Finding("shape", e.backend, "value", None, f"value of shape {got}, expected {list(output_shape)}")
+            )
+        else:
+            values[e.backend] = value
+        returned = e.gradients if isinstance(e.gradients, dict) else {}
+        for name, shape in input_shapes.items():
+            gradient = _as_array(returned.get(name)) if name in returned else None
+            if gradient is None or gradient.shape != shape:
+                got = "missing" if gradient is None else f"of shape {list(gradient.shape)}"
+                findings.append(
+                    Finding(
+                        "shape", e.backend, "gradient", name, f"gradient for {name!r} {got}, expected {list(shape)}"
+                    )
+                )
+            else:
+                gradients[name][e.backend] = gradient
+    if numeric is not None:
+        if numeric.crash is not None:
+            findings.append(Finding("crash", "numeric", None, None, f"numeric raised {numeric.crash}"))
+            numeric = None
+        else:
+            values["numeric"] = np.asarray(numeric.value)
+
+    # 2. Each quantity: NaN/Inf, pairwise agreement, blame.
+    gradient_scale = max(
+        [_inf_norm(g) for per_input in gradients.values() for g in per_input.values() if _finite(g)] + [0.0]
+    )
+    _judge("value", None, values, None, value_scale, case_dtype, roles, checks, findings)
+    for name, per_backend in gradients.items():
+        projection = None
+        if numeric is not None and name in numeric.estimates:
+            projection = (numeric.directions[name], *numeric.estimates[name])
+        _judge("gradient", name, per_backend, projection, gradient_scale, case_dtype, roles, checks, findings)
+    return Verdict(checks, findings)
+
+
+def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, checks, findings):
+    """Compare one quantity across backends; append checks and findings."""
+    label = "value" if input_name is None else f"gradient for {input_name!r}"
+    finite = {b: r for b, r in results.items() if _finite(r)}
+    if projection is not None and not np.isfinite(projection[1]):
+        projection = None
+    for backend in results:
+        if backend not in finite and (finite or projection is not None):
+            findings.append(
+                Finding(
+                    "nan-inf",
+                    backend,
+                    quantity,
+                    input_name,
+                    f"{label} has NaN/Inf where others are finite",
+                    actual=results[backend].tolist(),
+                )
+            )
+    if not finite and results:
+        findings.append(Finding("nan-inf", None, quantity, input_name, f"{label} is NaN/Inf in every backend"))
+        return
+
+    agree: dict[frozenset, Check] = {}
+    names = sorted(finite)
+    for a, b in itertools.combinations(names, 2):
+        check = _array_check(quantity, input_name, a, finite[a], b, finite[b], scale, case_dtype)
+        checks.append(check)
+        agree[frozenset((a, b))] = check
+    if projection is not None:
+        direction, estimate, bound = projection
+        for a in names:
+            check = _projection_check(input_name, a, finite[a], direction, estimate, bound, case_dtype)
+            checks.append(check)
+            agree[frozenset((a, "numeric"))] = check
+        names = [*names, "numeric"]
+    if all(check.passed for check in agree.values()):
+        return
+    _blame(quantity, input_name, label, names, agree, finite, projection, roles, findings)
+
+
+def _array_check(quantity, input_name, a, x, b, y, scale, case_dtype) -> Check:
+    # The looser dtype of the two decides: a float32 engine against float64 numpy is float32.
+    dtype = "float32" if "float32" in (_float_kind(x), _float_kind(y), case_dtype) else "float64"
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    error = _inf_norm(x64 - y64)
+    tolerance = RTOL[dtype] * (max(_inf_norm(x64), _inf_norm(y64)) + scale)
+    return Check(quantity, input_name, (a, b), error, tolerance)
+
+
+def _projection_check(input_name, backend, gradient, direction, estimate, bound, case_dtype) -> Check:
+    g = gradient.astype(np.float64)
+    rtol = RTOL["float32"] if "float32" in (_float_kind(gradient), case_dtype) else RTOL_FINITE_DIFFERENCES
+    error = abs(float(np.sum(g * direction)) - estimate)
+    tolerance = NUMERIC_BOUND_FACTOR * bound + rtol * float(np.linalg.norm(g)) + np.finfo(np.float64).tiny
+    return Check("gradient", input_name, (backend, "numeric"), error, tolerance)
+
+
+def _blame(quantity, input_name, label, names, agree, finite, projection, roles, findings):
+    def agrees(a, b):
+        return a == b or agree[frozenset((a, b))].passed
+
+    references = [n for n in names if roles.get(n) != "engine"]
+    engines = [n for n in names if roles.get(n) == "engine"]
+    references_agree = all(agrees(a, b) for a, b in itertools.combinations(references, 2))
+
+    # The largest group of mutually agreeing backends: the majority view, if it is one.
+    groups = [
+        set(group)
+        for size in range(len(names), 0, -1)
+        for group in itertools.combinations(names, size)
+        if all(agrees(a, b) for a, b in itertools.combinations(group, 2))
+    ]
+    largest = max(len(g) for g in groups)
+    top = [g for g in groups if len(g) == largest]
+    majority = top[0] if len(top) == 1 and largest * 2 > len(names) else None
+
+    def expected_for(backend):
+        # What the backend should have returned: a reference it disagrees with that agrees with the most others.
+        voters = sorted(majority or set(references) - {backend}, key=lambda n: n == "numeric")
+        for voter in voters:
+            if voter != backend and voter in finite:
+                return voter
+        return None
+
+    def worst_margin(backend):
+        return max(c.margin for k, c in agree.items() if backend in k and not c.passed)
+
+    blamed_engines = []
+    if references and references_agree:
+        blamed_engines = [e for e in engines if not all(agrees(e, r) for r in references)]
+    elif majority is not None:
+        blamed_engines = [e for e in engines if e not in majority]
+    if not references_agree:
+        outvoted = [r for r in references if majority is not None and r not in majority]
+        detail = "references disagree: " + ", ".join(
+            f"{'/'.join(sorted(k))} margin {c.margin:.3g}"
+            for k, c in agree.items()
+            if not c.passed
+            if not (set(k) & set(engines))
+        )
+        findings.append(
+            Finding(
+                "references-disagree",
+                outvoted[0] if len(outvoted) == 1 else None,
+                quantity,
+                input_name,
+                f"{label}: {detail}",
+                margin=max(c.margin for c in agree.values()),
+                expected_backends=sorted(majority or []),
+            )
+        )
+    for engine in blamed_engines:
+        reference = expected_for(engine)
+        expected = None
+        if reference == "numeric" and projection is not None:
+            expected = {"direction": projection[0].tolist(), "directional_derivative": projection[1]}
+        elif reference is not None:
+            expected = finite[reference].tolist()
+        others = sorted(r for r in references if not agrees(engine, r))
+        findings.append(
+            Finding(
+                quantity,
+                engine,
+                quantity,
+                input_name,
+                f"{label} of {engine} disagrees with {', '.join(others)} (margin {worst_margin(engine):.3g})",
+                expected=expected,
+                actual=finite[engine].tolist(),
+                margin=worst_margin(engine),
+                expected_backends=others,
+            )
+        )

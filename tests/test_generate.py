@@ -1,0 +1,224 @@
+"""The random graph generator: deterministic per (seed, index), valid by the format, rich in the
+features bugs hide in, faithful to its knobs, and well-conditioned for float64 and float32."""
+
+import json
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from oracles.generate import (
+    FEATURES,
+    SIGMOID_OPERAND_BOUND,
+    VALUE_BOUND,
+    GeneratorConfig,
+    case_features,
+    cases,
+    generate_case,
+)
+from oracles.graph import case_to_json, infer_shapes, reference_values, validate_case
+from oracles.ops import OPS
+
+FEATURE_SAMPLE = 400  # cases of seed 0 in which every feature must occur
+
+
+@cache
+def first_cases() -> tuple:
+    return tuple(generate_case(0, index) for index in range(FEATURE_SAMPLE))
+
+
+def as_text(case) -> str:
+    return json.dumps(case_to_json(case), sort_keys=True)
+
+
+def assert_same_arrays_bitwise(got: dict, expected: dict):
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert got[name].dtype == expected[name].dtype, name
+        assert got[name].shape == expected[name].shape, name
+        assert got[name].tobytes() == expected[name].tobytes(), name
+
+
+def test_same_seed_and_index_give_the_same_case():
+    assert as_text(generate_case(7, 42)) == as_text(generate_case(7, 42))
+
+
+def test_a_different_index_gives_a_different_case():
+    assert as_text(generate_case(7, 42)) != as_text(generate_case(7, 43))
+
+
+def test_a_different_root_seed_gives_a_different_case():
+    assert as_text(generate_case(7, 42)) != as_text(generate_case(8, 42))
+
+
+def test_the_case_records_its_root_seed_and_index():
+    assert generate_case(7, 42).seed == [7, 42]
+
+
+def test_every_generated_case_validates_unchanged():
+    for case in first_cases()[:200]:
+        validated = validate_case(case_to_json(case))
+        assert validated.graph == case.graph
+        assert_same_arrays_bitwise(validated.values, case.values)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_case_survives_a_json_round_trip_bit_exactly(dtype):
+    for index in range(50):
+        case = generate_case(3, index, GeneratorConfig(dtype=dtype))
+        loaded = validate_case(json.loads(json.dumps(case_to_json(case))))
+        assert loaded.graph == case.graph
+        assert loaded.seed == case.seed
+        assert_same_arrays_bitwise(loaded.values, case.values)
+        assert_same_arrays_bitwise({"cotangent": loaded.cotangent}, {"cotangent": case.cotangent})
+
+
+def test_graphs_write_every_attr_in_full():
+    for case in first_cases()[:100]:
+        for node in case.graph["nodes"]:
+            assert list(node) == ["name", "op", "inputs", "attrs"]
+            assert set(node["attrs"]) == set(OPS[node["op"]].attrs)
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_every_feature_occurs_among_the_first_cases(feature):
+    count = sum(feature in case_features(case) for case in first_cases())
+    assert count > 0, f"feature {feature!r} never occurs in the first {FEATURE_SAMPLE} cases of seed 0"
+
+
+def test_dot_takes_square_and_non_square_matrices():
+    square, non_square = False, False
+    for case in first_cases():
+        shapes = infer_shapes(case.graph)
+        for node in case.graph["nodes"]:
+            if node["op"] == "dot":
+                for shape in (shapes[name] for name in node["inputs"] if len(shapes[name]) == 2):
+                    square |= shape[0] == shape[1] >= 2
+                    non_square |= shape[0] != shape[1]
+    assert square and non_square
+
+
+def test_power_uses_only_exponents_two_and_three():
+    exponents = {
+        node["attrs"]["exponent"] for case in first_cases() for node in case.graph["nodes"] if node["op"] == "power"
+    }
+    assert exponents == {2, 3}
+
+
+def test_every_node_is_an_ancestor_of_the_output_which_is_the_last_node():
+    for case in first_cases()[:200]:
+        nodes = case.graph["nodes"]
+        assert case.graph["output"] == nodes[-1]["name"]
+        needed = {case.graph["output"]}
+        for node in reversed(nodes):
+            assert node["name"] in needed, f"{node['name']} does not reach the output"
+            needed.update(node["inputs"])
+
+
+def test_only_the_configured_ops_appear():
+    config = GeneratorConfig(ops=("mult", "reduce_sum", "sigmoid"))
+    used = {node["op"] for index in range(100) for node in generate_case(1, index, config).graph["nodes"]}
+    assert used == {"mult", "reduce_sum", "sigmoid"}
+
+
+def test_an_op_subset_without_elementwise_ops_still_builds_graphs():
+    config = GeneratorConfig(ops=("dot",), min_nodes=2, max_nodes=5)
+    for index in range(30):
+        nodes = generate_case(1, index, config).graph["nodes"]
+        assert 2 <= len(nodes) <= 5
+        assert {node["op"] for node in nodes} == {"dot"}
+
+
+def test_unknown_op_names_are_rejected_by_name():
+    with pytest.raises(ValueError, match=r"'log'.*'tanh'"):
+        GeneratorConfig(ops=("add", "log", "tanh"))
+
+
+def test_the_default_config_uses_every_op_of_the_table():
+    assert set(GeneratorConfig().ops) == set(OPS)
+
+
+def test_a_config_the_ops_cannot_satisfy_raises_value_error():
+    # dot of 1-D operands is the only dot within rank 1, and its operands cannot be dots again.
+    with pytest.raises(ValueError, match="no usable graph"):
+        generate_case(0, 0, GeneratorConfig(ops=("dot",), max_rank=1, min_nodes=2))
+
+
+@pytest.mark.parametrize(("min_nodes", "max_nodes"), [(1, 1), (3, 5), (12, 20)])
+def test_node_count_stays_in_the_configured_range(min_nodes, max_nodes):
+    config = GeneratorConfig(min_nodes=min_nodes, max_nodes=max_nodes)
+    counts = {len(generate_case(2, index, config).graph["nodes"]) for index in range(60)}
+    assert min(counts) >= min_nodes and max(counts) <= max_nodes
+
+
+def test_float32_config_gives_float32_values_and_cotangent():
+    for index in range(30):
+        case = generate_case(4, index, GeneratorConfig(dtype="float32"))
+        assert case.graph["dtype"] == "float32"
+        assert all(value.dtype == np.float32 for value in case.values.values())
+        assert case.cotangent.dtype == np.float32
+
+
+@pytest.mark.parametrize(("max_rank", "max_dim"), [(0, 4), (1, 3), (2, 2), (3, 3)])
+def test_shapes_stay_within_max_rank_and_max_dim(max_rank, max_dim):
+    config = GeneratorConfig(max_rank=max_rank, max_dim=max_dim)
+    for index in range(60):
+        case = generate_case(5, index, config)
+        for name, shape in infer_shapes(case.graph).items():
+            assert len(shape) <= max_rank and all(size <= max_dim for size in shape), (name, shape)
+        for name, value in case.values.items():
+            assert value.shape == tuple(next(e["shape"] for e in case.graph["inputs"] if e["name"] == name))
+
+
+@pytest.mark.parametrize("output_rank", [0, 1, 2])
+def test_output_rank_is_respected(output_rank):
+    config = GeneratorConfig(output_rank=output_rank)
+    for index in range(40):
+        case = generate_case(6, index, config)
+        assert len(infer_shapes(case.graph)[case.graph["output"]]) == output_rank
+        assert case.cotangent.ndim == output_rank
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_reference_value_is_finite_and_bounded(dtype):
+    for index in range(150):
+        case = generate_case(8, index, GeneratorConfig(dtype=dtype))
+        values = {name: value.astype(np.float64) for name, value in case.values.items()}
+        for name, value in reference_values(case.graph, values).items():
+            assert np.all(np.isfinite(value)), name
+            assert np.max(np.abs(value), initial=0) <= VALUE_BOUND, name
+
+
+def test_every_sigmoid_operand_stays_within_bounds():
+    checked = 0
+    for case in first_cases():
+        computed = reference_values(case.graph, case.values)
+        for node in case.graph["nodes"]:
+            if node["op"] == "sigmoid":
+                assert np.max(np.abs(computed[node["inputs"][0]])) <= SIGMOID_OPERAND_BOUND
+                checked += 1
+    assert checked > 0
+
+
+def test_the_cotangent_is_random_not_ones():
+    for case in first_cases()[:100]:
+        assert not np.all(case.cotangent == 1)
+
+
+@settings(max_examples=50, deadline=None)
+@given(cases())
+def test_hypothesis_cases_are_valid(case):
+    validated = validate_case(case_to_json(case))
+    assert validated.graph == case.graph
+    assert_same_arrays_bitwise(validated.values, case.values)
+    assert case_features(case) <= set(FEATURES)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cases(GeneratorConfig(ops=("add", "power", "sigmoid"), max_nodes=4, dtype="float32", output_rank=1)))
+def test_hypothesis_cases_respect_the_config(case):
+    assert {node["op"] for node in case.graph["nodes"]} <= {"add", "power", "sigmoid"}
+    assert 1 <= len(case.graph["nodes"]) <= 4
+    assert case.cotangent.dtype == np.float32 and case.cotangent.ndim == 1
+    validate_case(case_to_json(case))
