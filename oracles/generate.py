@@ -24,7 +24,10 @@ from .graph import DTYPES, FORMAT, VERSION, Case, infer_shapes, reference_values
 from .ops import OPS
 
 VALUE_BOUND = 1e3  # every input and intermediate value, in float64
-SIGMOID_OPERAND_BOUND = 15.0  # beyond this sigmoid's gradient is below 3e-7: nothing left to compare
+# Beyond 15 sigmoid's gradient is below 3e-7: nothing left to compare. In float32 the
+# gradient s (1 - s) loses its digits sooner, as 1 - s nears float32's eps (1.2e-7): at
+# |a| = 6, 1 - s = 2.5e-3 still carries 4 significant digits.
+SIGMOID_OPERAND_BOUND = {"float64": 15.0, "float32": 6.0}
 SMALLEST_NONZERO = 1e-30  # keeps float32 backends out of the subnormal range, where flush-to-zero differs
 RESCALES = (1.0, 0.5, 0.25, 0.125, 0.0625)  # input scales tried before a graph is given up
 GRAPH_ATTEMPTS = 40  # graphs drawn (from the same stream) before a config is declared unsatisfiable
@@ -298,6 +301,7 @@ DEFAULT_CONFIG = GeneratorConfig()
 
 
 def _well_conditioned(graph: dict, values: dict[str, np.ndarray]) -> bool:
+    sigmoid_bound = SIGMOID_OPERAND_BOUND[graph["dtype"]]
     with np.errstate(all="ignore"):  # an overflow here only means: not conditioned
         computed = reference_values(graph, {name: value.astype(np.float64) for name, value in values.items()})
     magnitudes = np.abs(np.concatenate([np.ravel(value) for value in computed.values()]))
@@ -307,7 +311,7 @@ def _well_conditioned(graph: dict, values: dict[str, np.ndarray]) -> bool:
     if nonzero.size and nonzero.min() < SMALLEST_NONZERO:
         return False
     return all(
-        np.all(np.abs(computed[node["inputs"][0]]) <= SIGMOID_OPERAND_BOUND)
+        np.all(np.abs(computed[node["inputs"][0]]) <= sigmoid_bound)
         for node in graph["nodes"]
         if node["op"] == "sigmoid"
     )
