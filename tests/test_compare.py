@@ -60,7 +60,7 @@ def test_an_outvoted_reference_is_reported_as_references_disagree_not_pinned_on_
 
 def test_references_that_split_evenly_name_no_one():
     wrong = {"x": GRADS["x"] + 1, "w": GRADS["w"]}
-    verdict = run([ev("jax"), ev("torch", gradients=wrong)] + [ev("engine", "engine", gradients=wrong)])
+    verdict = run([ev("jax"), ev("torch", gradients=wrong), ev("engine", "engine", gradients=wrong)])
     # engine and torch agree, jax disagrees: 2 of 3 is a strict majority, so jax is outvoted.
     assert kinds(verdict) == [("references-disagree", "jax", "x")]
     verdict = run([ev("jax"), ev("torch", gradients=wrong)])

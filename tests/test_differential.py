@@ -14,7 +14,7 @@ import pytest
 from oracles.audit import check_case, load_backends
 from oracles.generate import GeneratorConfig, generate_case
 
-AVAILABLE = tuple(name for name in ("jax", "torch") if importlib.util.find_spec(name)) + ("numeric",)
+AVAILABLE = (*tuple(name for name in ("jax", "torch") if importlib.util.find_spec(name)), "numeric")
 
 
 @pytest.fixture(scope="module")

@@ -193,7 +193,9 @@ def test_every_reference_value_is_finite_and_bounded(dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_every_sigmoid_operand_stays_within_the_bound_of_its_dtype(dtype):
     checked = 0
-    cases = first_cases() if dtype == "float64" else [generate_case(0, i, GeneratorConfig(dtype=dtype)) for i in range(300)]
+    cases = (
+        first_cases() if dtype == "float64" else [generate_case(0, i, GeneratorConfig(dtype=dtype)) for i in range(300)]
+    )
     for case in cases:
         computed = reference_values(case.graph, {name: value.astype(np.float64) for name, value in case.values.items()})
         for node in case.graph["nodes"]:
