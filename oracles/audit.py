@@ -28,6 +28,10 @@ from .generate import GeneratorConfig, generate_case
 from .graph import Case, case_to_json, infer_shapes, reference_values
 
 
+class AuditConfigError(ValueError):
+    """An audit that cannot run as configured (say, the engine supports none of --ops)."""
+
+
 @dataclass
 class AuditConfig:
     graphs: int = 500
@@ -149,7 +153,7 @@ def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
     # A plug-in's `ops` restricts the generated graphs to those ops.
     ops = tuple(op for op in generator.ops if op in engine.ops)
     if not ops:
-        raise ValueError(f"engine {engine.name!r} supports none of the ops {', '.join(generator.ops)}")
+        raise AuditConfigError(f"engine {engine.name!r} supports none of the ops {', '.join(generator.ops)}")
     return generator if ops == tuple(generator.ops) else dataclasses.replace(generator, ops=ops)
 
 

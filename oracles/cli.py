@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import AuditConfig, check_case, default_workers, load_backends, run_audit
+from .audit import AuditConfig, AuditConfigError, check_case, default_workers, load_backends, run_audit
 from .backends import REFERENCES, PluginError, load_engine, load_reference, support_table
 from .generate import GeneratorConfig
 from .graph import DTYPES, FormatError, infer_shapes, load_case
@@ -42,11 +42,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 0")
+    return value
+
+
 def _names(known, what):
     def parse(text: str) -> tuple[str, ...]:
         names = tuple(n.strip() for n in text.split(",") if n.strip())
+        if not names:
+            raise argparse.ArgumentTypeError(f"no {what} names given (known: {', '.join(known)})")
         unknown = [n for n in names if n not in known]
-        if unknown or not names:
+        if unknown:
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {', '.join(map(repr, unknown))} (known: {', '.join(known)})"
             )
@@ -61,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="audit an engine on random graphs against the references")
     audit.add_argument("--graphs", type=_positive_int, default=500, help="number of random graphs (500)")
-    audit.add_argument("--seed", type=int, default=0, help="root seed; graph i is made from (seed, i) (0)")
+    audit.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="root seed; graph i is made from (seed, i) (0)"
+    )
     _engine_and_oracles(audit)
     audit.add_argument("--ops", type=_names(list(OPS), "op"), default=tuple(OPS), help="comma-separated op subset")
     audit.add_argument("--min-nodes", type=_positive_int, default=1, help="fewest op nodes per graph (1)")
@@ -116,7 +130,6 @@ def _prepare_report_dir(directory: Path) -> None:
 def _audit(args) -> int:
     if args.min_nodes > args.max_nodes:
         raise UsageError(f"--min-nodes {args.min_nodes} is more than --max-nodes {args.max_nodes}")
-    _prepare_report_dir(args.report)
     generator = GeneratorConfig(
         min_nodes=args.min_nodes,
         max_nodes=args.max_nodes,
@@ -134,11 +147,12 @@ def _audit(args) -> int:
         workers=min(args.workers, args.graphs),
     )
     load_engine(config.engine)  # fail fast, in one line, on a bad --engine
+    _prepare_report_dir(args.report)
     start = time.perf_counter()
     with _progress(config.graphs) as advance:
         try:
             results, ran = run_audit(config, progress=advance)
-        except ValueError as error:
+        except AuditConfigError as error:
             raise UsageError(str(error)) from None
     report = build_report(results, ran, config, time.perf_counter() - start)
     json_path, md_path = write_report(report, args.report)

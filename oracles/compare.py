@@ -117,10 +117,13 @@ class Verdict:
 
 
 def _as_array(x) -> np.ndarray | None:
+    """`x` as an array of real numbers, or None: strings, objects and complex numbers (whose
+    imaginary part a cast to float64 would silently drop) are a malformed result."""
     try:
-        return np.asarray(x)
+        array = np.asarray(x)
     except Exception:
         return None
+    return array if array.dtype.kind in "iuf" else None
 
 
 def _finite(x: np.ndarray) -> bool:
@@ -159,9 +162,9 @@ def compare(
             continue
         value = _as_array(e.value)
         if value is None or value.shape != output_shape:
-            got = None if value is None else list(value.shape)
+            got = "not an array of real numbers" if value is None else f"of shape {list(value.shape)}"
             findings.append(
-                Finding("shape", e.backend, "value", None, f"value of shape {got}, expected {list(output_shape)}")
+                Finding("shape", e.backend, "value", None, f"value {got}, expected shape {list(output_shape)}")
             )
         else:
             values[e.backend] = value
@@ -169,7 +172,7 @@ def compare(
         for name, shape in input_shapes.items():
             gradient = _as_array(returned.get(name)) if name in returned else None
             if gradient is None or gradient.shape != shape:
-                got = "missing" if gradient is None else f"of shape {list(gradient.shape)}"
+                got = "missing or not real numbers" if gradient is None else f"of shape {list(gradient.shape)}"
                 findings.append(
                     Finding(
                         "shape", e.backend, "gradient", name, f"gradient for {name!r} {got}, expected {list(shape)}"
