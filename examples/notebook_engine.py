@@ -1,8 +1,9 @@
 """The seed notebook's engine, exactly as the notebook wrote it, defects included.
 
 It is kept as the historical baseline: the audit must find its defects, and the
-benchmarks time it against the corrected engine. Do not fix it. The only change is that
-the cells are gathered into one module.
+benchmarks time it against the corrected engine. Do not fix it. The notebook's cells are
+gathered into one module unchanged; at the end, a plug-in adapter (using only the
+notebook's classes) lets `autodiff-audit audit --engine examples.notebook_engine` audit it.
 """
 # ruff: noqa
 import numpy as np
@@ -154,3 +155,79 @@ def ngrad(fd, nodes):
         res_min = nodes[-1].value
         delta = (res_pls-res_min) / (2*eps)
         print('del(', in_node.name, ')=', delta )
+
+
+# ---------------------------------------------------------------------------------------
+# The plug-in adapter (not from the notebook). Everything above is the notebook's code,
+# untouched; everything below puts it behind the plug-in protocol of graph-format.md, so
+# that `autodiff-audit audit --engine examples.notebook_engine` audits it.
+# ---------------------------------------------------------------------------------------
+
+name = "notebook-engine"
+
+# op name of the graph format -> the notebook's node class.
+NODE_CLASSES = {
+    "add": NodeAdd,
+    "subtract": NodeSubstract,
+    "mult": NodeMult,
+    "power": NodePower,
+    "reduce_sum": NodeReduceSum,
+    "dot": NodeDot,
+    "sigmoid": NodeSigmoid,
+}
+ops = set(NODE_CLASSES)
+
+
+def accepts(graph):
+    """None if the notebook's classes can express `graph`, else a one-line reason why not.
+
+    Only what the notebook has no node for is refused: NodePower always squares and
+    NodeReduceSum always sums every element. Tensors, broadcasting and dot are accepted,
+    since that is where the notebook's gradients go wrong and the audit must see it.
+    """
+    for node in graph["nodes"]:
+        op, attrs = node["op"], node.get("attrs") or {}
+        if op not in NODE_CLASSES:
+            return f"the notebook has no node class for op {op!r} (node {node['name']!r})"
+        if op == "power" and attrs.get("exponent", 2) != 2:
+            return f"the notebook's NodePower only squares (node {node['name']!r} has exponent {attrs['exponent']})"
+        if op == "reduce_sum":
+            if attrs.get("axis") is not None:
+                return (
+                    f"the notebook's NodeReduceSum only sums all elements "
+                    f"(node {node['name']!r} has axis {attrs['axis']})"
+                )
+            if attrs.get("keepdims", False):
+                return f"the notebook's NodeReduceSum cannot keep dims (node {node['name']!r} has keepdims true)"
+    return None
+
+
+def evaluate(graph, values, cotangent):
+    """Evaluate `graph` with the notebook's engine: (output value, {input name: v^T J}).
+
+    Built from the notebook's classes only, and run by the notebook's own `run`: nothing
+    here corrects the notebook, so its defects reach the audit as they are. The notebook
+    can only seed the scalar 1 (NodeOutput), so the cotangent v enters as one more input,
+    and the engine differentiates sum(v * output), whose gradient is exactly v^T J.
+    """
+    # Explicit empty lists: the notebook's default `input_nodes=[]` is shared by all nodes.
+    inputs = [NodeInput(entry["name"], []) for entry in graph["inputs"]]
+    by_name = {node.name: node for node in inputs}
+    computed = []
+    for entry in graph["nodes"]:
+        node = NODE_CLASSES[entry["op"]](entry["name"], [by_name[operand] for operand in entry["inputs"]])
+        by_name[entry["name"]] = node
+        computed.append(node)
+    result = by_name[graph["output"]]  # a node, or an input when the graph's output is one
+
+    # The cotangent wrapper: sum(v * output). Names need not be unique to the notebook.
+    weights = NodeInput("cotangent", [])
+    weighted = NodeMult("cotangent * output", [result, weights])
+    total = NodeReduceSum("sum(cotangent * output)", [weighted])
+    seed = NodeOutput("out", [total])
+
+    feed = {node: values[node.name] for node in inputs}
+    feed[weights] = cotangent
+    # The notebook needs its nodes in topological order, by hand: the graph's order is one.
+    run(feed, [*inputs, *computed, weights, weighted, total, seed])
+    return result.value, {node.name: node.gradients[node] for node in inputs}

@@ -26,6 +26,7 @@ from .backends import numeric_backend as numeric
 from .compare import Evaluation, Finding, NumericResult, compare
 from .generate import GeneratorConfig, generate_case
 from .graph import Case, case_to_json, infer_shapes, reference_values
+from .investigate import Investigation, accepted, investigate, op_of
 
 
 class AuditConfigError(ValueError):
@@ -40,6 +41,9 @@ class AuditConfig:
     oracles: tuple[str, ...] = ("jax", "torch", "numeric")
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     workers: int = 1
+    shrink_limit: int = 3  # failing graphs shrunk per (kind, backend, op) group; 0 = none
+    shrink_seconds: float = 5.0  # budget of one shrink
+    shrink_steps: int = 400  # candidates one shrink may try
 
 
 @dataclass
@@ -52,6 +56,7 @@ class CaseResult:
     findings: list[Finding]
     seconds: dict[str, float]  # backend -> seconds spent on this case
     evaluations: list[Evaluation] | None = None  # kept only when asked (replay prints them)
+    skipped: str | None = None  # the engine's reason for declining the graph (its `accepts` hook)
 
 
 def _describe(error: BaseException) -> str:
@@ -136,6 +141,40 @@ def load_backends(engine_spec: str, oracles) -> tuple[Backend, list[Backend], bo
     return engine, references, use_numeric, unavailable
 
 
+def _audit_case(seed: int, index: int, generator: GeneratorConfig, backends) -> CaseResult:
+    """Generate case `index`, check it, and name the op of each engine finding (triage)."""
+    engine, references, use_numeric = backends
+    case = generate_case(seed, index, generator)
+    reason = accepted(engine, case.graph)
+    if reason:
+        ops = sorted({node["op"] for node in case.graph["nodes"]})
+        return CaseResult(index, case_to_json(case), ops, 0, 0.0, [], {}, skipped=reason)
+    result = check_case(case, engine, references, use_numeric, index)
+    if any(f.backend == engine.name for f in result.findings):
+        local_kind, op = op_of(case, engine, references, use_numeric, check_case)
+        for finding in result.findings:
+            if finding.backend == engine.name:
+                finding.op = op
+                if local_kind == "composition" and finding.kind in ("value", "gradient"):
+                    finding.kind = "composition"
+    return result
+
+
+def _investigate_case(seed, index, generator, target, backends, budget) -> Investigation:
+    engine, references, use_numeric = backends
+    kind, backend, detail = target
+    case = generate_case(seed, index, generator)
+    try:
+        return investigate(
+            case, index, kind, backend, detail, engine, references, use_numeric, check_case,
+            max_steps=budget[0], max_seconds=budget[1],
+        )  # fmt: skip
+    except Exception as error:  # a diagnosis that fails leaves the finding as it was found
+        return Investigation(
+            index, kind, backend, None, None, None, False, (0, 0), (0, 0), 0, 0.0, [], _describe(error)
+        )
+
+
 # Each worker process loads the backends once; they stay in these globals for its life.
 _worker_state: dict = {}
 
@@ -144,9 +183,12 @@ def _worker_start(engine_spec: str, oracles: tuple[str, ...]) -> None:
     _worker_state["backends"] = load_backends(engine_spec, oracles)[:3]
 
 
-def _worker_run(seed: int, indices: list[int], generator: GeneratorConfig) -> list[CaseResult]:
-    engine, references, use_numeric = _worker_state["backends"]
-    return [check_case(generate_case(seed, i, generator), engine, references, use_numeric, i) for i in indices]
+def _worker_audit(seed: int, indices: list[int], generator: GeneratorConfig) -> list[CaseResult]:
+    return [_audit_case(seed, i, generator, _worker_state["backends"]) for i in indices]
+
+
+def _worker_investigate(seed, index, generator, target, budget) -> Investigation:
+    return _investigate_case(seed, index, generator, target, _worker_state["backends"], budget)
 
 
 def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
@@ -157,20 +199,46 @@ def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
     return generator if ops == tuple(generator.ops) else dataclasses.replace(generator, ops=ops)
 
 
-def run_audit(config: AuditConfig, progress: Callable[[int], None] | None = None) -> tuple[list[CaseResult], dict]:
-    """Run the audit. Returns the per-case results (in case order) and what ran.
+def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, tuple[str, str | None, str]]]:
+    """Which failing graphs to shrink: the first `limit` of each (kind, backend, op) group, in
+    case order, so the choice does not depend on the number of workers."""
+    taken: dict[tuple, int] = {}
+    targets = []
+    for result in results:
+        backends_taken = set()  # one shrink per graph and backend: it keeps any finding of that kind
+        for finding in result.findings:
+            group = (finding.kind, finding.backend, finding.op)
+            if finding.backend in backends_taken or not result.case or taken.get(group, 0) >= limit:
+                continue
+            backends_taken.add(finding.backend)
+            taken[group] = taken.get(group, 0) + 1
+            targets.append((result.index, (finding.kind, finding.backend, finding.detail)))
+    return targets
 
+
+def run_audit(
+    config: AuditConfig, progress: Callable[[int], None] | None = None
+) -> tuple[list[CaseResult], dict, list[Investigation]]:
+    """Run the audit: check every case, then shrink and triage the failing ones.
+
+    Returns the per-case results (in case order), what ran, and the investigations.
     `progress(n)` is called as cases complete, with how many completed since the last call.
     """
+    budget = (config.shrink_steps, config.shrink_seconds)
     if config.workers <= 1:
         engine, references, use_numeric, unavailable = load_backends(config.engine, config.oracles)
         generator = _restricted(config.generator, engine)
+        backends = (engine, references, use_numeric)
         results = []
         for i in range(config.graphs):
-            results.append(check_case(generate_case(config.seed, i, generator), engine, references, use_numeric, i))
+            results.append(_audit_case(config.seed, i, generator, backends))
             if progress:
                 progress(1)
-        return results, _what_ran(engine, references, use_numeric, unavailable, generator)
+        investigations = [
+            _investigate_case(config.seed, index, generator, target, backends, budget)
+            for index, target in shrink_targets(results, config.shrink_limit)
+        ]
+        return results, _what_ran(engine, references, use_numeric, unavailable, generator), investigations
 
     generator = _restricted(config.generator, load_engine(config.engine))
     indices = list(range(config.graphs))
@@ -178,13 +246,14 @@ def run_audit(config: AuditConfig, progress: Callable[[int], None] | None = None
     chunk = max(1, min(25, config.graphs // (config.workers * 8)))
     chunks = [indices[k : k + chunk] for k in range(0, len(indices), chunk)]
     results: list[CaseResult] = []
+    investigations: list[Investigation] = []
     # spawn, not fork: JAX and PyTorch hold threads that fork would copy half-alive.
     context = get_context("spawn")
     try:
         with ProcessPoolExecutor(
             config.workers, mp_context=context, initializer=_worker_start, initargs=(config.engine, config.oracles)
         ) as pool:
-            futures = [pool.submit(_worker_run, config.seed, part, generator) for part in chunks]
+            futures = [pool.submit(_worker_audit, config.seed, part, generator) for part in chunks]
             # The workers import the references meanwhile; this process only needs to say what ran.
             engine, references, use_numeric, unavailable = load_backends(config.engine, config.oracles)
             for future in futures:
@@ -192,20 +261,20 @@ def run_audit(config: AuditConfig, progress: Callable[[int], None] | None = None
                 results.extend(part)
                 if progress:
                     progress(len(part))
+            targets = shrink_targets(results, config.shrink_limit)
+            futures = [pool.submit(_worker_investigate, config.seed, i, generator, t, budget) for i, t in targets]
+            investigations = [future.result() for future in futures]
     except BrokenProcessPool:
         engine = load_engine(config.engine)
         references, use_numeric, unavailable = [], "numeric" in config.oracles, []
         done = len(results)
         crash = Finding(
-            "crash",
-            engine.name,
-            None,
-            None,
+            "crash", engine.name, None, None,
             f"a worker process died while evaluating cases {done}..{config.graphs - 1} "
             "(a crash below Python, such as a segfault, in some backend)",
-        )
+        )  # fmt: skip
         results.append(CaseResult(done, {}, [], 0, 0.0, [crash], {}))
-    return results, _what_ran(engine, references, use_numeric, unavailable, generator)
+    return results, _what_ran(engine, references, use_numeric, unavailable, generator), investigations
 
 
 def _what_ran(engine, references, use_numeric, unavailable, generator) -> dict:

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--dtype", choices=DTYPES, default="float64")
     audit.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
     audit.add_argument("--report", type=Path, default=Path("audit-report"), help="report directory (audit-report)")
+    audit.add_argument(
+        "--shrink-limit", type=_non_negative_int, default=3,
+        help="failing graphs to shrink per (kind, backend, op) group; 0 = none (3)",
+    )  # fmt: skip
+    audit.add_argument("--shrink-seconds", type=float, default=5.0, help="time budget of one shrink (5)")
 
     replay = commands.add_parser("replay", help="evaluate saved cases with every backend and compare")
     replay.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
@@ -145,16 +150,18 @@ def _audit(args) -> int:
         oracles=args.oracles,
         generator=generator,
         workers=min(args.workers, args.graphs),
+        shrink_limit=args.shrink_limit,
+        shrink_seconds=args.shrink_seconds,
     )
     load_engine(config.engine)  # fail fast, in one line, on a bad --engine
     _prepare_report_dir(args.report)
     start = time.perf_counter()
     with _progress(config.graphs) as advance:
         try:
-            results, ran = run_audit(config, progress=advance)
+            results, ran, investigations = run_audit(config, progress=advance)
         except AuditConfigError as error:
             raise UsageError(str(error)) from None
-    report = build_report(results, ran, config, time.perf_counter() - start)
+    report = build_report(results, ran, config, time.perf_counter() - start, investigations)
     json_path, md_path = write_report(report, args.report)
     _print_summary(report)
     print(f"report: {json_path} and {md_path}")

@@ -104,6 +104,7 @@ class Finding:
     actual: object = None
     margin: float | None = None
     expected_backends: list[str] = field(default_factory=list)
+    op: str | None = None  # the op at fault, once triage has named it
 
 
 @dataclass

@@ -7,11 +7,11 @@ how to replay it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import platform
-import shlex
-import sys
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +19,9 @@ import numpy as np
 
 from . import compare
 from .audit import AuditConfig, CaseResult
+from .investigate import Investigation
+from .markdown import render_markdown
+from .reproduce import reproducer_source
 
 
 def versions() -> dict[str, str | None]:
@@ -43,6 +46,7 @@ def _finding_json(finding, result: CaseResult, seed: int) -> dict:
         "index": result.index,
         "seed": [seed, result.index],
         "kind": finding.kind,
+        "op": finding.op,
         "backend": finding.backend,
         "quantity": finding.quantity,
         "input": finding.input,
@@ -55,12 +59,67 @@ def _finding_json(finding, result: CaseResult, seed: int) -> dict:
     }
 
 
-def build_report(results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float) -> dict:
+def _attach_minimal(discrepancies: list[dict], investigations: list[Investigation]) -> list[dict]:
+    """Give each discrepancy its minimal case: its own graph's, if that graph was shrunk for
+    this kind of failure, else that of the first shrunk graph of its (kind, backend, op) group.
+    Returns the groups."""
+    own = {(i.index, i.backend): i for i in investigations}
+    groups: dict[tuple, dict] = {}
+    for d in discrepancies:
+        investigation = own.get((d["index"], d["backend"]))
+        if investigation is not None and investigation.minimal is not None:
+            if d["kind"] in ("value", "gradient", "composition"):
+                d["kind"] = investigation.kind
+            d["op"] = investigation.op if investigation.op is not None else d["op"]
+        key = (d["kind"], d["backend"], d["op"])
+        group = groups.setdefault(key, {"kind": key[0], "backend": key[1], "op": key[2], "discrepancies": 0,
+                                        "graphs": [], "investigation": None})  # fmt: skip
+        group["discrepancies"] += 1
+        if d["index"] not in group["graphs"]:
+            group["graphs"].append(d["index"])
+        if group["investigation"] is None and investigation is not None and investigation.minimal is not None:
+            group["investigation"] = investigation
+    for d in discrepancies:
+        group = groups[(d["kind"], d["backend"], d["op"])]
+        investigation = own.get((d["index"], d["backend"]))
+        if investigation is None or investigation.minimal is None:
+            investigation = group["investigation"]
+        d["minimal"] = investigation.minimal if investigation else None
+        d["minimal_from"] = investigation.index if investigation else None
+        d["minimal_confirmed"] = investigation.confirmed if investigation else None
+    return [
+        {
+            **{k: v for k, v in group.items() if k != "investigation"},
+            "minimal_from": group["investigation"].index if group["investigation"] else None,
+            "minimal_size": _size_json(group["investigation"]),
+        }
+        for group in groups.values()
+    ]
+
+
+def _size_json(investigation) -> dict | None:
+    if investigation is None:
+        return None
+    return {
+        "op_nodes": investigation.minimal_size[0],
+        "input_elements": investigation.minimal_size[1],
+        "original_op_nodes": investigation.original_size[0],
+        "original_input_elements": investigation.original_size[1],
+    }
+
+
+def build_report(
+    results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float, investigations=()
+) -> dict:
     ops: dict[str, dict] = {op: {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0} for op in ran["ops"]}
     discrepancies = []
     seconds: Counter = Counter()
+    skipped: Counter = Counter()
     for result in results:
         seconds.update(result.seconds)
+        if result.skipped:
+            skipped[result.skipped] += 1
+            continue
         for op in result.ops:
             entry = ops.setdefault(op, {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0})
             entry["graphs"] += 1
@@ -68,17 +127,28 @@ def build_report(results: list[CaseResult], ran: dict, config: AuditConfig, wall
             entry["max_margin"] = max(entry["max_margin"], result.engine_margin)
             entry["failures"] += bool(result.findings)
         discrepancies.extend(_finding_json(f, result, config.seed) for f in result.findings)
+    groups = _attach_minimal(discrepancies, list(investigations))
     near_misses = sorted(
-        ({"index": r.index, "margin": r.engine_margin} for r in results if not r.findings),
+        ({"index": r.index, "margin": r.engine_margin} for r in results if not r.findings and not r.skipped),
         key=lambda entry: -entry["margin"],
     )[:10]
-    graphs = sum(1 for r in results if r.case)
+    graphs = sum(1 for r in results if r.case and not r.skipped)
+    shrink_seconds = [i.shrink_seconds for i in investigations if i.minimal is not None]
     summary = {
         "graphs": graphs,
         "checks": sum(r.checks for r in results),
         "discrepancies": len(discrepancies),
         "failing_graphs": sum(1 for r in results if r.findings),
+        "skipped": {"graphs": sum(skipped.values()), "reasons": dict(skipped.most_common(10))},
         "kinds": dict(Counter(d["kind"] for d in discrepancies)),
+        "groups": groups,
+        "shrinking": {
+            "shrunk": len(shrink_seconds),
+            "failed": [{"index": i.index, "error": i.error} for i in investigations if i.error],
+            "median_seconds": round(float(np.median(shrink_seconds)), 3) if shrink_seconds else None,
+            "max_seconds": max(shrink_seconds) if shrink_seconds else None,
+            "limit_per_group": config.shrink_limit,
+        },
         "backends": {
             "engine": ran["engine"],
             "engine_spec": config.engine,
@@ -97,34 +167,46 @@ def build_report(results: list[CaseResult], ran: dict, config: AuditConfig, wall
         "graphs_per_second": round(graphs / wall_seconds, 1) if wall_seconds > 0 else None,
         "backend_seconds": {name: round(s, 3) for name, s in sorted(seconds.items())},
     }
-    return {"summary": summary, "discrepancies": discrepancies}
+    minimal_cases = [dataclasses.asdict(i) for i in investigations]
+    return {"summary": summary, "discrepancies": discrepancies, "minimal_cases": minimal_cases}
 
 
 def write_case_files(report: dict, directory: Path) -> None:
-    """Save each failing graph's case as JSON, once per graph, and point the discrepancy at it."""
-    cases = directory / "cases"
+    """Save each failing graph's case, and each minimal case with a standalone pytest
+    reproducer, and point the discrepancies at them."""
+    cases, reproducers = directory / "cases", directory / "reproducers"
     written: dict[int, str] = {}
     for entry in report["discrepancies"]:
-        if not entry["case"]:
-            continue
         index = entry["index"]
-        if index not in written:
+        if entry["case"] and index not in written:
             cases.mkdir(parents=True, exist_ok=True)
             path = cases / f"case-{index:05d}.json"
             path.write_text(json.dumps(entry["case"], indent=1) + "\n")
             written[index] = str(path)
-        entry["case_file"] = written[index]
-
-
-def replay_command(case_file: str, engine_spec: str) -> str:
-    command = ["autodiff-audit", "replay", case_file]
-    if engine_spec != "oracles.backends.autodiff_engine":
-        command += ["--engine", engine_spec]
-    return shlex.join(command)
+        entry["case_file"] = written.get(index)
+    minimal_files: dict[int, str] = {}
+    spec = report["summary"]["backends"]["engine_spec"]
+    for investigation in report["minimal_cases"]:
+        if investigation["minimal"] is None:
+            continue
+        index = investigation["index"]
+        cases.mkdir(parents=True, exist_ok=True)
+        path = cases / f"case-{index:05d}-minimal.json"
+        path.write_text(json.dumps(investigation["minimal"], indent=1) + "\n")
+        minimal_files[index] = investigation["case_file"] = str(path)
+        if investigation["expected"] and "value" in investigation["expected"]:
+            reproducers.mkdir(parents=True, exist_ok=True)
+            test_path = reproducers / f"test_case_{index:05d}.py"
+            test_path.write_text(reproducer_source(investigation, spec, report["summary"]["seed"]))
+            investigation["reproducer"] = str(test_path)
+    for entry in report["discrepancies"]:
+        entry["minimal_file"] = minimal_files.get(entry.get("minimal_from"))
 
 
 def write_report(report: dict, directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in ("cases", "reproducers"):  # an earlier audit's files would be mistaken for this one's
+        shutil.rmtree(directory / stale, ignore_errors=True)
     write_case_files(report, directory)
     json_path, md_path = directory / "report.json", directory / "report.md"
     json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
@@ -137,70 +219,5 @@ def _json_default(value):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def _margin(value) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
-def render_markdown(report: dict) -> str:
-    s = report["summary"]
-    b = s["backends"]
-    verdict = "PASS: no discrepancies" if not s["discrepancies"] else f"FAIL: {s['discrepancies']} discrepancies"
-    lines = [
-        f"# Audit of `{b['engine']}`: {verdict}",
-        "",
-        f"{s['graphs']} random graphs (seed {s['seed']}), {s['checks']} checks, "
-        f"{s['failing_graphs']} failing graphs, in {s['wall_seconds']} s ({s['graphs_per_second']} graphs/s, "
-        f"{s['workers']} workers).",
-        "",
-        f"- engine under test: `{b['engine_spec']}`",
-        f"- references: {', '.join(b['references']) or 'none'}",
-    ]
-    for name, reason in b["unavailable"].items():
-        lines.append(f"- unavailable: {name}: {reason}")
-    lines.append(
-        f"- worst margin of a passing graph (error / tolerance; 1 fails): {_margin(s['worst_passing_margin'])}"
-    )
-    versions_line = ", ".join(f"{k} {v}" for k, v in s["versions"].items() if v and k != "platform")
-    lines += [f"- versions: {versions_line}", ""]
-    lines += [
-        "## Per op",
-        "",
-        "| op | graphs | checks | worst engine margin | failing graphs |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for op, entry in s["ops"].items():
-        lines.append(
-            f"| `{op}` | {entry['graphs']} | {entry['checks']} | {_margin(entry['max_margin'])} | {entry['failures']} |"
-        )
-    if s["kinds"]:
-        lines += ["", "## Discrepancies by kind", "", "| kind | backend | count |", "| --- | --- | ---: |"]
-        grouped = Counter((d["kind"], d["backend"] or "-") for d in report["discrepancies"])
-        for (kind, backend), count in sorted(grouped.items()):
-            lines.append(f"| {kind} | {backend} | {count} |")
-        lines += ["", "## Discrepancies", ""]
-        shown = report["discrepancies"][:25]
-        for d in shown:
-            where = d["quantity"] or "evaluation"
-            if d["input"]:
-                where += f" of input `{d['input']}`"
-            lines += [f"### graph {d['index']}: {d['kind']} in {d['backend'] or 'the references'}, {where}"]
-            lines += ["", d["detail"], ""]
-            if d.get("case_file"):
-                lines += ["```bash", replay_command(d["case_file"], b["engine_spec"]), "```", ""]
-            if d["expected"] is not None or d["actual"] is not None:
-                lines += [f"- expected ({', '.join(d['expected_from']) or 'references'}): `{_short(d['expected'])}`"]
-                lines += [f"- actual: `{_short(d['actual'])}`", ""]
-        if len(report["discrepancies"]) > len(shown):
-            lines.append(f"… and {len(report['discrepancies']) - len(shown)} more in report.json.")
-    lines += ["", "## Time per backend (seconds, all graphs)", ""]
-    lines += [f"- {name}: {seconds}" for name, seconds in s["backend_seconds"].items()]
-    lines += ["", f"Command line: `{shlex.join(sys.argv)}`", ""]
-    return "\n".join(lines)
-
-
-def _short(value, limit: int = 200) -> str:
-    text = json.dumps(value, default=_json_default)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    # Whatever else a plug-in returned (complex numbers, objects): its repr, so no report is lost.
+    return repr(value)

@@ -1,0 +1,171 @@
+"""`report.md`: the audit for people.
+
+It leads with the verdict, then what to fix: one section per group of failures (same
+kind, backend and op), each with its minimal case shown the way the notebook's
+`print_all` shows a run (every node with its inputs, value and gradient, expected against
+actual), and the commands that replay it. Coverage, margins and timing follow.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections import Counter
+
+import numpy as np
+
+DEFAULT_ENGINE = "oracles.backends.autodiff_engine"
+
+
+def replay_command(case_file: str, engine_spec: str) -> str:
+    command = ["autodiff-audit", "replay", case_file]
+    if engine_spec != DEFAULT_ENGINE:
+        command += ["--engine", engine_spec]
+    return shlex.join(command)
+
+
+def _margin(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _short(value, limit: int = 200) -> str:
+    text = json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray | np.generic) else repr(v))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _close(expected, actual) -> bool:
+    try:
+        return bool(np.allclose(np.asarray(expected, float), np.asarray(actual, float), rtol=1e-7, atol=1e-12))
+    except (TypeError, ValueError):
+        return False
+
+
+def print_all_view(investigation: dict) -> list[str]:
+    """The minimal case node by node, like the notebook's print_all, expected against actual."""
+    case = investigation["minimal"]
+    graph = case["graph"]
+    lines = ["```text", "FD: " + "  ".join(f"{name} {_short(v)}" for name, v in case["values"].items())]
+    for entry in graph["inputs"]:
+        lines += [
+            f"{entry['name']}  (input, shape {entry['shape']})",
+            f"  val: {_short(case['values'][entry['name']])}",
+        ]
+        actual = (investigation.get("actual") or {}).get("gradients", {}).get(entry["name"])
+        expected = (investigation.get("expected") or {}).get("gradients", {}).get(entry["name"])
+        if expected is not None:
+            flag = "" if _close(expected, actual) else "   <-- differs"
+            lines.append(f"  gra: expected {_short(expected)}, actual {_short(actual)}{flag}")
+    for node in investigation["nodes"]:
+        attrs = ", ".join(f"{k}={json.dumps(v)}" for k, v in node["attrs"].items())
+        marker = "" if node["verdict"] == "ok" else f"   <-- {node['verdict']} rule wrong here"
+        lines += [f"{node['name']} = {node['op']}({', '.join(node['inputs'])}{'; ' + attrs if attrs else ''}){marker}"]
+        lines += [f"  in:  {node['inputs']}"]
+        value_flag = "" if _close(node["value"], node["actual_value"]) else "   <-- differs"
+        lines += [f"  val: expected {_short(node['value'])}, actual {_short(node['actual_value'])}{value_flag}"]
+        lines += [f"  cotangent: {_short(node['adjoint'])}"]
+        for operand, local in zip(node["inputs"], node["local_inputs"]):
+            expected = node["expected_vjp"].get(local)
+            actual = node["actual_vjp"].get(local)
+            flag = "" if _close(expected, actual) else "   <-- differs"
+            slot = operand if local == operand else f"{operand} (second slot)"
+            lines.append(f"  gra {slot}: expected {_short(expected)}, actual {_short(actual)}{flag}")
+    lines += [f"output: {graph['output']}   cotangent: {_short(case['cotangent'])}", "```"]
+    return lines
+
+
+def _group_section(group: dict, investigation: dict | None, spec: str) -> list[str]:
+    op = f"`{group['op']}`" if group["op"] else "no single op"
+    title = f"### {group['kind']} in {op}, {group['backend'] or 'the references'}"
+    graphs = ", ".join(map(str, group["graphs"][:12])) + (" …" if len(group["graphs"]) > 12 else "")
+    lines = [title, "", f"{group['discrepancies']} discrepancies in {len(group['graphs'])} graphs ({graphs})."]
+    if investigation is None:
+        return [*lines, "", "Not shrunk (see `--shrink-limit`).", ""]
+    size, original = investigation["minimal_size"], investigation["original_size"]
+    confirmed = "confirmed by every reference" if investigation["confirmed"] else "NOT confirmed by every reference"
+    lines += [
+        "",
+        f"Minimal case (graph {investigation['index']}, shrunk from {original[0]} op nodes and {original[1]} input "
+        f"elements to {size[0]} and {size[1]} in {investigation['shrink_seconds']} s; {confirmed}):",
+        "",
+        *print_all_view(investigation),
+        "",
+        "```bash",
+        replay_command(investigation["case_file"], spec),
+    ]
+    if investigation.get("reproducer"):
+        lines.append(f"pytest {shlex.quote(investigation['reproducer'])}")
+    return [*lines, "```", ""]
+
+
+def render_markdown(report: dict) -> str:
+    s = report["summary"]
+    b = s["backends"]
+    verdict = "PASS: no discrepancies" if not s["discrepancies"] else f"FAIL: {s['discrepancies']} discrepancies"
+    lines = [
+        f"# Audit of `{b['engine']}`: {verdict}",
+        "",
+        f"{s['graphs']} random graphs (seed {s['seed']}), {s['checks']} checks, "
+        f"{s['failing_graphs']} failing graphs, in {s['wall_seconds']} s ({s['graphs_per_second']} graphs/s, "
+        f"{s['workers']} workers).",
+        "",
+        f"- engine under test: `{b['engine_spec']}`",
+        f"- references: {', '.join(b['references']) or 'none'}",
+    ]
+    for name, reason in b["unavailable"].items():
+        lines.append(f"- unavailable: {name}: {reason}")
+    if s["skipped"]["graphs"]:
+        reasons = "; ".join(f"{reason} ({count})" for reason, count in s["skipped"]["reasons"].items())
+        lines.append(f"- skipped {s['skipped']['graphs']} graphs the engine declines: {reasons}")
+    lines.append(
+        f"- worst margin of a passing graph (error / tolerance; 1 fails): {_margin(s['worst_passing_margin'])}"
+    )
+    versions_line = ", ".join(f"{k} {v}" for k, v in s["versions"].items() if v and k != "platform")
+    lines += [f"- versions: {versions_line}", ""]
+
+    if s["groups"]:
+        by_index = {i["index"]: i for i in report["minimal_cases"] if i["minimal"] is not None}
+        lines += ["## What to fix", "", "| kind | op | backend | discrepancies | graphs | minimal case |"]
+        lines += ["| --- | --- | --- | ---: | ---: | --- |"]
+        for g in s["groups"]:
+            size = g["minimal_size"]
+            minimal = f"{size['op_nodes']} op nodes, {size['input_elements']} elements" if size else "-"
+            op = f"`{g['op']}`" if g["op"] else "-"
+            cells = [g["kind"], op, g["backend"] or "-", g["discrepancies"], len(g["graphs"]), minimal]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
+        lines.append("")
+        for g in s["groups"]:
+            lines += _group_section(g, by_index.get(g["minimal_from"]), b["engine_spec"])
+
+    lines += ["## Per op", "", "| op | graphs | checks | worst engine margin | failing graphs |"]
+    lines += ["| --- | ---: | ---: | ---: | ---: |"]
+    for op, e in s["ops"].items():
+        lines.append(f"| `{op}` | {e['graphs']} | {e['checks']} | {_margin(e['max_margin'])} | {e['failures']} |")
+
+    if report["discrepancies"]:
+        lines += ["", "## Discrepancies", ""]
+        shown = report["discrepancies"][:20]
+        for d in shown:
+            where = d["quantity"] or "evaluation"
+            if d["input"]:
+                where += f" of input `{d['input']}`"
+            op = f", op `{d['op']}`" if d["op"] else ""
+            lines += [f"### graph {d['index']}: {d['kind']} in {d['backend'] or 'the references'}{op}, {where}"]
+            lines += ["", d["detail"], ""]
+            if d.get("case_file"):
+                lines += ["```bash", replay_command(d["case_file"], b["engine_spec"]), "```", ""]
+            if d["expected"] is not None or d["actual"] is not None:
+                lines += [f"- expected ({', '.join(d['expected_from']) or 'references'}): `{_short(d['expected'])}`"]
+                lines += [f"- actual: `{_short(d['actual'])}`", ""]
+        if len(report["discrepancies"]) > len(shown):
+            lines.append(f"… and {len(report['discrepancies']) - len(shown)} more in report.json.")
+    kinds = Counter(d["kind"] for d in report["discrepancies"])
+    if kinds:
+        lines += ["", "Kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))]
+    lines += ["", "## Time per backend (seconds, all graphs)", ""]
+    lines += [f"- {name}: {seconds}" for name, seconds in s["backend_seconds"].items()]
+    shrinking = s["shrinking"]
+    if shrinking["shrunk"]:
+        lines.append(f"- shrinking: {shrinking['shrunk']} cases, median {shrinking['median_seconds']} s each")
+    lines += ["", f"Command line: `{shlex.join(sys.argv)}`", ""]
+    return "\n".join(lines)

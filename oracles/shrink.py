@@ -1,0 +1,186 @@
+"""Graph-aware shrinking: the smallest case on which the same discrepancy persists.
+
+Greedy passes, each trying simpler candidates and keeping the first on which the failure
+persists (same kind, same backend), until a whole pass changes nothing or the budget of
+steps and seconds runs out:
+
+1. structure: replace a node by one of its operands, or by a fresh input holding its value;
+   then drop nodes the output does not need and inputs nothing uses;
+2. shapes: shrink an axis size everywhere it occurs (towards 1 and 2), drop an axis of an
+   input, or make an input a scalar;
+3. values: towards small integers and halves, for the inputs and then the cotangent.
+
+Every candidate is a valid case in the graph format (invalid ones are skipped), so the
+result can be saved, replayed and mailed like any other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .graph import Case, FormatError, infer_shapes, reference_values, validate_graph
+
+
+@dataclass
+class ShrinkResult:
+    case: Case
+    steps: int  # candidates tried
+    accepted: int  # candidates kept
+    seconds: float
+    exhausted: bool  # True if the budget ran out before a pass changed nothing
+
+
+def size(case: Case) -> tuple[int, int]:
+    """What shrinking minimizes: op nodes first, then input elements."""
+    return len(case.graph["nodes"]), sum(int(np.size(v)) for v in case.values.values())
+
+
+def _rebuild(case: Case, graph: dict, values: dict, cotangent=None) -> Case | None:
+    """Prune what the output does not need, validate, and fit the cotangent; None if invalid."""
+    needed = {graph["output"]}
+    for node in reversed(graph["nodes"]):
+        if node["name"] in needed:
+            needed.update(node["inputs"])
+    graph = {
+        **graph,
+        "inputs": [entry for entry in graph["inputs"] if entry["name"] in needed],
+        "nodes": [node for node in graph["nodes"] if node["name"] in needed],
+    }
+    try:
+        graph = validate_graph(graph)
+        shapes = infer_shapes(graph)
+    except FormatError:
+        return None
+    values = {entry["name"]: values[entry["name"]] for entry in graph["inputs"]}
+    for entry in graph["inputs"]:
+        if np.shape(values[entry["name"]]) != tuple(entry["shape"]):
+            return None
+    output_shape = shapes[graph["output"]]
+    if cotangent is None:
+        cotangent = case.cotangent
+    cotangent = np.asarray(cotangent)
+    if cotangent.shape != output_shape:
+        cotangent = _fit(cotangent, output_shape)
+    return Case(graph=graph, values=values, cotangent=cotangent.astype(case.dtype), seed=case.seed)
+
+
+def _fit(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """Keep the leading elements of `array` in `shape` (ones where there are too few)."""
+    flat = array.ravel()
+    needed = int(np.prod(shape))
+    if flat.size >= needed:
+        return flat[:needed].reshape(shape)
+    return np.ones(shape, dtype=array.dtype)
+
+
+def _structure(case: Case) -> Iterator[Case]:
+    graph = case.graph
+    intermediate = None
+    # Later nodes first: cutting near the output removes the most.
+    for node in reversed(graph["nodes"]):
+        name = node["name"]
+        for operand in dict.fromkeys(node["inputs"]):
+            yield _replace(case, name, operand)
+        if intermediate is None:
+            with np.errstate(all="ignore"):
+                intermediate = reference_values(graph, {n: v.astype(np.float64) for n, v in case.values.items()})
+        fresh = np.asarray(intermediate[name]).astype(case.dtype)
+        if np.all(np.isfinite(fresh)):
+            without = [n for n in graph["nodes"] if n["name"] != name]
+            inputs = [*graph["inputs"], {"name": name, "shape": list(fresh.shape)}]
+            yield _rebuild(case, {**graph, "inputs": inputs, "nodes": without}, {**case.values, name: fresh})
+
+
+def _replace(case: Case, name: str, operand: str) -> Case | None:
+    """Node `name` removed, every use of it reading `operand` instead."""
+    graph = case.graph
+    nodes = []
+    for node in graph["nodes"]:
+        if node["name"] == name:
+            continue
+        nodes.append({**node, "inputs": [operand if i == name else i for i in node["inputs"]]})
+    output = operand if graph["output"] == name else graph["output"]
+    return _rebuild(case, {**graph, "nodes": nodes, "output": output}, case.values)
+
+
+def _shapes(case: Case) -> Iterator[Case]:
+    graph = case.graph
+    sizes = sorted({size for entry in graph["inputs"] for size in entry["shape"] if size > 1}, reverse=True)
+    for size_ in sizes:
+        for target in (1, 2):
+            if target < size_:
+                yield _resize_everywhere(case, size_, target)
+    for entry in graph["inputs"]:
+        shape = entry["shape"]
+        if shape:
+            yield _reshape_input(case, entry["name"], [], case.values[entry["name"]].ravel()[:1].reshape(()))
+        for axis in range(len(shape)):
+            value = np.take(case.values[entry["name"]], 0, axis=axis)
+            yield _reshape_input(case, entry["name"], shape[:axis] + shape[axis + 1 :], value)
+
+
+def _resize_everywhere(case: Case, old: int, new: int) -> Case | None:
+    """Every input axis of size `old` keeps its first `new` entries: coupled axes (a dot's
+    inner size, a broadcast pair) usually share their size, so they shrink together."""
+    inputs, values = [], {}
+    for entry in case.graph["inputs"]:
+        value = case.values[entry["name"]]
+        for axis, size_ in enumerate(entry["shape"]):
+            if size_ == old:
+                value = np.take(value, np.arange(new), axis=axis)
+        inputs.append({**entry, "shape": [new if s == old else s for s in entry["shape"]]})
+        values[entry["name"]] = value
+    return _rebuild(case, {**case.graph, "inputs": inputs}, values)
+
+
+def _reshape_input(case: Case, name: str, shape: list, value) -> Case | None:
+    inputs = [{**e, "shape": shape} if e["name"] == name else e for e in case.graph["inputs"]]
+    return _rebuild(case, {**case.graph, "inputs": inputs}, {**case.values, name: np.asarray(value)})
+
+
+def _simpler(value: np.ndarray) -> Iterator[np.ndarray]:
+    # `+ 0.0` turns the -0.0 that rounding leaves into 0.0.
+    for candidate in (np.ones_like(value), np.round(value) + 0.0, np.round(value * 2) / 2 + 0.0):
+        if not np.array_equal(candidate, value):
+            yield candidate.astype(value.dtype)
+
+
+def _values(case: Case) -> Iterator[Case]:
+    for name, value in case.values.items():
+        for candidate in _simpler(value):
+            yield Case(case.graph, {**case.values, name: candidate}, case.cotangent, case.seed)
+    for candidate in _simpler(case.cotangent):
+        yield Case(case.graph, case.values, candidate, case.seed)
+
+
+PASSES = (_structure, _shapes, _values)
+
+
+def shrink(
+    case: Case, still_fails: Callable[[Case], bool], max_steps: int = 400, max_seconds: float = 5.0
+) -> ShrinkResult:
+    """The smallest case found on which `still_fails` holds, within the budget."""
+    start = time.perf_counter()
+    steps = accepted = 0
+    current = case
+    while True:
+        changed = False
+        for make in PASSES:
+            progress = True
+            while progress:
+                progress = False
+                for candidate in make(current):
+                    if candidate is None:
+                        continue
+                    if steps >= max_steps or time.perf_counter() - start > max_seconds:
+                        return ShrinkResult(current, steps, accepted, time.perf_counter() - start, True)
+                    steps += 1
+                    if still_fails(candidate):
+                        current, accepted, progress, changed = candidate, accepted + 1, True, True
+                        break  # restart this pass on the smaller case
+        if not changed:
+            return ShrinkResult(current, steps, accepted, time.perf_counter() - start, False)
