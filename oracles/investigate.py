@@ -113,8 +113,10 @@ def investigate(
         local = triage(minimal, engine, fast, use_numeric, check_case)
         nodes = [asdict(report) for report in local.nodes]
         op, node = local.op, local.node
-        if kind in RULE_KINDS:
-            final_kind = local.kind if local.kind in ("value", "gradient") else "composition"
+        if kind in RULE_KINDS and local.kind:
+            # A wrong local rule keeps its own kind (value, gradient, or shape for a scalar
+            # where a tensor is due); no wrong local rule is composition.
+            final_kind = local.kind
     return Investigation(
         index=index,
         kind=final_kind,

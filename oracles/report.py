@@ -60,41 +60,46 @@ def _finding_json(finding, result: CaseResult, seed: int) -> dict:
 
 
 def _attach_minimal(discrepancies: list[dict], investigations: list[Investigation]) -> list[dict]:
-    """Give each discrepancy its minimal case: its own graph's, if that graph was shrunk for
-    this kind of failure, else that of the first shrunk graph of its (kind, backend, op) group.
-    Returns the groups."""
-    own = {(i.index, i.backend): i for i in investigations}
-    groups: dict[tuple, dict] = {}
+    """Give each discrepancy its minimal case and final (kind, op), and return the groups.
+
+    A discrepancy whose own graph was shrunk takes that minimal case and the kind and op
+    that triage of it gave. Any other takes the minimal case of the first shrunk graph of
+    the group it was found in (same kind, backend and op at first triage), as
+    `minimal_from`. Groups in the summary are by final (kind, backend, op), largest first.
+    """
+    own = {(i.index, i.backend): i for i in investigations if i.minimal is not None}
+    first_of_group: dict[tuple, Investigation] = {}
     for d in discrepancies:
         investigation = own.get((d["index"], d["backend"]))
-        if investigation is not None and investigation.minimal is not None:
+        if investigation is not None:
+            first_of_group.setdefault((d["kind"], d["backend"], d["op"]), investigation)
+    for d in discrepancies:
+        investigation = own.get((d["index"], d["backend"]))
+        if investigation is not None:
             if d["kind"] in ("value", "gradient", "composition"):
                 d["kind"] = investigation.kind
-            d["op"] = investigation.op if investigation.op is not None else d["op"]
-        key = (d["kind"], d["backend"], d["op"])
-        group = groups.setdefault(key, {"kind": key[0], "backend": key[1], "op": key[2], "discrepancies": 0,
-                                        "graphs": [], "investigation": None})  # fmt: skip
-        group["discrepancies"] += 1
-        if d["index"] not in group["graphs"]:
-            group["graphs"].append(d["index"])
-        if group["investigation"] is None and investigation is not None and investigation.minimal is not None:
-            group["investigation"] = investigation
-    for d in discrepancies:
-        group = groups[(d["kind"], d["backend"], d["op"])]
-        investigation = own.get((d["index"], d["backend"]))
-        if investigation is None or investigation.minimal is None:
-            investigation = group["investigation"]
+            d["op"] = investigation.op  # triage of the minimal case: None if no single op is at fault
+        else:
+            investigation = first_of_group.get((d["kind"], d["backend"], d["op"]))
         d["minimal"] = investigation.minimal if investigation else None
         d["minimal_from"] = investigation.index if investigation else None
         d["minimal_confirmed"] = investigation.confirmed if investigation else None
-    return [
-        {
-            **{k: v for k, v in group.items() if k != "investigation"},
-            "minimal_from": group["investigation"].index if group["investigation"] else None,
-            "minimal_size": _size_json(group["investigation"]),
-        }
-        for group in groups.values()
-    ]
+    by_index = {i.index: i for i in investigations if i.minimal is not None}
+    groups: dict[tuple, dict] = {}
+    for d in discrepancies:
+        group = groups.setdefault(
+            (d["kind"], d["backend"], d["op"]),
+            {"kind": d["kind"], "backend": d["backend"], "op": d["op"], "discrepancies": 0, "graphs": [],
+             "minimal_from": d["minimal_from"]},
+        )  # fmt: skip
+        group["discrepancies"] += 1
+        if d["index"] not in group["graphs"]:
+            group["graphs"].append(d["index"])
+        # Prefer a minimal case shrunk from one of the group's own graphs.
+        if d["minimal_from"] == d["index"] and group["minimal_from"] not in group["graphs"]:
+            group["minimal_from"] = d["index"]
+    ordered = sorted(groups.values(), key=lambda g: (-g["discrepancies"], g["graphs"][0]))
+    return [{**g, "minimal_size": _size_json(by_index.get(g["minimal_from"]))} for g in ordered]
 
 
 def _size_json(investigation) -> dict | None:
