@@ -171,8 +171,9 @@ def _investigate_case(seed, index, generator, target, backends, budget) -> Inves
         )  # fmt: skip
     except Exception as error:  # a diagnosis that fails leaves the finding as it was found
         return Investigation(
-            index, kind, backend, None, None, None, False, (0, 0), (0, 0), 0, 0.0, [], _describe(error)
-        )
+            index=index, target=kind, kind=kind, backend=backend, op=None, node=None, minimal=None, confirmed=False,
+            original_size=(0, 0), minimal_size=(0, 0), shrink_steps=0, shrink_seconds=0.0, error=_describe(error),
+        )  # fmt: skip
 
 
 # Each worker process loads the backends once; they stay in these globals for its life.

@@ -42,6 +42,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -89,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--shrink-limit", type=_non_negative_int, default=3,
         help="failing graphs to shrink per (kind, backend, op) group; 0 = none (3)",
     )  # fmt: skip
-    audit.add_argument("--shrink-seconds", type=float, default=5.0, help="time budget of one shrink (5)")
+    audit.add_argument("--shrink-seconds", type=_positive_float, default=5.0, help="time budget of one shrink (5)")
 
     replay = commands.add_parser("replay", help="evaluate saved cases with every backend and compare")
     replay.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")

@@ -22,6 +22,7 @@ RULE_KINDS = ("value", "gradient", "composition")
 @dataclass
 class Investigation:
     index: int
+    target: str  # the kind of finding that was kept while shrinking
     kind: str  # the finding's kind after triage of the minimal case
     backend: str | None
     op: str | None
@@ -119,6 +120,7 @@ def investigate(
             final_kind = local.kind
     return Investigation(
         index=index,
+        target=kind,
         kind=final_kind,
         backend=backend,
         op=op,

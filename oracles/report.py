@@ -19,7 +19,7 @@ import numpy as np
 
 from . import compare
 from .audit import AuditConfig, CaseResult
-from .investigate import Investigation
+from .investigate import RULE_KINDS, Investigation
 from .markdown import render_markdown
 from .reproduce import reproducer_source
 
@@ -76,7 +76,8 @@ def _attach_minimal(discrepancies: list[dict], investigations: list[Investigatio
     for d in discrepancies:
         investigation = own.get((d["index"], d["backend"]))
         if investigation is not None:
-            if d["kind"] in ("value", "gradient", "composition"):
+            # Triage of the minimal case sharpens a wrong-rule finding, if that is what was shrunk.
+            if d["kind"] in RULE_KINDS and investigation.target in RULE_KINDS:
                 d["kind"] = investigation.kind
             d["op"] = investigation.op  # triage of the minimal case: None if no single op is at fault
         else:

@@ -79,6 +79,9 @@ def _fit(array: np.ndarray, shape: tuple) -> np.ndarray:
 
 def _structure(case: Case) -> Iterator[Case]:
     graph = case.graph
+    pruned = _rebuild(case, graph, case.values)
+    if pruned is not None and size(pruned) != size(case):
+        yield pruned  # unused inputs (and nodes the output does not need) dropped on their own
     intermediate = None
     # Later nodes first: cutting near the output removes the most.
     for node in reversed(graph["nodes"]):

@@ -94,7 +94,7 @@ def local_names(node: dict) -> list[str]:
     names = []
     for operand in node["inputs"]:
         name = operand
-        while name in names:
+        while name in names or name == node["name"]:
             name += "'"
         names.append(name)
     return names

@@ -1,0 +1,278 @@
+"""Graph-aware shrinking: the smallest valid case on which a failure persists.
+
+`shrink(case, still_fails)` knows nothing about engines: these tests drive it with
+hand-made predicates (so each behaviour is seen alone), then with real planted bugs
+through `investigate`, which shrinks, confirms and triages a failing case.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from examples.broken_engines import BUGS
+from oracles.audit import check_case
+from oracles.backends import load_engine, load_reference
+from oracles.generate import GeneratorConfig, generate_case
+from oracles.graph import Case, case_to_json, reference_values, validate_case
+from oracles.investigate import investigate
+from oracles.shrink import shrink
+
+ELEMENTWISE = GeneratorConfig(min_nodes=10, max_nodes=10, ops=("add", "mult", "power", "sigmoid", "reduce_sum"))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def make_case(inputs: dict, nodes: list, output: str, values: dict, cotangent=None) -> Case:
+    """A case from {input: shape}, [(name, op, operands, attrs)], the output and values."""
+    return validate_case(
+        {
+            "graph": {
+                "inputs": [{"name": name, "shape": shape} for name, shape in inputs.items()],
+                "nodes": [
+                    {"name": n, "op": op, "inputs": list(operands), "attrs": attrs} for n, op, operands, attrs in nodes
+                ],
+                "output": output,
+            },
+            "values": values,
+            "cotangent": cotangent,
+        }
+    )
+
+
+def ten_node_case(op: str) -> Case:
+    """The first generated case of exactly 10 op nodes that contains `op`, with tensor inputs."""
+    for index in range(200):
+        case = generate_case(0, index, ELEMENTWISE)
+        ops = [node["op"] for node in case.graph["nodes"]]
+        if len(ops) == 10 and op in ops and any(np.size(v) > 1 for v in case.values.values()):
+            return case
+    raise AssertionError(f"no 10-node case with {op!r} among the first 200")
+
+
+def ops_of(case: Case) -> list[str]:
+    return [node["op"] for node in case.graph["nodes"]]
+
+
+def has_power(case: Case) -> bool:
+    return "power" in ops_of(case)
+
+
+def has_a_value_above_half(case: Case) -> bool:
+    return any(np.any(v > 0.5) for v in case.values.values())
+
+
+def has_a_matrix_output(case: Case) -> bool:
+    graph = case.graph
+    return np.ndim(reference_values(graph, case.values)[graph["output"]]) == 2
+
+
+def uses_a_value_twice(case: Case) -> bool:
+    operands = [name for node in case.graph["nodes"] for name in node["inputs"]]
+    return len(operands) != len(set(operands))
+
+
+PREDICATES = {
+    "contains a power node": has_power,
+    "an input value is above 0.5": has_a_value_above_half,
+    "the output is a matrix": has_a_matrix_output,
+    "a value is used twice": uses_a_value_twice,
+}
+
+
+# --- structure -------------------------------------------------------------------------------
+
+
+def test_a_failure_that_needs_a_power_node_shrinks_to_one_power_node():
+    case = ten_node_case("power")
+    result = shrink(case, has_power)
+    assert ops_of(result.case) == ["power"]
+    assert all(np.size(value) <= 1 for value in result.case.values.values())
+
+
+def test_a_failure_that_needs_a_large_value_shrinks_to_one_input_holding_one():
+    case = ten_node_case("power")
+    result = shrink(case, has_a_value_above_half)
+    assert has_a_value_above_half(result.case)
+    assert result.case.graph["nodes"] == []
+    assert [np.ndim(v) for v in result.case.values.values()] == [0]
+    assert [float(v) for v in result.case.values.values()] == [1.0]
+
+
+def cases_where(predicate, count: int = 3) -> list[Case]:
+    """The first `count` generated cases (6 to 10 op nodes) on which `predicate` holds."""
+    config = GeneratorConfig(min_nodes=6, max_nodes=10)
+    found = [case for case in (generate_case(1, index, config) for index in range(100)) if predicate(case)]
+    assert len(found) >= count, "too few generated cases to shrink"
+    return found[:count]
+
+
+@pytest.mark.parametrize("predicate", PREDICATES.values(), ids=PREDICATES.keys())
+def test_the_shrunk_case_is_valid_and_still_fails(predicate):
+    for case in cases_where(predicate):
+        result = shrink(case, predicate)
+        assert predicate(result.case)
+        reloaded = validate_case(case_to_json(result.case))
+        assert case_to_json(reloaded) == case_to_json(result.case)
+
+
+def test_a_node_can_be_replaced_by_a_fresh_input_holding_its_value():
+    # Only m's value matters (sigmoid of exactly 1.5 * 2.5); neither x nor w alone has it.
+    case = make_case(
+        {"x": [], "w": []},
+        [("m", "mult", ["x", "w"], {}), ("s", "sigmoid", ["m"], {})],
+        "s",
+        {"x": 1.5, "w": 2.5},
+    )
+
+    def sigmoid_of_the_product(candidate: Case) -> bool:
+        computed = reference_values(candidate.graph, candidate.values)
+        return any(
+            node["op"] == "sigmoid" and float(computed[node["inputs"][0]]) == 3.75 for node in candidate.graph["nodes"]
+        )
+
+    result = shrink(case, sigmoid_of_the_product)
+    assert result.case.graph["inputs"] == [{"name": "m", "shape": []}]
+    assert ops_of(result.case) == ["sigmoid"]
+    assert float(result.case.values["m"]) == 3.75
+
+
+def test_unused_inputs_are_dropped_along_with_a_shrunk_shape():
+    case = make_case({"x": [2], "u": []}, [("s", "sigmoid", ["x"], {})], "s", {"x": [0.3, 1.0], "u": 0.7}, [1.0, 1.0])
+    result = shrink(case, lambda candidate: "sigmoid" in ops_of(candidate))
+    assert [entry["name"] for entry in result.case.graph["inputs"]] == ["x"]
+
+
+def test_an_unused_input_is_dropped_even_when_nothing_else_shrinks():
+    # sigmoid(x) with x = 1 is already minimal; the unused scalar u must still go.
+    case = make_case({"x": [], "u": []}, [("s", "sigmoid", ["x"], {})], "s", {"x": 1.0, "u": 1.0})
+    result = shrink(case, lambda candidate: "sigmoid" in ops_of(candidate))
+    assert [entry["name"] for entry in result.case.graph["inputs"]] == ["x"]
+
+
+# --- shapes and values -----------------------------------------------------------------------
+
+
+def largest_input(case: Case) -> np.ndarray:
+    return max(case.values.values(), key=np.size)
+
+
+SHAPE_PREDICATES = {
+    "anything": (lambda case: True, []),
+    "an input of rank at least 1": (lambda case: np.ndim(largest_input(case)) >= 1, [1]),
+    "an input of at least 2 elements": (lambda case: np.size(largest_input(case)) >= 2, [2]),
+    "an input of at least 4 elements": (lambda case: np.size(largest_input(case)) >= 4, [2, 2]),
+}
+
+
+@pytest.mark.parametrize(("predicate", "expected"), SHAPE_PREDICATES.values(), ids=SHAPE_PREDICATES.keys())
+def test_shapes_move_towards_scalars_and_sizes_one_and_two(predicate, expected):
+    x = np.arange(9.0).reshape(3, 3) / 7
+    case = make_case({"x": [3, 3]}, [("r", "reduce_sum", ["x"], {})], "r", {"x": x.tolist()})
+    result = shrink(case, predicate)
+    assert [entry["shape"] for entry in result.case.graph["inputs"]] == [expected]
+
+
+def test_values_move_towards_small_integers():
+    case = make_case({"x": []}, [("p", "power", ["x"], {"exponent": 2})], "p", {"x": 2.71})
+    result = shrink(case, lambda candidate: float(candidate.values["x"]) > 1.2)
+    assert float(result.case.values["x"]) == 3.0
+
+
+def test_values_move_towards_halves():
+    case = make_case({"x": []}, [("p", "power", ["x"], {"exponent": 2})], "p", {"x": 0.61})
+    result = shrink(case, lambda candidate: 0.2 < float(candidate.values["x"]) < 0.7)
+    assert float(result.case.values["x"]) == 0.5
+
+
+def test_the_cotangent_moves_towards_one():
+    case = make_case({"x": []}, [("p", "power", ["x"], {"exponent": 2})], "p", {"x": 1.0}, 0.37)
+    result = shrink(case, lambda candidate: "power" in ops_of(candidate))
+    assert float(result.case.cotangent) == 1.0
+
+
+# --- budget ----------------------------------------------------------------------------------
+
+
+def test_shrinking_stops_after_max_steps():
+    result = shrink(ten_node_case("power"), lambda candidate: True, max_steps=5)
+    assert result.steps <= 5
+    assert result.exhausted
+
+
+def test_shrinking_stops_close_to_max_seconds():
+    def slow_failure(candidate: Case) -> bool:
+        time.sleep(0.05)
+        return True
+
+    result = shrink(ten_node_case("power"), slow_failure, max_seconds=0.3)
+    assert result.exhausted
+    assert 0.3 <= result.seconds <= 0.3 + 0.05 + 0.2
+
+
+def test_a_case_with_nothing_to_remove_comes_back_unchanged():
+    case = make_case({"x": []}, [("s", "sigmoid", ["x"], {})], "s", {"x": 1.0})
+    result = shrink(case, lambda candidate: "sigmoid" in ops_of(candidate))
+    assert case_to_json(result.case) == case_to_json(case)
+    assert result.accepted == 0
+    assert not result.exhausted
+
+
+def test_a_failure_that_no_candidate_keeps_leaves_the_case_unchanged():
+    case = ten_node_case("power")
+    result = shrink(case, lambda candidate: False)
+    assert case_to_json(result.case) == case_to_json(case)
+    assert result.accepted == 0
+    assert not result.exhausted
+
+
+# --- planted bugs, through investigate -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch_reference():
+    pytest.importorskip("torch", reason="the planted-bug investigations use PyTorch as the reference")
+    return load_reference("torch")
+
+
+def first_failure(engine, references) -> tuple[int, Case, object]:
+    for index in range(200):
+        case = generate_case(0, index)
+        result = check_case(case, engine, references, use_numeric=True)
+        mine = [finding for finding in result.findings if finding.backend == engine.name]
+        if mine:
+            return index, case, mine[0]
+    raise AssertionError(f"{engine.name}: no failing case among the first 200 graphs of seed 0")
+
+
+def investigate_first_failure(bug: str, torch_reference):
+    engine = load_engine(f"examples.broken_engines:{bug}")
+    index, case, finding = first_failure(engine, [torch_reference])
+    return investigate(
+        case, index, finding.kind, finding.backend, finding.detail, engine, [torch_reference], True, check_case
+    )
+
+
+def assert_small_and_confirmed(investigation) -> None:
+    minimal = validate_case(investigation.minimal)
+    assert len(minimal.graph["nodes"]) <= 3
+    assert all(np.size(value) <= 4 for value in minimal.values.values())
+    assert investigation.confirmed
+
+
+@pytest.mark.parametrize("bug", BUGS)
+def test_a_planted_wrong_rule_shrinks_to_a_small_confirmed_case_that_names_its_op(bug, torch_reference):
+    investigation = investigate_first_failure(bug, torch_reference)
+    assert_small_and_confirmed(investigation)
+    assert investigation.op == BUGS[bug][0]
+    assert investigation.kind in ("gradient", "value")
+
+
+def test_overwritten_fan_out_shrinks_to_a_small_confirmed_composition_case(torch_reference):
+    investigation = investigate_first_failure("fan_out_overwritten", torch_reference)
+    assert_small_and_confirmed(investigation)
+    assert investigation.kind == "composition"
+    assert investigation.op is None
