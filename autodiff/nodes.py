@@ -1,4 +1,4 @@
-"""The node classes: one per op, each with its forward rule and its gradient rule.
+"""The node classes: one per op, each with its forward() and its backward(), as in the notebook.
 
 The programming model is the seed notebook's. A node is built with a name and a list of
 input nodes; building it wires it into its inputs' `outputs`. `forward()` computes
@@ -38,7 +38,7 @@ def sum_to_shape(gradient, shape: tuple[int, ...]):
     sum over the broadcast axes: the leading axes numpy prepended, and the axes where
     `a` had size 1.
     """
-    gradient_shape = shape_of(gradient)
+    gradient_shape = getattr(gradient, "shape", ())
     if gradient_shape == shape:
         return gradient
     leading = len(gradient_shape) - len(shape)
@@ -50,14 +50,12 @@ def sum_to_shape(gradient, shape: tuple[int, ...]):
 
 
 class NodeBase:
-    """A node of the graph. Subclasses declare `arity` and the two rules of their op:
-
-    `compute(*operands)` -> value, and
-    `vjp(gradient, *operands)` -> one contribution per operand, each `gradient^T d value/d operand`
-    (possibly still broadcast: `backward` sums it back to the operand's shape).
-    """
+    """A node of the graph. Each op's class writes, as in the notebook, its `forward()` (the
+    value from the inputs' values) and its `backward()` (the total gradient from
+    `total_gradient()`, then one part per input, handed to `store_gradients`)."""
 
     arity: int | None = None
+    broadcasts = False  # True for ops whose operands numpy broadcasts: their parts are summed back
 
     def __init__(self, name: str, input_nodes=None):
         input_nodes = list(input_nodes or ())
@@ -83,48 +81,48 @@ class NodeBase:
         return f"{type(self).__name__}({self.name!r})"
 
     def forward(self, value=None):
-        # `value` is the feed, used by NodeInput only; op nodes take theirs from their inputs.
-        operands = []
-        for node in self.inputs:
-            if node.value is None:
-                raise GraphError(f"node {self.name!r}: input {node.name!r} has no value (feed it, or run it first)")
-            operands.append(node.value)
-        try:
-            self.value = self.compute(*operands)
-        except (ValueError, TypeError, ArithmeticError) as error:
-            shapes = ", ".join(str(shape_of(v)) for v in operands)
-            where = f"node {self.name!r} ({type(self).__name__})"
-            raise GraphError(f"{where}: operands of shapes {shapes}: {error}") from None
+        raise NotImplementedError
+
+    def backward(self):
+        raise NotImplementedError
 
     def total_gradient(self):
         """d output / d self: the seed (if this node is an output) plus every consumer's part."""
         total = self.seed
+        this_run = self._run
         for consumer in self.outputs:
             # A consumer outside this run holds gradients from another run: not ours to add.
-            if consumer._run is self._run:
+            if consumer._run is this_run:
                 part = consumer.gradients[self]
                 total = part if total is None else total + part
         if total is None:  # nothing downstream reaches the output
             total = np.zeros_like(self.value)
         return total
 
-    def backward(self):
-        gradient = self.total_gradient()
-        self.gradients = {self: gradient}
-        if not self.inputs:
+    def store_gradients(self, gradient, *parts):
+        """Keep d output / d self, and each input's part of it (`parts`, in input order)."""
+        if len(parts) == 1 and not self.broadcasts:  # the common unary case, without the loop
+            self.gradients = {self: gradient, self.inputs[0]: parts[0]}
             return
-        parts = self.vjp(gradient, *(node.value for node in self.inputs))
+        gradients = self.gradients = {self: gradient}
+        # A Python-float gradient means a scalar output: no operand of it was broadcast.
+        unbroadcast = self.broadcasts and type(gradient) is not float
         for node, part in zip(self.inputs, parts):
-            part = sum_to_shape(part, shape_of(node.value))
-            # The same node twice among the inputs (mult(x, x)) gets both parts.
-            previous = self.gradients.get(node)
-            self.gradients[node] = part if previous is None else previous + part
+            if unbroadcast:
+                shape = getattr(node.value, "shape", ())  # (getattr, not shape_of: this is the hot path)
+                if getattr(part, "shape", ()) != shape:
+                    part = sum_to_shape(part, shape)
+            if node in gradients:  # the same node twice among the inputs (mult(x, x)) gets both parts
+                part = gradients[node] + part
+            gradients[node] = part
 
-    def compute(self, *operands):
-        raise NotImplementedError
-
-    def vjp(self, gradient, *operands):
-        raise NotImplementedError
+    def forward_error(self, error: Exception) -> GraphError:
+        """What went wrong in forward(), said with this node's name and its operands' shapes."""
+        for node in self.inputs:
+            if node.value is None:
+                return GraphError(f"node {self.name!r}: input {node.name!r} has no value (feed it, or run it first)")
+        shapes = ", ".join(str(shape_of(node.value)) for node in self.inputs)
+        return GraphError(f"node {self.name!r} ({type(self).__name__}): operands of shapes {shapes}: {error}")
 
     def show(self):
         print(self.name)
@@ -156,37 +154,49 @@ class NodeInput(NodeBase):
         elif self.value is None:
             raise GraphError(f"input {self.name!r} has no value: put it in the feed")
 
+    def backward(self):
+        self.gradients = {self: self.total_gradient()}
+
 
 class NodeOutput(NodeBase):
     """Marks the result. `run` seeds it with the cotangent (ones of its shape by default)."""
 
     arity = 1
 
-    def compute(self, a):
-        return a
+    def forward(self, value=None):
+        if self.inputs[0].value is None:
+            raise TypeError("no value")
+        self.value = self.inputs[0].value
 
-    def vjp(self, gradient, a):
-        return (gradient,)
+    def backward(self):
+        gradient = self.total_gradient()
+        self.store_gradients(gradient, gradient)
 
 
 class NodeAdd(NodeBase):
     arity = 2
+    broadcasts = True
 
-    def compute(self, a, b):
-        return a + b
+    def forward(self, value=None):
+        a, b = self.inputs
+        self.value = a.value + b.value
 
-    def vjp(self, gradient, a, b):
-        return gradient, gradient
+    def backward(self):
+        gradient = self.total_gradient()
+        self.store_gradients(gradient, gradient, gradient)
 
 
 class NodeSubtract(NodeBase):
     arity = 2
+    broadcasts = True
 
-    def compute(self, a, b):
-        return a - b
+    def forward(self, value=None):
+        a, b = self.inputs
+        self.value = a.value - b.value
 
-    def vjp(self, gradient, a, b):
-        return gradient, -gradient
+    def backward(self):
+        gradient = self.total_gradient()
+        self.store_gradients(gradient, gradient, -gradient)
 
 
 # The notebook's spelling, so that its cells run with only the import changed.
@@ -195,12 +205,16 @@ NodeSubstract = NodeSubtract
 
 class NodeMult(NodeBase):
     arity = 2
+    broadcasts = True
 
-    def compute(self, a, b):
-        return a * b
+    def forward(self, value=None):
+        a, b = self.inputs
+        self.value = a.value * b.value
 
-    def vjp(self, gradient, a, b):
-        return gradient * b, gradient * a
+    def backward(self):
+        gradient = self.total_gradient()
+        a, b = self.inputs
+        self.store_gradients(gradient, gradient * b.value, gradient * a.value)
 
 
 class NodePower(NodeBase):
@@ -214,15 +228,17 @@ class NodePower(NodeBase):
             raise GraphError(f"node {name!r}: exponent must be an integer, got {exponent!r}")
         self.exponent = int(exponent)
 
-    def compute(self, a):
-        return a**self.exponent
+    def forward(self, value=None):
+        self.value = self.inputs[0].value ** self.exponent
 
-    def vjp(self, gradient, a):
-        n = self.exponent
+    def backward(self):
+        gradient = self.total_gradient()
+        a, n = self.inputs[0].value, self.exponent
         if n == 0:  # a**0 is constant; n * a**(n-1) would be 0 * inf at a = 0
-            return (gradient * 0 * a,)
-        # d/da a^n = n a^(n-1): the factor a^(n-1) is what the notebook left out.
-        return (gradient * n * a ** (n - 1),)
+            self.store_gradients(gradient, gradient * 0 * a)
+        else:
+            # d/da a^n = n a^(n-1): the factor a^(n-1) is what the notebook left out.
+            self.store_gradients(gradient, gradient * n * a ** (n - 1))
 
 
 class NodeReduceSum(NodeBase):
@@ -235,17 +251,20 @@ class NodeReduceSum(NodeBase):
         self.axis = axis
         self.keepdims = keepdims
 
-    def compute(self, a):
-        result = np.sum(a, axis=self.axis, keepdims=self.keepdims)
-        # Keep the operand's float type for a Python scalar in, a Python scalar out.
-        return result.item() if isinstance(a, (int, float)) else result
+    def forward(self, value=None):
+        a = self.inputs[0].value
+        total = np.sum(a, axis=self.axis, keepdims=self.keepdims)
+        # A Python scalar in, a Python scalar out.
+        self.value = total.item() if isinstance(a, (int, float)) else total
 
-    def vjp(self, gradient, a):
+    def backward(self):
+        gradient = self.total_gradient()
         # Every summed element gets the gradient of its sum: put the reduced axis back
         # (size 1), then broadcast it along that axis.
+        spread = gradient
         if self.axis is not None and not self.keepdims:
-            gradient = np.expand_dims(gradient, self.axis)
-        return (np.broadcast_to(gradient, shape_of(a)),)
+            spread = np.expand_dims(gradient, self.axis)
+        self.store_gradients(gradient, np.broadcast_to(spread, shape_of(self.inputs[0].value)))
 
 
 class NodeDot(NodeBase):
@@ -253,28 +272,24 @@ class NodeDot(NodeBase):
 
     arity = 2
 
-    def compute(self, a, b):
+    def forward(self, value=None):
+        a, b = (node.value for node in self.inputs)
         if np.ndim(a) not in (1, 2) or np.ndim(b) not in (1, 2):
             raise ValueError("dot takes 1-D or 2-D operands")
-        return a @ b
+        self.value = a @ b
 
-    def vjp(self, gradient, a, b):
+    def backward(self):
+        gradient = self.total_gradient()
+        a, b = (node.value for node in self.inputs)
         # View a 1-D left operand as a row (1, k) and a 1-D right operand as a column
         # (k, 1); then C = A B and the matrix rules hold: dA = G B^T, dB = A^T G.
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g2 = np.reshape(gradient, (a2.shape[0], b2.shape[1]))
-        return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
+        self.store_gradients(gradient, (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape))
 
 
-def _sigmoid(x):
-    if isinstance(x, (int, float)):
-        # exp of a non-positive number never overflows: pick the form that has one.
-        if x >= 0:
-            return 1.0 / (1.0 + math.exp(-x))
-        e = math.exp(x)
-        return e / (1.0 + e)
-    x = np.asarray(x)
+def _sigmoid_array(x):
     e = np.exp(-np.abs(x))  # in (0, 1]: no overflow for any x
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
@@ -284,9 +299,15 @@ class NodeSigmoid(NodeBase):
 
     arity = 1
 
-    def compute(self, a):
-        return _sigmoid(a)
+    def forward(self, value=None):
+        a = self.inputs[0].value
+        if type(a) is float:  # Python scalars stay Python scalars, at Python-scalar speed
+            e = math.exp(-abs(a))  # exp of a non-positive number never overflows
+            self.value = 1.0 / (1.0 + e) if a >= 0 else e / (1.0 + e)
+        else:
+            self.value = _sigmoid_array(np.asarray(a))
 
-    def vjp(self, gradient, a):
+    def backward(self):
+        gradient = self.total_gradient()
         s = self.value  # d/da sigmoid(a) = s (1 - s), with s the forward value
-        return (gradient * s * (1 - s),)
+        self.store_gradients(gradient, gradient * s * (1 - s))

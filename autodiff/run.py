@@ -61,18 +61,6 @@ def connected_nodes(start) -> list[NodeBase]:
     return sinks
 
 
-def _check_order(nodes) -> None:
-    placed = set()
-    for node in nodes:
-        for position, child in enumerate(node.inputs):
-            if child not in placed:
-                raise GraphError(
-                    f"node {node.name!r}: input {position} {child.name!r} is not listed before it "
-                    "(list nodes in topological order, or omit the list)"
-                )
-        placed.add(node)
-
-
 def outputs_of(nodes) -> list[NodeBase]:
     marked = [node for node in nodes if isinstance(node, NodeOutput)]
     return marked or [nodes[-1]]
@@ -80,18 +68,36 @@ def outputs_of(nodes) -> list[NodeBase]:
 
 def forward(feed, nodes=None) -> list[NodeBase]:
     """Compute every node's value. Returns the node order it used."""
+    return _forward(feed, nodes, object())
+
+
+def _forward(feed, nodes, token) -> list[NodeBase]:
+    """Forward in order, marking each node as part of run `token`. A listed order is checked
+    as it goes: an input not yet computed in this run would hold a stale value."""
+    for node in feed:
+        if not isinstance(node, NodeBase):
+            raise GraphError(f"feed key {node!r} is not a node")
     if nodes is None:
         if not feed:
             raise GraphError("run needs a feed or a list of nodes")
         nodes = topological_order(connected_nodes(list(feed)))
     else:
         nodes = list(nodes)
-        _check_order(nodes)
-    for node in feed:
-        if not isinstance(node, NodeBase):
-            raise GraphError(f"feed key {node!r} is not a node")
     for node in nodes:
-        node.forward(feed.get(node))
+        for child in node.inputs:
+            if child._run is not token:
+                position = node.inputs.index(child)
+                raise GraphError(
+                    f"node {node.name!r}: input {position} {child.name!r} is not listed before it "
+                    "(list nodes in topological order, or omit the list)"
+                )
+        node._run = token
+        try:
+            node.forward(feed.get(node))
+        except GraphError:
+            raise
+        except (ValueError, TypeError, ArithmeticError) as error:
+            raise node.forward_error(error) from None
     return nodes
 
 
@@ -104,11 +110,7 @@ def run(feed, nodes=None, cotangent=None) -> list[NodeBase]:
     vector-Jacobian product v^T J: an array of the output's shape (default: ones), or a
     dict {output node: array} when there are several outputs.
     """
-    nodes = forward(feed, nodes)
-    token = object()
-    for node in nodes:
-        node._run = token
-        node.seed = None
+    nodes = _forward(feed, nodes, object())
     outputs = outputs_of(nodes)
     if not isinstance(cotangent, dict):
         cotangent = {output: cotangent for output in outputs}
@@ -125,8 +127,12 @@ def run(feed, nodes=None, cotangent=None) -> list[NodeBase]:
                     f"output {output.name!r}: cotangent of shape {seed.shape}, expected {shape_of(output.value)}"
                 )
         output.seed = seed
-    for node in reversed(nodes):
-        node.backward()
+    try:
+        for node in reversed(nodes):
+            node.backward()
+    finally:
+        for output in outputs:  # a seed belongs to this run's backward only
+            output.seed = None
     return nodes
 
 
