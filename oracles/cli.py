@@ -7,6 +7,8 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_and_oracles(replay)
 
     commands.add_parser("ops", help="print the op table and which backends support each op")
+
+    bench = commands.add_parser("bench", help="time forward and backward against PyTorch and JAX; write a report")
+    bench.add_argument("--quick", action="store_true", help="the small sweep (about a minute)")
+    bench.add_argument("--report", type=Path, default=Path("bench-report"), help="report directory (bench-report)")
     return parser
 
 
@@ -121,7 +127,7 @@ def _engine_and_oracles(parser):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"audit": _audit, "replay": _replay, "ops": _ops}[args.command](args)
+        return {"audit": _audit, "replay": _replay, "ops": _ops, "bench": _bench}[args.command](args)
     except (UsageError, PluginError, FormatError) as error:
         print(
             f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
@@ -281,3 +287,30 @@ def _ops(args) -> int:
     backends += [load_reference(name) for name in REFERENCES]
     print(op_table_markdown(support_table(backends)))
     return EXIT_CLEAN
+
+
+def _bench(args) -> int:
+    """Run the pytest-benchmark suite in benchmarks/, then write the performance report."""
+    suite = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not (suite / "test_bench.py").exists():
+        raise UsageError(f"bench: the benchmark suite is not at {suite} (install from a checkout of the project)")
+    for module in ("pytest_benchmark", "matplotlib", "threadpoolctl"):
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"bench: {module} is not installed (pip install 'autodiff-oracles[bench]')")
+    _prepare_report_dir(args.report)
+    json_path = args.report.resolve() / "benchmark.json"
+    command = [
+        sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider",
+        "--benchmark-enable", f"--benchmark-json={json_path}", "--benchmark-max-time=0.2",
+        "--bench-sweep", "quick" if args.quick else "full",
+    ]  # fmt: skip
+    print("+ " + " ".join(command), flush=True)
+    status = subprocess.run(command, cwd=suite.parent).returncode
+    if not json_path.exists():
+        print(f"autodiff-audit: error: bench: the suite wrote no results (pytest exit {status})", file=sys.stderr)
+        return EXIT_DISCREPANCY
+    from .perf_report import write_performance_report
+
+    written = write_performance_report(json_path, args.report)
+    print(f"report: {json_path} and {len(written)} files in {args.report}")
+    return EXIT_CLEAN if status == 0 else EXIT_DISCREPANCY
