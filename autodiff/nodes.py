@@ -290,8 +290,13 @@ class NodeDot(NodeBase):
 
 
 def _sigmoid_array(x):
-    e = np.exp(-np.abs(x))  # in (0, 1]: no overflow for any x
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    # exp(min(x, 0)) / (1 + exp(-|x|)) is 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x))
+    # for x < 0: both exponents are <= 0, so nothing overflows, and no masked select is needed.
+    numerator = np.exp(np.minimum(x, 0))
+    denominator = np.exp(-np.abs(x))
+    denominator += 1  # in place: tensors this size cost more to allocate than to add
+    numerator /= denominator
+    return numerator
 
 
 class NodeSigmoid(NodeBase):
@@ -310,4 +315,7 @@ class NodeSigmoid(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         s = self.value  # d/da sigmoid(a) = s (1 - s), with s the forward value
-        self.store_gradients(gradient, gradient * s * (1 - s))
+        part = 1 - s
+        part *= s  # in place, as in _sigmoid_array (a Python float simply rebinds)
+        part *= gradient
+        self.store_gradients(gradient, part)

@@ -1,33 +1,28 @@
-"""Graph builders shared by the benchmarks, written once for any engine module that has
-the notebook's classes (our `autodiff`, or `examples.notebook_engine`)."""
+"""The two node engines on the 1,000-step scalar chain, without pytest:
 
+    python -m benchmarks.chains [STEPS]
+
+prints the median forward and forward+backward time of our `autodiff` and of the notebook's
+engine (`examples.notebook_engine`). The chain and both engines' node graphs come from the
+benchmark suite (workloads.py, backends.py), so these are the numbers `test_bench.py` measures.
+"""
+
+from __future__ import annotations
+
+import sys
 import time
 
 import numpy as np
 
+from .backends import PASSES, prepare
+from .workloads import workload
 
-def scalar_chain(engine, steps: int):
-    """x -> mult(., w) -> sigmoid -> mult(., w) -> sigmoid ... : `steps` (mult, sigmoid) pairs.
-
-    Returns (feed, nodes): the notebook's engine needs the node list in order.
-    """
-    x, w = engine.NodeInput("x", []), engine.NodeInput("w", [])
-    nodes = [x, w]
-    node = x
-    for i in range(steps):
-        node = engine.NodeMult(f"m{i}", [node, w])
-        nodes.append(node)
-        node = engine.NodeSigmoid(f"s{i}", [node])
-        nodes.append(node)
-    nodes.append(engine.NodeOutput("out", [node]))
-    return {x: 0.5, w: 1.5}, nodes
-
-
-def forward_backward(engine, feed, nodes):
-    engine.run(feed, nodes)
+ENGINES = ("autodiff", "notebook")
 
 
 def median_seconds(function, repeats: int = 30) -> float:
+    """The median wall time of `repeats` calls of `function()` (after one untimed warm-up call)."""
+    function()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -36,12 +31,15 @@ def median_seconds(function, repeats: int = 30) -> float:
     return float(np.median(times))
 
 
-if __name__ == "__main__":
-    # python -m benchmarks.chains: forward+backward on the 1,000-step scalar chain, both engines.
-    import autodiff
-    from examples import notebook_engine
+def main(steps: int = 1000, repeats: int = 50) -> None:
+    chain = workload("scalar_chain", steps)
+    print(f"scalar_chain, {steps} steps ({chain.nodes} op nodes), median of {repeats} calls:")
+    for pass_name in PASSES:
+        for engine in ENGINES:
+            seconds = median_seconds(prepare(engine, chain, pass_name).run, repeats)
+            per_node = seconds / chain.nodes * 1e6
+            print(f"  {engine:9s} {pass_name:17s} {seconds * 1e3:8.3f} ms  ({per_node:.3f} us per op node)")
 
-    for engine in (autodiff, notebook_engine):
-        feed, nodes = scalar_chain(engine, 1000)
-        seconds = median_seconds(lambda: engine.run(feed, nodes), repeats=50)  # noqa: B023
-        print(f"{engine.__name__:26s} {seconds * 1e3:7.3f} ms  ({seconds / 2000 * 1e6:.2f} us per op node)")
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)

@@ -52,8 +52,8 @@ def _dot_shape(a: tuple, b: tuple, attrs: dict) -> tuple:
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(a))  # never overflows
-    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+    # 1 / (1 + exp(-a)) for a >= 0, exp(a) / (1 + exp(a)) for a < 0: no exponent is positive.
+    return np.exp(np.minimum(a, 0)) / (1 + np.exp(-np.abs(a)))
 
 
 def _check_power(attrs: dict) -> str | None:
