@@ -27,7 +27,8 @@ from oracles.graph import FORMAT, VERSION, Case
 
 # Every size of a family; the `quick` sweep runs the first ones, `full` all of them.
 SIZES = {
-    "scalar_chain": (10, 100, 1000, 10000),
+    # 50,000 steps = 10^5 op nodes: the top of the linearity target (10^3 to 10^5 nodes).
+    "scalar_chain": (10, 100, 1000, 10000, 50000),
     "mlp": (8, 64, 256, 512),
     "audit_graphs": (50,),
 }
