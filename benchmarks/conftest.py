@@ -14,6 +14,7 @@ and, with the library versions, into the machine info of the JSON.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import platform
 
@@ -60,13 +61,12 @@ def threadpools() -> list[dict]:
 
 def thread_counts() -> dict:
     """{pool: threads}, flat, for extra_info: e.g. {"openblas 0.3.31": 1, "openmp": 1, "torch": 1, ...}."""
-    import torch
-
     counts = {}
     for pool in threadpools():
         name = pool["internal_api"] + (f" {pool['version']}" if pool["version"] else "")
         counts[name] = pool["num_threads"]
-    counts["torch"] = torch.get_num_threads()
+    torch = _torch()
+    counts["torch"] = torch.get_num_threads() if torch else "not installed"
     counts["xla"] = os.environ.get("XLA_FLAGS") or "not limited (XLA_FLAGS unset)"
     return counts
 
@@ -75,10 +75,11 @@ def thread_counts() -> dict:
 def one_thread(request) -> dict:
     """One thread per pool for the whole benchmark session; yields the thread counts in force."""
     import numpy  # noqa: F401  (loaded first, so that threadpoolctl sees and limits their pools)
-    import torch
 
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch = _torch()
+    torch_threads = torch.get_num_threads() if torch else None
+    if torch:
+        torch.set_num_threads(1)
     try:
         with threadpoolctl.threadpool_limits(limits=1):
             # Read while the limits hold: the JSON's machine info is written after the session.
@@ -86,7 +87,17 @@ def one_thread(request) -> dict:
             request.config.stash[THREADPOOLS] = threadpools()
             yield counts
     finally:
-        torch.set_num_threads(torch_threads)
+        if torch:
+            torch.set_num_threads(torch_threads)
+
+
+def _torch():
+    """torch, or None where it is not installed (the numpy-only environments of the matrix)."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch
 
 
 def _version(package: str) -> str | None:
