@@ -17,6 +17,7 @@ What the notebook got wrong, and how this file gets it right:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -67,12 +68,12 @@ class NodeBase:
             if not isinstance(node, NodeBase):
                 raise GraphError(f"node {name!r}: input {position} is {node!r}, not a node")
         self.name = name
-        self.inputs = input_nodes
-        self.value = None
-        self.outputs = []  # the nodes that consume this one, each listed once
-        self.gradients = {}
-        self.seed = None  # the cotangent, when this node is the output of a run
-        self._run = None  # the run this node last took part in (see total_gradient)
+        self.inputs: list[NodeBase] = input_nodes
+        self.value: Any = None  # a Python scalar or a numpy array, once computed
+        self.outputs: list[NodeBase] = []  # the nodes that consume this one, each listed once
+        self.gradients: dict[NodeBase, Any] = {}
+        self.seed: Any = None  # the cotangent, when this node is the output of a run
+        self._run: object | None = None  # the run this node last took part in (see total_gradient)
         for position, node in enumerate(input_nodes):
             if node not in input_nodes[:position]:  # mult(x, x) makes one consumer of x, not two
                 node.outputs.append(self)

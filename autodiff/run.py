@@ -62,7 +62,7 @@ def connected_nodes(start) -> list[NodeBase]:
 
 
 def outputs_of(nodes) -> list[NodeBase]:
-    marked = [node for node in nodes if isinstance(node, NodeOutput)]
+    marked: list[NodeBase] = [node for node in nodes if isinstance(node, NodeOutput)]
     return marked or [nodes[-1]]
 
 

@@ -131,13 +131,18 @@ def check_case(
 def load_backends(engine_spec: str, oracles) -> tuple[Backend, list[Backend], bool, list[Unavailable]]:
     """The engine, the loaded AD references, whether numeric runs, and the unavailable references."""
     engine = load_engine(engine_spec)
-    references, unavailable, use_numeric = [], [], False
+    references: list[Backend] = []
+    unavailable: list[Unavailable] = []
+    use_numeric = False
     for name in oracles:
         if name == "numeric":
             use_numeric = True
             continue
         loaded = load_reference(name)
-        (unavailable if isinstance(loaded, Unavailable) else references).append(loaded)
+        if isinstance(loaded, Unavailable):
+            unavailable.append(loaded)
+        else:
+            references.append(loaded)
     return engine, references, use_numeric, unavailable
 
 
@@ -230,7 +235,7 @@ def run_audit(
         engine, references, use_numeric, unavailable = load_backends(config.engine, config.oracles)
         generator = _restricted(config.generator, engine)
         backends = (engine, references, use_numeric)
-        results = []
+        results: list[CaseResult] = []
         for i in range(config.graphs):
             results.append(_audit_case(config.seed, i, generator, backends))
             if progress:
@@ -246,8 +251,8 @@ def run_audit(
     # Small chunks keep the progress bar moving and both cores busy to the end.
     chunk = max(1, min(25, config.graphs // (config.workers * 8)))
     chunks = [indices[k : k + chunk] for k in range(0, len(indices), chunk)]
-    results: list[CaseResult] = []
-    investigations: list[Investigation] = []
+    results = []
+    investigations = []
     # spawn, not fork: JAX and PyTorch hold threads that fork would copy half-alive.
     context = get_context("spawn")
     try:
@@ -263,8 +268,8 @@ def run_audit(
                 if progress:
                     progress(len(part))
             targets = shrink_targets(results, config.shrink_limit)
-            futures = [pool.submit(_worker_investigate, config.seed, i, generator, t, budget) for i, t in targets]
-            investigations = [future.result() for future in futures]
+            shrinking = [pool.submit(_worker_investigate, config.seed, i, generator, t, budget) for i, t in targets]
+            investigations = [future.result() for future in shrinking]
     except BrokenProcessPool:
         engine = load_engine(config.engine)
         references, use_numeric, unavailable = [], "numeric" in config.oracles, []

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .audit import AuditConfig, AuditConfigError, check_case, default_workers, load_backends, run_audit
-from .backends import REFERENCES, PluginError, load_engine, load_reference, support_table
+from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, support_table
 from .generate import GeneratorConfig
 from .graph import DTYPES, FormatError, infer_shapes, load_case
 from .ops import OPS, op_table_markdown
@@ -257,6 +257,7 @@ def _replay(args) -> int:
     np.set_printoptions(precision=17, linewidth=120)
     for path, case in zip(args.cases, cases):
         result = check_case(case, engine, references, use_numeric, keep=True)
+        assert result.evaluations is not None  # keep=True keeps them
         print(
             f"== {path}: {len(case.graph['nodes'])} op nodes, output {case.graph['output']!r} "
             f"of shape {list(infer_shapes(case.graph)[case.graph['output']])}"
@@ -283,7 +284,7 @@ def _print_evaluation(evaluation) -> None:
 
 
 def _ops(args) -> int:
-    backends = [load_backends("oracles.backends.autodiff_engine", ())[0]]
+    backends: list[Backend | Unavailable] = [load_backends("oracles.backends.autodiff_engine", ())[0]]
     backends += [load_reference(name) for name in REFERENCES]
     print(op_table_markdown(support_table(backends)))
     return EXIT_CLEAN

@@ -375,6 +375,7 @@ def cases(config: GeneratorConfig = DEFAULT_CONFIG):
             if case is not None:
                 break
         assume(case is not None)
+        assert case is not None  # assume() has rejected the example otherwise
         return case
 
     return draw_case()

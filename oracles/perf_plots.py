@@ -67,8 +67,8 @@ def _plot_cost_per_node(results: Results, families: list[str], path: Path, writt
         # An mlp has the same op nodes at every width: against nodes its points would stack on one x.
         by_size = len(node_counts) == 1 and len(results.sizes(family)) > 1
         for backend in results.backends(family):
-            points = [results.get(family, s, "forward+backward", backend) for s in results.sizes(family)]
-            points = [(m.size if by_size else m.nodes, m.median / m.nodes) for m in points if m and m.nodes]
+            measured = [results.get(family, s, "forward+backward", backend) for s in results.sizes(family)]
+            points = [(m.size if by_size else m.nodes, m.median / m.nodes) for m in measured if m and m.nodes]
             if points:
                 ax.plot(*zip(*points), marker="o", color=_color(backend), label=backend)
         xlabel = f"{SIZE_LABELS.get(family, 'size')} ({node_counts.pop()} op nodes at every size)" if by_size else None
@@ -107,6 +107,7 @@ def _plot_jit_crossover(crossovers: list[Crossover], path: Path, written: list[P
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False, layout="constrained")
     n = np.logspace(0, 6, 61)
     for ax, c in zip(axes.flat, crossovers):
+        assert c.compile_seconds is not None  # draw_plots passes only the crossovers with a compile time
         ax.plot(n, n * c.t_autodiff, color=_color(OURS), label=f"{OURS}: n t")
         ax.plot(n, c.compile_seconds + n * c.t_jit, color=_color(JIT), label=f"{JIT}: compile + n t")
         if c.n_star is not None and 1 <= c.n_star <= 1e6:

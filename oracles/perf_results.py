@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def _measurement(entry: dict) -> Measurement | str:
     """One benchmark entry, or the reason it cannot be used. extra_info is the source; the
     group "family/size/pass" and the `backend` parameter are fallbacks for entries without it."""
     info = as_dict(entry.get("extra_info"))
-    group = str(entry.get("group") or "").split("/")
+    group: Sequence[str | None] = str(entry.get("group") or "").split("/")
     group = group if len(group) == 3 else [None, None, None]
     family = info.get("family") or group[0]
     size = info.get("size") if info.get("size") is not None else group[1]

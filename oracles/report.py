@@ -118,7 +118,7 @@ def build_report(
     results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float, investigations=()
 ) -> dict:
     ops: dict[str, dict] = {op: {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0} for op in ran["ops"]}
-    discrepancies = []
+    discrepancies: list[dict] = []
     seconds: Counter = Counter()
     skipped: Counter = Counter()
     for result in results:

@@ -77,7 +77,7 @@ def _fit(array: np.ndarray, shape: tuple) -> np.ndarray:
     return np.ones(shape, dtype=array.dtype)
 
 
-def _structure(case: Case) -> Iterator[Case]:
+def _structure(case: Case) -> Iterator[Case | None]:
     graph = case.graph
     pruned = _rebuild(case, graph, case.values)
     if pruned is not None and size(pruned) != size(case):
@@ -110,7 +110,7 @@ def _replace(case: Case, name: str, operand: str) -> Case | None:
     return _rebuild(case, {**graph, "nodes": nodes, "output": output}, case.values)
 
 
-def _shapes(case: Case) -> Iterator[Case]:
+def _shapes(case: Case) -> Iterator[Case | None]:
     graph = case.graph
     sizes = sorted({size for entry in graph["inputs"] for size in entry["shape"] if size > 1}, reverse=True)
     for size_ in sizes:

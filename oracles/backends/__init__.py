@@ -74,7 +74,7 @@ def load_engine(spec: str) -> Backend:
         raise PluginError(
             f"--engine {spec!r}: importing {module_name!r} raised {type(error).__name__}: {error}"
         ) from None
-    plugin = module
+    plugin: object = module
     if attribute:
         plugin = getattr(module, attribute, None)
         if plugin is None:
@@ -101,7 +101,7 @@ def load_reference(name: str) -> Backend | Unavailable:
 
 def support_table(backends) -> dict[str, dict[str, str | None]]:
     """{backend name: {op: None if supported, else why not}}, for `autodiff-audit ops` and the docs."""
-    table = {}
+    table: dict[str, dict[str, str | None]] = {}
     for backend in backends:
         if isinstance(backend, Unavailable):
             table[backend.name] = {op: f"unavailable: {backend.reason}" for op in OPS}

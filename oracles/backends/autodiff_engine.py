@@ -19,7 +19,7 @@ ops = set(NODE_CLASSES)
 
 
 def evaluate(graph, values, cotangent):
-    nodes = {}
+    nodes: dict[str, autodiff.NodeBase] = {}
     for entry in graph["inputs"]:
         nodes[entry["name"]] = autodiff.NodeInput(entry["name"], shape=entry["shape"])
     for node in graph["nodes"]:

@@ -12,7 +12,9 @@ disable.
 """
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 
@@ -58,7 +60,7 @@ def _reduce_sum(a, axis, keepdims):
 # op name -> (operands, attrs) -> jax value. One line per op of the table. These are the
 # lax primitives that jnp's functions reduce to: the same JAX differentiation rules,
 # without jnp's per-call jit wrappers, each of which compiles once per shape.
-OPS = {
+OPS: dict[str, Callable[..., Any]] = {
     "add": lambda a, b, attrs: lax.add(*_broadcast(a, b)),
     "subtract": lambda a, b, attrs: lax.sub(*_broadcast(a, b)),
     "mult": lambda a, b, attrs: lax.mul(*_broadcast(a, b)),

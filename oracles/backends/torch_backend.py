@@ -1,5 +1,8 @@
 """PyTorch as a reference: eager forward, then `torch.autograd.grad` with `grad_outputs`."""
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -9,7 +12,7 @@ torch.set_num_threads(1)
 name = "torch"
 
 # op name -> (operands, attrs) -> torch value. One line per op of the table.
-OPS = {
+OPS: dict[str, Callable[..., Any]] = {
     "add": lambda a, b, attrs: a + b,
     "subtract": lambda a, b, attrs: a - b,
     "mult": lambda a, b, attrs: a * b,
