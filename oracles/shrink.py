@@ -145,10 +145,33 @@ def _reshape_input(case: Case, name: str, shape: list, value) -> Case | None:
     return _rebuild(case, {**case.graph, "inputs": inputs}, {**case.values, name: np.asarray(value)})
 
 
+def _simplicity(value: np.ndarray) -> int:
+    """0 for all ones, then all twos, all halves, small integers, halves, anything else."""
+    for rank, test in enumerate(
+        (
+            lambda v: np.all(v == 1),
+            lambda v: np.all(v == 2),
+            lambda v: np.all(v == 0.5),
+            lambda v: np.all(v == np.round(v)),
+            lambda v: np.all(v * 2 == np.round(v * 2)),
+        )
+    ):
+        if test(value):
+            return rank
+    return 5
+
+
 def _simpler(value: np.ndarray) -> Iterator[np.ndarray]:
+    """Candidates strictly simpler than `value`, simplest first (so shrinking never cycles).
+    A rule that is right at 1 (the notebook's power rule: 2 x = 2 at x = 1) still shrinks to 2."""
+    rank = _simplicity(value)
     # `+ 0.0` turns the -0.0 that rounding leaves into 0.0.
-    for candidate in (np.ones_like(value), np.round(value) + 0.0, np.round(value * 2) / 2 + 0.0):
-        if not np.array_equal(candidate, value):
+    candidates = (
+        np.ones_like(value), np.full_like(value, 2), np.full_like(value, 0.5),
+        np.round(value) + 0.0, np.round(value * 2) / 2 + 0.0,
+    )  # fmt: skip
+    for candidate in candidates:
+        if _simplicity(candidate) < rank:
             yield candidate.astype(value.dtype)
 
 
