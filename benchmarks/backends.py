@@ -32,6 +32,7 @@ import numpy as np
 
 import autodiff
 from examples import notebook_engine
+from oracles.backends.autodiff_engine import NODE_CLASSES
 
 from .workloads import Workload
 
@@ -75,15 +76,8 @@ def _native(value):
 
 # ---- the node engines ------------------------------------------------------------------------
 
-_AUTODIFF_NODES = {
-    "add": autodiff.NodeAdd,
-    "subtract": autodiff.NodeSubtract,
-    "mult": autodiff.NodeMult,
-    "power": autodiff.NodePower,
-    "reduce_sum": autodiff.NodeReduceSum,
-    "dot": autodiff.NodeDot,
-    "sigmoid": autodiff.NodeSigmoid,
-}
+# The op table's names to our node classes: the audit's own adapter has the mapping.
+_AUTODIFF_NODES = NODE_CLASSES
 
 
 def _autodiff(workload: Workload, pass_name: str) -> Prepared:

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from case_builders import make_case
 
 from examples.broken_engines import BUGS
 from oracles.audit import check_case
@@ -24,23 +25,6 @@ ELEMENTWISE = GeneratorConfig(min_nodes=10, max_nodes=10, ops=("add", "mult", "p
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def make_case(inputs: dict, nodes: list, output: str, values: dict, cotangent=None) -> Case:
-    """A case from {input: shape}, [(name, op, operands, attrs)], the output and values."""
-    return validate_case(
-        {
-            "graph": {
-                "inputs": [{"name": name, "shape": shape} for name, shape in inputs.items()],
-                "nodes": [
-                    {"name": n, "op": op, "inputs": list(operands), "attrs": attrs} for n, op, operands, attrs in nodes
-                ],
-                "output": output,
-            },
-            "values": values,
-            "cotangent": cotangent,
-        }
-    )
 
 
 def ten_node_case(op: str) -> Case:

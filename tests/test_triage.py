@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from case_builders import make_case
 
 from examples.broken_engines import FORWARD, ReverseEngine
 from oracles.audit import check_case
@@ -23,23 +24,6 @@ V = [0.8, -1.1, 0.35]
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def make_case(inputs: dict, nodes: list, output: str, values: dict, cotangent=None) -> Case:
-    """A case from {input: shape}, [(name, op, operands, attrs)], the output and values."""
-    return validate_case(
-        {
-            "graph": {
-                "inputs": [{"name": name, "shape": shape} for name, shape in inputs.items()],
-                "nodes": [
-                    {"name": n, "op": op, "inputs": list(operands), "attrs": attrs} for n, op, operands, attrs in nodes
-                ],
-                "output": output,
-            },
-            "values": values,
-            "cotangent": cotangent,
-        }
-    )
 
 
 def chain() -> Case:
