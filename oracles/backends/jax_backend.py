@@ -33,7 +33,7 @@ from jax import lax  # noqa: E402
 name = "jax"
 
 
-def _broadcast(a, b):
+def broadcast(a, b):
     """numpy broadcasting, spelled in lax (jnp's implicit broadcasting compiles extra wrappers)."""
     shape = np.broadcast_shapes(a.shape, b.shape)
 
@@ -49,7 +49,7 @@ def _broadcast(a, b):
     return stretch(a), stretch(b)
 
 
-def _reduce_sum(a, axis, keepdims):
+def reduce_sum(a, axis, keepdims):
     axes = tuple(range(a.ndim)) if axis is None else (axis % a.ndim,)
     total = lax.reduce(a, np.array(0, a.dtype), lax.add, axes)
     if keepdims:
@@ -61,11 +61,11 @@ def _reduce_sum(a, axis, keepdims):
 # lax primitives that jnp's functions reduce to: the same JAX differentiation rules,
 # without jnp's per-call jit wrappers, each of which compiles once per shape.
 OPS: dict[str, Callable[..., Any]] = {
-    "add": lambda a, b, attrs: lax.add(*_broadcast(a, b)),
-    "subtract": lambda a, b, attrs: lax.sub(*_broadcast(a, b)),
-    "mult": lambda a, b, attrs: lax.mul(*_broadcast(a, b)),
+    "add": lambda a, b, attrs: lax.add(*broadcast(a, b)),
+    "subtract": lambda a, b, attrs: lax.sub(*broadcast(a, b)),
+    "mult": lambda a, b, attrs: lax.mul(*broadcast(a, b)),
     "power": lambda a, attrs: lax.integer_pow(a, attrs["exponent"]),
-    "reduce_sum": lambda a, attrs: _reduce_sum(a, attrs["axis"], attrs["keepdims"]),
+    "reduce_sum": lambda a, attrs: reduce_sum(a, attrs["axis"], attrs["keepdims"]),
     "dot": lambda a, b, attrs: lax.dot(a, b),
     "sigmoid": lambda a, attrs: lax.logistic(a),
 }
