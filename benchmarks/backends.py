@@ -99,8 +99,14 @@ def _autodiff(workload: Workload, pass_name: str) -> Prepared:
             calls.append(functools.partial(autodiff.run, feed, order, cotangent=_native(case.cotangent)))
         graphs.append((output, inputs))
 
+    return Prepared(_one_after_another(calls), _node_results(graphs, pass_name))
+
+
+def _node_results(graphs, pass_name: str) -> Callable[[Any], list[Evaluation]]:
+    """`read` for the node engines, which keep their results on the nodes (both have the
+    notebook's `value` and `gradients[node]`)."""
+
     def read(_result) -> list[Evaluation]:
-        # The engine keeps its results on the nodes.
         return [
             (
                 np.asarray(output.value),
@@ -109,7 +115,7 @@ def _autodiff(workload: Workload, pass_name: str) -> Prepared:
             for output, inputs in graphs
         ]
 
-    return Prepared(_one_after_another(calls), read)
+    return read
 
 
 def _notebook_forward(fd, nodes):
@@ -138,17 +144,7 @@ def _notebook(workload: Workload, pass_name: str) -> Prepared:
         runner = _notebook_forward if pass_name == "forward" else notebook_engine.run
         calls.append(functools.partial(runner, fd, ordered))
         graphs.append((output, inputs))
-
-    def read(_result) -> list[Evaluation]:
-        return [
-            (
-                np.asarray(output.value),
-                None if pass_name == "forward" else {n.name: np.asarray(n.gradients[n]) for n in inputs},
-            )
-            for output, inputs in graphs
-        ]
-
-    return Prepared(_one_after_another(calls), read)
+    return Prepared(_one_after_another(calls), _node_results(graphs, pass_name))
 
 
 # ---- straight-line code for torch and JAX ----------------------------------------------------
