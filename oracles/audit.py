@@ -186,7 +186,13 @@ _worker_state: dict = {}
 
 
 def _worker_start(engine_spec: str, oracles: tuple[str, ...]) -> None:
-    _worker_state["backends"] = load_backends(engine_spec, oracles)[:3]
+    _worker_state["loaded"] = loaded = load_backends(engine_spec, oracles)
+    _worker_state["backends"] = loaded[:3]
+
+
+def _worker_what_ran(generator: GeneratorConfig) -> dict:
+    engine, references, use_numeric, unavailable = _worker_state["loaded"]
+    return _what_ran(engine, references, use_numeric, unavailable, generator)
 
 
 def _worker_audit(seed: int, indices: list[int], generator: GeneratorConfig) -> list[CaseResult]:
@@ -259,9 +265,11 @@ def run_audit(
         with ProcessPoolExecutor(
             config.workers, mp_context=context, initializer=_worker_start, initargs=(config.engine, config.oracles)
         ) as pool:
+            # What ran is what the workers loaded: this process never imports JAX or PyTorch, so
+            # it leaves both cores to the workers while they start.
+            what_ran = pool.submit(_worker_what_ran, generator)
             futures = [pool.submit(_worker_audit, config.seed, part, generator) for part in chunks]
-            # The workers import the references meanwhile; this process only needs to say what ran.
-            engine, references, use_numeric, unavailable = load_backends(config.engine, config.oracles)
+            ran = what_ran.result()
             for future in futures:
                 part = future.result()
                 results.extend(part)
@@ -272,7 +280,7 @@ def run_audit(
             investigations = [future.result() for future in shrinking]
     except BrokenProcessPool:
         engine = load_engine(config.engine)
-        references, use_numeric, unavailable = [], "numeric" in config.oracles, []
+        ran = _what_ran(engine, [], "numeric" in config.oracles, [], generator)
         done = len(results)
         crash = Finding(
             "crash", engine.name, None, None,
@@ -280,7 +288,7 @@ def run_audit(
             "(a crash below Python, such as a segfault, in some backend)",
         )  # fmt: skip
         results.append(CaseResult(done, {}, [], 0, 0.0, [crash], {}))
-    return results, _what_ran(engine, references, use_numeric, unavailable, generator), investigations
+    return results, ran, investigations
 
 
 def _what_ran(engine, references, use_numeric, unavailable, generator) -> dict:
