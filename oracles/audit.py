@@ -21,7 +21,7 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from .backends import Backend, Unavailable, load_engine, load_reference
+from .backends import DEFAULT_ENGINE, Backend, Unavailable, load_engine, load_reference
 from .backends import numeric_backend as numeric
 from .compare import Evaluation, Finding, NumericResult, compare
 from .generate import GeneratorConfig, generate_case
@@ -37,7 +37,7 @@ class AuditConfigError(ValueError):
 class AuditConfig:
     graphs: int = 500
     seed: int = 0
-    engine: str = "oracles.backends.autodiff_engine"
+    engine: str = DEFAULT_ENGINE
     oracles: tuple[str, ...] = ("jax", "torch", "numeric")
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     workers: int = 1

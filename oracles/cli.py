@@ -16,7 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from .audit import AuditConfig, AuditConfigError, check_case, default_workers, load_backends, run_audit
-from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, support_table
+from .backends import (
+    DEFAULT_ENGINE,
+    REFERENCES,
+    Backend,
+    PluginError,
+    Unavailable,
+    load_engine,
+    load_reference,
+    support_table,
+)
 from .generate import GeneratorConfig
 from .graph import DTYPES, FormatError, infer_shapes, load_case
 from .ops import OPS, op_table_markdown
@@ -106,9 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine_and_oracles(parser):
-    parser.add_argument(
-        "--engine", default="oracles.backends.autodiff_engine", help="plug-in as package.module[:attribute]"
-    )
+    parser.add_argument("--engine", default=DEFAULT_ENGINE, help="plug-in as package.module[:attribute]")
     parser.add_argument(
         "--oracles", type=_names(list(REFERENCES), "oracle"), default=REFERENCES, help="jax,torch,numeric (all)"
     )
@@ -274,7 +281,7 @@ def _print_evaluation(evaluation) -> None:
 
 
 def _ops(args) -> int:
-    backends: list[Backend | Unavailable] = [load_backends("oracles.backends.autodiff_engine", ())[0]]
+    backends: list[Backend | Unavailable] = [load_backends(DEFAULT_ENGINE, ())[0]]
     backends += [load_reference(name) for name in REFERENCES]
     print(op_table_markdown(support_table(backends)))
     return EXIT_CLEAN

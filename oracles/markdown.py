@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-DEFAULT_ENGINE = "oracles.backends.autodiff_engine"
+from .backends import DEFAULT_ENGINE
 
 
 def replay_command(case_file: str, engine_spec: str) -> str:
