@@ -63,7 +63,7 @@ def _matches(finding, kind: str, backend: str | None, crash_type: str | None) ->
     if kind in RULE_KINDS:
         return finding.kind in ("value", "gradient")
     if kind == "crash":
-        return finding.kind == "crash" and finding.detail.split(":")[0] == crash_type
+        return finding.kind == "crash" and _crash_type(finding.detail) == crash_type
     return finding.kind == kind
 
 
