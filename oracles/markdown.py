@@ -29,8 +29,18 @@ def _margin(value) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
+def json_default(value):
+    """JSON for what json cannot write: numpy arrays and scalars as numbers, and whatever else a
+    plug-in returned (complex numbers, objects) as its repr, so that no report is lost."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return repr(value)
+
+
 def _short(value, limit: int = 200) -> str:
-    text = json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray | np.generic) else repr(v))
+    text = json.dumps(value, default=json_default)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

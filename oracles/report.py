@@ -20,7 +20,7 @@ import numpy as np
 from . import compare
 from .audit import AuditConfig, CaseResult
 from .investigate import RULE_KINDS, Investigation
-from .markdown import render_markdown
+from .markdown import json_default, render_markdown
 from .reproduce import reproducer_source
 
 
@@ -215,15 +215,6 @@ def write_report(report: dict, directory: Path) -> tuple[Path, Path]:
         shutil.rmtree(directory / stale, ignore_errors=True)
     write_case_files(report, directory)
     json_path, md_path = directory / "report.json", directory / "report.md"
-    json_path.write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    json_path.write_text(json.dumps(report, indent=1, default=json_default) + "\n")
     md_path.write_text(render_markdown(report))
     return json_path, md_path
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    # Whatever else a plug-in returned (complex numbers, objects): its repr, so no report is lost.
-    return repr(value)
