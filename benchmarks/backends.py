@@ -16,7 +16,10 @@ and `read`, which turns what `run` returned into numpy for the correctness check
   compiled ahead of the timing; the compile time is `Prepared.compile_seconds`.
 
 torch and JAX run straight-line Python generated from the graph (one statement per node, as
-a user would write it by hand), so no interpreter loop is timed along with them.
+a user would write it by hand), so no interpreter loop is timed along with them. Each statement
+calls the entry of the audit's oracle op map (`oracles.backends.torch_backend.OPS`,
+`jax_backend.OPS`): the benchmarks time the very rules the audit checks against, for every op
+those maps hold, and keep no copy of them.
 A rank-0 value is fed to the node engines as a Python float, as the notebook's users write it.
 """
 
@@ -153,44 +156,43 @@ def _notebook(workload: Workload, pass_name: str) -> Prepared:
 def straight_line_function(graph: dict, ops: dict[str, Callable]) -> Callable:
     """The graph as a Python function of its inputs (in order): one statement per node.
 
-    `ops` maps each op name to a function taking the operands, then the op's attrs as
-    keyword arguments, as the graph format spells them.
+    `ops` is an oracle's op map (`oracles.backends.torch_backend.OPS`, `jax_backend.OPS`):
+    op name -> function of the operands, then the node's attrs dict. Each node's attrs are
+    bound in the function's namespace as a constant, so node 3 becomes
+    `v3 = op_mult(v1, v2, A3)`; a node without "attrs" gets {}.
     """
     names = {entry["name"]: f"v{i}" for i, entry in enumerate(graph["inputs"])}
+    namespace: dict[str, Any] = {}
+    functions: dict[str, str] = {}  # op name -> its name in the generated code
     lines = [f"def graph_function({', '.join(names.values())}):"]
     for entry in graph["nodes"]:
-        variable = names[entry["name"]] = f"v{len(names)}"
+        op = entry["op"]
+        if op not in functions:
+            if op not in ops:
+                raise Unsupported(f"the op map has no {op!r} (it has {', '.join(ops)})")
+            # Any op name: prefixed, it can be no keyword, builtin or variable; not an identifier, numbered.
+            functions[op] = f"op_{op}" if op.isidentifier() else f"op_{len(functions)}"
+            namespace[functions[op]] = ops[op]
+        index = len(names)
+        variable = names[entry["name"]] = f"v{index}"
+        namespace[f"A{index}"] = dict(entry.get("attrs") or {})
         arguments = [names[name] for name in entry["inputs"]]
-        arguments += [f"{key}={value!r}" for key, value in (entry.get("attrs") or {}).items()]
-        lines.append(f"    {variable} = {entry['op']}({', '.join(arguments)})")
+        lines.append(f"    {variable} = {functions[op]}({', '.join([*arguments, f'A{index}'])})")
     lines.append(f"    return {names[graph['output']]}")
-    namespace = dict(ops)
     exec(compile("\n".join(lines), f"<graph of {len(graph['nodes'])} nodes>", "exec"), namespace)
     return namespace["graph_function"]
 
 
+def _oracle_ops(backend: str) -> dict[str, Callable]:
+    """The op map of the audit's `backend` oracle, imported on first use (it imports torch or JAX)."""
+    if backend == "torch":
+        from oracles.backends import torch_backend as oracle  # sets torch to one thread, as conftest does
+    else:
+        from oracles.backends import jax_backend as oracle  # enables float64 and JAX's persistent cache
+    return oracle.OPS
+
+
 # ---- torch -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def _torch_ops() -> dict[str, Callable]:
-    import torch
-
-    def reduce_sum(a, axis=None, keepdims=False):
-        if axis is None:  # every element; keepdims keeps every axis, at size 1
-            total = torch.sum(a)
-            return total.reshape([1] * a.dim()) if keepdims else total
-        return torch.sum(a, dim=axis, keepdim=keepdims)
-
-    return {
-        "add": torch.add,
-        "subtract": torch.sub,
-        "mult": torch.mul,
-        "power": lambda a, exponent=2: a**exponent,
-        "reduce_sum": reduce_sum,
-        "dot": torch.matmul,
-        "sigmoid": torch.sigmoid,
-    }
 
 
 def _torch(workload: Workload, pass_name: str) -> Prepared:
@@ -198,7 +200,7 @@ def _torch(workload: Workload, pass_name: str) -> Prepared:
 
     calls, shapes = [], []
     for case in workload.cases:
-        function = straight_line_function(case.graph, _torch_ops())
+        function = straight_line_function(case.graph, _oracle_ops("torch"))
         names = [entry["name"] for entry in case.graph["inputs"]]
         leaves = [torch.tensor(case.values[name], dtype=torch.float64, requires_grad=True) for name in names]
         if pass_name == "forward":
@@ -242,24 +244,6 @@ def _jax():
     return jax
 
 
-@functools.cache
-def _jax_ops() -> dict[str, Callable]:
-    from jax import lax
-
-    # numpy's broadcasting and reduce_sum in lax: the audit's JAX oracle has them.
-    from oracles.backends.jax_backend import broadcast, reduce_sum
-
-    return {
-        "add": lambda a, b: lax.add(*broadcast(a, b)),
-        "subtract": lambda a, b: lax.sub(*broadcast(a, b)),
-        "mult": lambda a, b: lax.mul(*broadcast(a, b)),
-        "power": lambda a, exponent=2: lax.integer_pow(a, exponent),
-        "reduce_sum": lambda a, axis=None, keepdims=False: reduce_sum(a, axis, keepdims),
-        "dot": lax.dot,
-        "sigmoid": lax.logistic,
-    }
-
-
 def _value_and_vjp(function: Callable) -> Callable:
     """(cotangent, *inputs) -> (output, gradients): one forward+backward evaluation."""
     jax = _jax()
@@ -275,7 +259,7 @@ def _jax_backend(workload: Workload, pass_name: str, jit: bool) -> Prepared:
     jax = _jax()
     calls, names_per_case, compile_seconds = [], [], 0.0
     for case in workload.cases:
-        function = straight_line_function(case.graph, _jax_ops())
+        function = straight_line_function(case.graph, _oracle_ops("jax"))
         names = [entry["name"] for entry in case.graph["inputs"]]
         arguments = [jax.device_put(np.asarray(case.values[name], dtype=np.float64)) for name in names]
         if pass_name == "forward+backward":
