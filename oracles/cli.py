@@ -15,21 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import AuditConfig, AuditConfigError, check_case, default_workers, load_backends, run_audit
-from .backends import (
-    DEFAULT_ENGINE,
-    REFERENCES,
-    Backend,
-    PluginError,
-    Unavailable,
-    load_engine,
-    load_reference,
-    support_table,
-)
+from .audit import AuditConfig, AuditConfigError, default_workers, run_audit
+from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, support_table
+from .check import check_case, load_backends
+from .format import DTYPES, FormatError, infer_shapes, load_case
 from .generate import GeneratorConfig
-from .graph import DTYPES, FormatError, infer_shapes, load_case
 from .ops import OPS, op_table_markdown
 from .report import build_report, write_report
+
+AUDIT, GENERATOR = AuditConfig(), GeneratorConfig()  # the defaults, defined once, in those classes
 
 EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE = 0, 1, 2
 
@@ -83,24 +77,50 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     audit = commands.add_parser("audit", help="audit an engine on random graphs against the references")
-    audit.add_argument("--graphs", type=_positive_int, default=500, help="number of random graphs (500)")
     audit.add_argument(
-        "--seed", type=_non_negative_int, default=0, help="root seed; graph i is made from (seed, i) (0)"
+        "--graphs", type=_positive_int, default=AUDIT.graphs, help=f"number of random graphs ({AUDIT.graphs})"
+    )
+    audit.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=AUDIT.seed,
+        help=f"root seed; graph i is made from (seed, i) ({AUDIT.seed})",
     )
     _engine_and_oracles(audit)
-    audit.add_argument("--ops", type=_names(list(OPS), "op"), default=tuple(OPS), help="comma-separated op subset")
-    audit.add_argument("--min-nodes", type=_positive_int, default=1, help="fewest op nodes per graph (1)")
-    audit.add_argument("--max-nodes", type=_positive_int, default=12, help="most op nodes per graph (12)")
-    audit.add_argument("--max-rank", type=int, choices=[0, 1, 2, 3], default=2, help="largest tensor rank (2)")
-    audit.add_argument("--max-dim", type=_positive_int, default=3, help="largest size of an axis (3)")
-    audit.add_argument("--dtype", choices=DTYPES, default="float64")
-    audit.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
-    audit.add_argument("--report", type=Path, default=Path("audit-report"), help="report directory (audit-report)")
+    audit.add_argument("--ops", type=_names(list(OPS), "op"), default=GENERATOR.ops, help="comma-separated op subset")
     audit.add_argument(
-        "--shrink-limit", type=_non_negative_int, default=3,
-        help="failing graphs to shrink per (kind, backend, op) group; 0 = none (3)",
+        "--min-nodes",
+        type=_positive_int,
+        default=GENERATOR.min_nodes,
+        help=f"fewest op nodes per graph ({GENERATOR.min_nodes})",
+    )
+    audit.add_argument(
+        "--max-nodes",
+        type=_positive_int,
+        default=GENERATOR.max_nodes,
+        help=f"most op nodes per graph ({GENERATOR.max_nodes})",
+    )
+    audit.add_argument(
+        "--max-rank", type=int, choices=[0, 1, 2, 3], default=GENERATOR.max_rank,
+        help=f"largest tensor rank ({GENERATOR.max_rank}); 0 for a scalar-only engine",
     )  # fmt: skip
-    audit.add_argument("--shrink-seconds", type=_positive_float, default=5.0, help="time budget of one shrink (5)")
+    audit.add_argument(
+        "--max-dim",
+        type=_positive_int,
+        default=GENERATOR.max_dim,
+        help=f"largest size of an axis ({GENERATOR.max_dim})",
+    )
+    audit.add_argument("--dtype", choices=DTYPES, default=GENERATOR.dtype)
+    audit.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
+    audit.add_argument("--report", type=Path, default=AUDIT.report, help=f"report directory ({AUDIT.report})")
+    audit.add_argument(
+        "--shrink-limit", type=_non_negative_int, default=AUDIT.shrink_limit,
+        help=f"failing graphs to shrink per (kind, backend, op) group; 0 = none ({AUDIT.shrink_limit})",
+    )  # fmt: skip
+    audit.add_argument(
+        "--shrink-seconds", type=_positive_float, default=AUDIT.shrink_seconds,
+        help=f"time budget of one shrink ({AUDIT.shrink_seconds:g})",
+    )  # fmt: skip
 
     replay = commands.add_parser("replay", help="evaluate saved cases with every backend and compare")
     replay.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
@@ -115,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _engine_and_oracles(parser):
-    parser.add_argument("--engine", default=DEFAULT_ENGINE, help="plug-in as package.module[:attribute]")
+    parser.add_argument("--engine", default=AUDIT.engine, help="plug-in as package.module[:attribute]")
     parser.add_argument(
-        "--oracles", type=_names(list(REFERENCES), "oracle"), default=REFERENCES, help="jax,torch,numeric (all)"
+        "--oracles", type=_names(list(REFERENCES), "oracle"), default=AUDIT.oracles, help="jax,torch,numeric (all)"
     )
 
 
@@ -163,6 +183,7 @@ def _audit(args) -> int:
         oracles=args.oracles,
         generator=generator,
         workers=min(args.workers, args.graphs),
+        report=args.report,
         shrink_limit=args.shrink_limit,
         shrink_seconds=args.shrink_seconds,
     )
@@ -175,7 +196,7 @@ def _audit(args) -> int:
         except AuditConfigError as error:
             raise UsageError(str(error)) from None
     report = build_report(results, ran, config, time.perf_counter() - start, investigations)
-    json_path, md_path = write_report(report, args.report)
+    json_path, md_path = write_report(report)
     _print_summary(report)
     print(f"report: {json_path} and {md_path}")
     return EXIT_DISCREPANCY if report["summary"]["discrepancies"] else EXIT_CLEAN
@@ -246,14 +267,14 @@ def _print_summary(report: dict) -> None:
 
 
 def _replay(args) -> int:
-    engine, references, use_numeric, unavailable = load_backends(args.engine, args.oracles)
-    for item in unavailable:
+    cases = [load_case(path) for path in args.cases]  # every file is checked before any backend loads
+    backends = load_backends(args.engine, args.oracles)
+    for item in backends.unavailable:
         print(f"unavailable: {item.name}: {item.reason}")
-    cases = [load_case(path) for path in args.cases]  # every file is checked before any runs
     found = False
     np.set_printoptions(precision=17, linewidth=120)
     for path, case in zip(args.cases, cases):
-        result = check_case(case, engine, references, use_numeric, keep=True)
+        result = check_case(case, backends, keep=True)
         assert result.evaluations is not None  # keep=True keeps them
         print(
             f"== {path}: {len(case.graph['nodes'])} op nodes, output {case.graph['output']!r} "
@@ -281,7 +302,7 @@ def _print_evaluation(evaluation) -> None:
 
 
 def _ops(args) -> int:
-    backends: list[Backend | Unavailable] = [load_backends(DEFAULT_ENGINE, ())[0]]
+    backends: list[Backend | Unavailable] = [load_engine(AUDIT.engine)]
     backends += [load_reference(name) for name in REFERENCES]
     print(op_table_markdown(support_table(backends)))
     return EXIT_CLEAN

@@ -46,12 +46,15 @@ from pathlib import Path
 
 import pytest
 
-from .audit import check_case, load_backends
+from .audit import AuditConfig
 from .backends import REFERENCES, Backend, PluginError, load_engine
+from .check import Backends, check_case, load_backends
+from .diagnose import accepted, diagnose_case, engine_findings, investigate
+from .format import DTYPES, Case, case_to_json
 from .generate import GeneratorConfig, generate_case
-from .graph import DTYPES, Case, case_to_json
-from .investigate import accepted, investigate
-from .markdown import print_all_view, replay_command
+from .report import print_all_view, replay_command
+
+DEFAULTS = AuditConfig()  # the audit's defaults, defined once there
 
 ROOT = "autodiff-audit"  # the first part of every node id, and the option group
 SLOW_NODES = 8  # cases with this many op nodes or more are marked `slow`
@@ -74,19 +77,17 @@ class AuditSession:
     generator: GeneratorConfig
     cases: list[tuple[int, int, str]]  # (index, seed, dtype) of every case to collect
     shrink_seconds: float
-    backends: tuple | None = None  # (engine, references, use_numeric, unavailable), loaded on first use
+    backends: Backends | None = None  # loaded on first use
     outcomes: dict[str, str] = field(default_factory=dict)  # node id -> passed, failed or skipped
     selected: int = 0  # audit items left after selection (-k, -m, node ids)
 
-    def loaded(self) -> tuple:
+    def loaded(self) -> Backends:
         if self.backends is None:  # once per session: importing JAX or PyTorch takes seconds
             self.backends = load_backends(self.spec, self.oracles)
         return self.backends
 
     def reference_names(self) -> list[str]:
-        if self.backends is None:
-            return list(self.oracles)
-        return [r.name for r in self.backends[1]] + (["numeric"] if self.backends[2] else [])
+        return list(self.oracles) if self.backends is None else self.backends.reference_names
 
     def pytest_report_header(self) -> str:
         return (
@@ -130,7 +131,7 @@ class AuditSession:
             return
         counts = {outcome: list(self.outcomes.values()).count(outcome) for outcome in ("passed", "failed", "skipped")}
         cases = max(self.selected, len(self.outcomes))
-        unavailable = self.backends[3] if self.backends else []
+        unavailable = self.backends.unavailable if self.backends else []
         missing = "".join(f" ({u.name} unavailable: {u.reason})" for u in unavailable)
         terminalreporter.write_line(
             f"{ROOT}: {cases} cases of {self.spec} against {', '.join(self.reference_names()) or 'nothing'}: "
@@ -158,17 +159,27 @@ def _count(text: str, minimum: int) -> int:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(ROOT, "autodiff-audit: audit an engine plug-in against JAX, PyTorch and finite differences")
     group.addoption("--audit-engine", metavar="SPEC", help="the engine plug-in, package.module[:attribute]")
-    group.addoption("--audit-graphs", metavar="N", type=lambda t: _count(t, 1), default=100, help="random cases (100)")
-    group.addoption("--audit-seed", metavar="S", type=lambda t: _count(t, 0), default=0, help="root seed (0)")
+    group.addoption(
+        "--audit-graphs", metavar="N", type=lambda t: _count(t, 1), default=DEFAULTS.graphs,
+        help=f"random cases ({DEFAULTS.graphs})",
+    )  # fmt: skip
+    group.addoption(
+        "--audit-seed", metavar="S", type=lambda t: _count(t, 0), default=DEFAULTS.seed,
+        help=f"root seed ({DEFAULTS.seed})",
+    )  # fmt: skip
     group.addoption(
         "--audit-oracles",
         metavar="NAMES",
         help="comma-separated references (default: jax and torch if installed, numeric)",
     )
-    group.addoption("--audit-dtype", choices=DTYPES, default="float64", help="dtype of the cases (float64)")
     group.addoption(
-        "--audit-shrink-seconds", metavar="T", type=float, default=5.0, help="time budget of one shrink (5)"
-    )
+        "--audit-dtype", choices=DTYPES, default=DEFAULTS.generator.dtype,
+        help=f"dtype of the cases ({DEFAULTS.generator.dtype})",
+    )  # fmt: skip
+    group.addoption(
+        "--audit-shrink-seconds", metavar="T", type=float, default=DEFAULTS.shrink_seconds,
+        help=f"time budget of one shrink ({DEFAULTS.shrink_seconds:g})",
+    )  # fmt: skip
 
 
 def _installed(module: str) -> bool:
@@ -234,7 +245,7 @@ def pytest_configure(config: pytest.Config) -> None:
     engine = _load_engine(spec)
     oracles = _oracles(config.getoption("--audit-oracles"))
     dtype = config.getoption("--audit-dtype")
-    generator = GeneratorConfig(dtype=dtype)
+    generator = dataclasses.replace(DEFAULTS.generator, dtype=dtype)
     ops = tuple(op for op in generator.ops if op in engine.ops)  # random graphs use only the engine's ops
     if not ops:
         raise pytest.UsageError(f"--audit-engine {spec!r}: supports none of the ops {', '.join(generator.ops)}")
@@ -294,7 +305,8 @@ class AuditCase(pytest.Item):
         return self.config.rootpath / ROOT, None, f"{ROOT} {self.name} of {self.config.stash[STATE].spec}"
 
     def runtest(self) -> None:
-        engine, references, use_numeric, _ = self.config.stash[STATE].loaded()
+        backends = self.config.stash[STATE].loaded()
+        engine = backends.engine
         reason = accepted(engine, self.case.graph)
         if reason:
             assert self.parent is not None  # an item always hangs under its engine's collector
@@ -302,8 +314,9 @@ class AuditCase(pytest.Item):
             pytest.skip(f"{engine.name} declines the graph: {reason}")
         assert self.case.seed is not None  # generated cases carry (seed, index)
         index = self.case.seed[1]
-        result = check_case(self.case, engine, references, use_numeric, index)
-        mine = [f for f in result.findings if f.backend == engine.name]
+        result = check_case(self.case, backends, index)
+        diagnose_case(self.case, result, backends)
+        mine = engine_findings(result, backends)
         if mine:
             raise AuditFailure(self._failure_report(mine))
         if result.findings:  # the references disagree among themselves and do not outvote the engine
@@ -315,17 +328,12 @@ class AuditCase(pytest.Item):
         """The finding (its first line is pytest's one-line summary), the minimal case node by
         node, its JSON, and the commands that replay it and re-run this test."""
         state = self.config.stash[STATE]
-        engine, references, use_numeric, _ = state.loaded()
         first = findings[0]
         assert self.case.seed is not None
-        try:
-            shrunk = investigate(
-                self.case, self.case.seed[1], first.kind, first.backend, first.detail, engine, references,
-                use_numeric, check_case, max_seconds=state.shrink_seconds,
-            )  # fmt: skip
-        except Exception as error:  # a diagnosis that fails leaves the finding as it was found
+        shrunk = investigate(self.case, self.case.seed[1], first, state.loaded(), max_seconds=state.shrink_seconds)
+        if shrunk.minimal is None:  # a diagnosis that fails leaves the finding as it was found
             lines = [f"{first.kind}: {first.detail}"]
-            view = [f"the case could not be shrunk ({type(error).__name__}: {error}); the whole case:"]
+            view = [f"the case could not be shrunk ({shrunk.error}); the whole case:"]
             minimal = case_to_json(self.case)
         else:
             where = f"op {shrunk.op!r}" if shrunk.op else "no single op (composition)"

@@ -1,6 +1,6 @@
 """Hand-written cases for the tests, in the graph format, with as little typing as possible."""
 
-from oracles.graph import Case, validate_case
+from oracles.format import Case, validate_case
 
 
 def make_case(inputs: dict, nodes: list, output: str, values: dict, cotangent=None) -> Case:
@@ -18,3 +18,34 @@ def make_case(inputs: dict, nodes: list, output: str, values: dict, cotangent=No
             "cotangent": cotangent,
         }
     )
+
+
+def case_around(op: str, avoid: tuple[str, ...] = ()) -> Case:
+    """The op's largest sample case, between correct nodes: each operand comes through
+    `add(raw, 0)` and the result leaves through `reduce_sum(mult(y, w))`, so a shrinker must
+    cut them away to reach the op. `avoid` names ops the surrounding nodes must not use (the
+    op of a planted bug); they fall back to `subtract` and `add`, or to no final sum."""
+    from oracles.generate import sample_cases
+
+    core = max(sample_cases(op), key=lambda case: sum(value.size for value in case.values.values()))
+    shift = "subtract" if "add" in avoid else "add"
+    combine = "add" if "mult" in avoid else "mult"
+    inputs = {"zero": []}
+    values = {"zero": 0.0}
+    nodes = []
+    for entry in core.graph["inputs"]:
+        raw = entry["name"] + "_raw"
+        inputs[raw] = entry["shape"]
+        values[raw] = core.values[entry["name"]].tolist()
+        nodes.append((entry["name"], shift, [raw, "zero"], {}))
+    node = core.graph["nodes"][0]
+    nodes.append(("y", op, node["inputs"], node["attrs"]))
+    y_shape = list(core.cotangent.shape)
+    inputs["w"] = y_shape
+    values["w"] = (core.cotangent * 0 + 0.75).tolist()
+    nodes.append(("weighted", combine, ["y", "w"], {}))
+    output = "weighted"
+    if "reduce_sum" not in avoid:
+        nodes.append(("total", "reduce_sum", ["weighted"], {"axis": None, "keepdims": False}))
+        output = "total"
+    return make_case(inputs, nodes, output, values, None if output == "total" else core.cotangent.tolist())

@@ -24,7 +24,7 @@ from oracles.backends import (
     load_reference,
 )
 from oracles.backends import numeric_backend as numeric
-from oracles.graph import validate_graph
+from oracles.format import validate_graph
 from oracles.ops import OPS
 
 RTOL = 1e-13  # float64: a few roundings of a handful of ops

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from oracles.cli import main
+from oracles.format import save_case, validate_case
 from oracles.generate import GeneratorConfig, generate_case
-from oracles.graph import save_case, validate_case
 from oracles.ops import OPS
 
 REPO = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ blame by majority."""
 import numpy as np
 import pytest
 
-from oracles.compare import RTOL, Evaluation, NumericResult, compare
+from oracles.check import RTOL, Evaluation, NumericResult, compare
 
 SHAPES = {"x": (2,), "w": (2, 2)}
 VALUE = np.array([1.0, -2.0])

@@ -11,7 +11,7 @@ import importlib.util
 
 import pytest
 
-from oracles.audit import check_case, load_backends
+from oracles.check import check_case, load_backends
 from oracles.generate import GeneratorConfig, generate_case
 
 AVAILABLE = (*tuple(name for name in ("jax", "torch") if importlib.util.find_spec(name)), "numeric")
@@ -19,13 +19,11 @@ AVAILABLE = (*tuple(name for name in ("jax", "torch") if importlib.util.find_spe
 
 @pytest.fixture(scope="module")
 def backends():
-    engine, references, use_numeric, _ = load_backends("oracles.backends.autodiff_engine", AVAILABLE)
-    return engine, references, use_numeric
+    return load_backends("oracles.backends.autodiff_engine", AVAILABLE)
 
 
 def test_engine_matches_references(backends, differential_seed, differential_index):
-    engine, references, use_numeric = backends
     case = generate_case(differential_seed, differential_index, GeneratorConfig())
-    result = check_case(case, engine, references, use_numeric, differential_index)
+    result = check_case(case, backends, differential_index)
     assert result.checks > 0
     assert not result.findings, "\n".join(f"{f.kind} in {f.backend}: {f.detail}" for f in result.findings)

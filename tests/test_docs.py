@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from oracles import docs
-from oracles.docs import BEGIN, DOC_PATH, END, DocsError, render_graph_format_doc, update_op_table
 from oracles.ops import OPS, Op, op_table_markdown
+from tools import update_docs as docs
+from tools.update_docs import BEGIN, DOC_PATH, END, DocsError, render_graph_format_doc, update_op_table
 
 STALE = f"# Title\n\nProse before.\n\n{BEGIN}\n| op |\n| --- |\n| `old` |\n{END}\n\nProse after.\n"
 
 
 def test_the_committed_doc_has_the_current_op_table():
     assert DOC_PATH.read_text(encoding="utf-8") == render_graph_format_doc(), (
-        "docs/graph-format.md is out of date with oracles/ops.py: run python -m oracles.docs"
+        "docs/graph-format.md is out of date with oracles/ops/table.py: run python -m tools.update_docs"
     )
 
 
@@ -65,7 +65,7 @@ def test_check_exits_1_with_one_line_when_the_doc_is_stale(tmp_path, capsys):
     path.write_text(STALE, encoding="utf-8")
     assert docs.main(["--check", "--path", str(path)]) == 1
     err = capsys.readouterr().err
-    assert err == f"{path}: the op table is out of date; run python -m oracles.docs\n"
+    assert err == f"{path}: the op table is out of date; run python -m tools.update_docs\n"
     assert path.read_text(encoding="utf-8") == STALE  # --check never writes
 
 

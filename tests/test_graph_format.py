@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from oracles.graph import (
+from oracles.format import (
     FormatError,
     case_to_json,
     infer_shapes,

@@ -35,6 +35,6 @@ def test_the_plugin_example_passes_an_audit(tmp_path):
 
 
 def test_the_readme_op_table_is_generated_from_the_op_table():
-    from oracles.docs import update_op_table
+    from tools.update_docs import update_op_table
 
-    assert update_op_table(README) == README, "run: python -m oracles.docs --path README.md"
+    assert update_op_table(README) == README, "run: python -m tools.update_docs --path README.md"

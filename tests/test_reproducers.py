@@ -19,8 +19,8 @@ import pytest
 
 from oracles.audit import AuditConfig, run_audit
 from oracles.cli import main
+from oracles.format import load_case, validate_case
 from oracles.generate import GeneratorConfig
-from oracles.graph import load_case, validate_case
 from oracles.report import build_report, write_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,12 +35,13 @@ SMALL_GRAPHS = GeneratorConfig(max_nodes=4)
 def audit_into(directory: Path, engine: str, graphs: int = 12, seed: int = 0) -> dict:
     """Audit `engine` on small graphs against PyTorch and finite differences; write the report."""
     config = AuditConfig(
-        graphs=graphs, seed=seed, engine=engine, oracles=("torch", "numeric"), generator=SMALL_GRAPHS, workers=1
-    )
+        graphs=graphs, seed=seed, engine=engine, oracles=("torch", "numeric"), generator=SMALL_GRAPHS, workers=1,
+        report=directory,
+    )  # fmt: skip
     start = time.perf_counter()
     results, ran, investigations = run_audit(config)
     report = build_report(results, ran, config, time.perf_counter() - start, investigations)
-    write_report(report, directory)
+    write_report(report)
     return json.loads((directory / "report.json").read_text())
 
 
@@ -90,14 +91,16 @@ def test_each_shrunk_graph_has_a_minimal_case_file_that_loads(audited):
     shrunk = [m for m in report["minimal_cases"] if m["minimal"] is not None]
     assert shrunk
     for investigation in shrunk:
-        path = directory / "cases" / f"case-{investigation['index']:05d}-minimal.json"
+        path = Path(investigation["case_file"])
+        assert path.parent == directory / "cases"
         assert load_case(path).graph == validate_case(investigation["minimal"]).graph
 
 
 def test_each_shrunk_graph_has_a_reproducer(audited):
     report, directory = audited
     for investigation in report["minimal_cases"]:
-        assert (directory / "reproducers" / f"test_case_{investigation['index']:05d}.py").is_file()
+        path = Path(investigation["reproducer"])
+        assert path.parent == directory / "reproducers" and path.is_file()
 
 
 def test_a_reproducer_fails_while_the_bug_exists(reproducer):

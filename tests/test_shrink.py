@@ -11,15 +11,14 @@ import time
 
 import numpy as np
 import pytest
-from case_builders import make_case
+from case_builders import case_around, make_case
 
 from examples.broken_engines import BUGS
-from oracles.audit import check_case
 from oracles.backends import load_engine, load_reference
+from oracles.check import Backends, check_case
+from oracles.diagnose import diagnose_case, investigate, shrink
+from oracles.format import Case, case_to_json, reference_values, validate_case
 from oracles.generate import GeneratorConfig, generate_case
-from oracles.graph import Case, case_to_json, reference_values, validate_case
-from oracles.investigate import investigate
-from oracles.shrink import shrink
 
 ELEMENTWISE = GeneratorConfig(min_nodes=10, max_nodes=10, ops=("add", "mult", "power", "sigmoid", "reduce_sum"))
 
@@ -222,22 +221,25 @@ def torch_reference():
     return load_reference("torch")
 
 
-def first_failure(engine, references) -> tuple[int, Case, object]:
-    for index in range(200):
-        case = generate_case(0, index)
-        result = check_case(case, engine, references, use_numeric=True)
-        mine = [finding for finding in result.findings if finding.backend == engine.name]
-        if mine:
-            return index, case, mine[0]
-    raise AssertionError(f"{engine.name}: no failing case among the first 200 graphs of seed 0")
-
-
-def investigate_first_failure(bug: str, torch_reference):
+def investigate_planted_bug(bug: str, case: Case, torch_reference):
     engine = load_engine(f"examples.broken_engines:{bug}")
-    index, case, finding = first_failure(engine, [torch_reference])
-    return investigate(
-        case, index, finding.kind, finding.backend, finding.detail, engine, [torch_reference], True, check_case
-    )
+    backends = Backends(engine, [torch_reference], load_reference("numeric"))
+    result = check_case(case, backends)
+    mine = [finding for finding in result.findings if finding.backend == engine.name]
+    assert mine, f"{bug}: the case does not fail"
+    diagnose_case(case, result, backends)
+    return investigate(case, 0, mine[0], backends)
+
+
+def fan_out_case() -> Case:
+    """s = sigmoid(x) feeds both mult(s, w) and add(_, s): its gradient arrives along two paths."""
+    nodes = [
+        ("s", "sigmoid", ["x"], {}),
+        ("a", "mult", ["s", "w"], {}),
+        ("b", "add", ["a", "s"], {}),
+        ("r", "reduce_sum", ["b"], {"axis": None, "keepdims": False}),
+    ]
+    return make_case({"x": [3], "w": [3]}, nodes, "r", {"x": [0.4, -1.3, 2.1], "w": [1.7, 0.6, -0.9]})
 
 
 def assert_small_and_confirmed(investigation) -> None:
@@ -249,14 +251,15 @@ def assert_small_and_confirmed(investigation) -> None:
 
 @pytest.mark.parametrize("bug", BUGS)
 def test_a_planted_wrong_rule_shrinks_to_a_small_confirmed_case_that_names_its_op(bug, torch_reference):
-    investigation = investigate_first_failure(bug, torch_reference)
+    op = BUGS[bug][0]
+    investigation = investigate_planted_bug(bug, case_around(op, avoid=(op,)), torch_reference)
     assert_small_and_confirmed(investigation)
     assert investigation.op == BUGS[bug][0]
     assert investigation.kind in ("gradient", "value")
 
 
 def test_overwritten_fan_out_shrinks_to_a_small_confirmed_composition_case(torch_reference):
-    investigation = investigate_first_failure("fan_out_overwritten", torch_reference)
+    investigation = investigate_planted_bug("fan_out_overwritten", fan_out_case(), torch_reference)
     assert_small_and_confirmed(investigation)
     assert investigation.kind == "composition"
     assert investigation.op is None

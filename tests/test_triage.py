@@ -12,11 +12,11 @@ import pytest
 from case_builders import make_case
 
 from examples.broken_engines import FORWARD, ReverseEngine
-from oracles.audit import check_case
 from oracles.backends import from_plugin, load_engine, load_reference
+from oracles.check import Backends, check_case
+from oracles.diagnose import adjoints, local_names, one_node_case, triage
+from oracles.format import Case, case_to_json, reference_values, validate_case
 from oracles.generate import generate_case
-from oracles.graph import Case, case_to_json, reference_values, validate_case
-from oracles.triage import adjoints, local_names, one_node_case, triage
 
 X = [0.4, -1.3, 2.1]
 W = [1.7, 0.6, -0.9]
@@ -48,8 +48,12 @@ def torch_reference():
     return load_reference("torch")
 
 
+def with_torch(engine, torch_reference) -> Backends:
+    return Backends(engine, [torch_reference], load_reference("numeric"))
+
+
 def run_triage(case: Case, engine, torch_reference):
-    return triage(case, engine, [torch_reference], True, check_case)
+    return triage(case, with_torch(engine, torch_reference))
 
 
 class MultValuePlusOneThousandth:
@@ -80,7 +84,7 @@ class MultValuePlusOneThousandth:
 def test_a_correct_engine_gets_ok_at_every_node(spec, index, torch_reference):
     case = generate_case(0, index)
     engine = load_engine(spec)
-    assert not check_case(case, engine, [torch_reference], True).findings
+    assert not check_case(case, with_torch(engine, torch_reference)).findings
     result = run_triage(case, engine, torch_reference)
     assert result.kind is None and result.op is None
     assert set(verdicts(result).values()) == {"ok"}
@@ -105,7 +109,7 @@ def test_a_wrong_value_is_named_at_the_first_wrong_node_not_at_the_nodes_it_feed
     ]
     case = make_case({"x": [3], "w": [3]}, nodes, "r", {"x": X, "w": W}, 0.7)
     engine = from_plugin(MultValuePlusOneThousandth(), "mult-value-off", role="engine")
-    assert any(f.kind == "value" for f in check_case(case, engine, [torch_reference], True).findings)
+    assert any(f.kind == "value" for f in check_case(case, with_torch(engine, torch_reference)).findings)
     result = run_triage(case, engine, torch_reference)
     assert (result.kind, result.op, result.node) == ("value", "mult", "m")
     assert verdicts(result) == {"p": "ok", "m": "value", "s": "ok", "r": "ok"}

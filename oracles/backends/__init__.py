@@ -1,7 +1,8 @@
 """Backends: everything that evaluates a case, behind the plug-in protocol of graph-format.md.
 
 A plug-in is any object with `evaluate(graph, values, cotangent) -> (value, {input: vjp})`
-and, optionally, `name` and `ops`. Our own engine, JAX and PyTorch are reached the same way;
+and, optionally, `name`, `ops`, `unsupported` ({op: why not}) and `accepts(graph)`. Our
+own engine, JAX and PyTorch are reached the same way;
 the numeric oracle (finite differences) is a reference of a different kind: it estimates one
 directional derivative per input instead of whole VJPs (see `numeric.py`).
 """
@@ -58,7 +59,15 @@ def from_plugin(plugin, name: str, role: str) -> Backend:
         if unknown:
             raise PluginError(f"engine {name!r}: ops names unknown op(s) {', '.join(map(repr, unknown))}")
     display = getattr(plugin, "name", None)
-    return Backend(name=display if isinstance(display, str) and display else name, plugin=plugin, ops=ops, role=role)
+    unsupported = getattr(plugin, "unsupported", None)
+    unsupported = {str(op): str(why) for op, why in unsupported.items()} if isinstance(unsupported, dict) else {}
+    return Backend(
+        name=display if isinstance(display, str) and display else name,
+        plugin=plugin,
+        ops=ops,
+        role=role,
+        unsupported=unsupported,
+    )
 
 
 def load_engine(spec: str) -> Backend:
@@ -95,7 +104,7 @@ def load_reference(name: str) -> Backend | Unavailable:
     except ImportError as error:
         return Unavailable(name, f"{error.name or name} is not installed ({error})")
     if name == "numeric":  # no evaluate(): it estimates directional derivatives (numeric_backend.py)
-        return Backend(name=name, plugin=module, ops=frozenset(module.ops))
+        return Backend(name=name, plugin=module, ops=frozenset(module.ops), unsupported=dict(module.unsupported))
     return from_plugin(module, name, role="reference")
 
 
@@ -106,5 +115,7 @@ def support_table(backends) -> dict[str, dict[str, str | None]]:
         if isinstance(backend, Unavailable):
             table[backend.name] = {op: f"unavailable: {backend.reason}" for op in OPS}
         else:
-            table[backend.name] = {op: None if op in backend.ops else "not in its ops" for op in OPS}
+            table[backend.name] = {
+                op: None if op in backend.ops else backend.unsupported.get(op, "not in its ops") for op in OPS
+            }
     return table

@@ -16,6 +16,7 @@ NODE_CLASSES = {
     "sigmoid": autodiff.NodeSigmoid,
 }
 ops = set(NODE_CLASSES)
+unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
 def evaluate(graph, values, cotangent):

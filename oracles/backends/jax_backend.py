@@ -70,6 +70,7 @@ OPS: dict[str, Callable[..., Any]] = {
     "sigmoid": lambda a, attrs: lax.logistic(a),
 }
 ops = set(OPS)
+unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
 def evaluate(graph, values, cotangent):

@@ -22,6 +22,7 @@ OPS: dict[str, Callable[..., Any]] = {
     "sigmoid": lambda a, attrs: torch.sigmoid(a),
 }
 ops = set(OPS)
+unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
 def _reduce_sum(a, axis, keepdims):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import OPS, ShapeError
+from ..ops import OPS, ShapeError
 
 FORMAT = "autodiff-graph"
 VERSION = 1
@@ -32,6 +32,7 @@ class Case:
     values: dict[str, np.ndarray]
     cotangent: np.ndarray
     seed: list | None = None
+    redraws: int = 0  # values the generator rebuilt to keep a domain (not part of the JSON)
 
     @property
     def dtype(self) -> np.dtype:

@@ -11,8 +11,9 @@ import json
 
 import numpy as np
 
-from .backends import Backend, load_engine
-from .graph import validate_case
+from ..backends import Backend
+from ..check import Backends, check_case, load_backends
+from ..format import validate_case
 
 
 class RecordedReference:
@@ -30,14 +31,13 @@ class RecordedReference:
 
 def check_reproducer(engine_spec: str, case_json: dict, expected: dict) -> None:
     """Assert that the engine agrees with the recorded references and finite differences."""
-    from .audit import check_case  # the audit's own check, so a reproducer judges exactly as it did
-
     case = validate_case(case_json)
-    engine = load_engine(engine_spec)
+    loaded = load_backends(engine_spec, ("numeric",))
     recorded = RecordedReference(expected)
-    reference = Backend(name=recorded.name, plugin=recorded, ops=engine.ops)
-    result = check_case(case, engine, [reference], use_numeric=True)
-    mine = [f for f in result.findings if f.backend == engine.name]
+    reference = Backend(name=recorded.name, plugin=recorded, ops=loaded.engine.ops)
+    backends = Backends(loaded.engine, [reference], loaded.numeric)
+    result = check_case(case, backends)  # the audit's own check, so a reproducer judges exactly as it did
+    mine = [f for f in result.findings if f.backend == loaded.engine.name]
     assert not mine, "; ".join(f"{f.kind}: {f.detail}" for f in mine)
 
 
@@ -54,7 +54,7 @@ and autodiff-oracles: the references' answers are recorded below.
 
 import json
 
-from oracles.reproduce import check_reproducer
+from oracles.report.reproduce import check_reproducer
 
 ENGINE = {engine_spec!r}
 CASE = json.loads({json.dumps(investigation["minimal"])!r})

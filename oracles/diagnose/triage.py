@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .graph import Case, reference_values
+from ..check import Backends, check_case
+from ..format import Case, reference_values
 
 
 @dataclass
@@ -116,8 +117,9 @@ def one_node_case(case: Case, node: dict, intermediate: dict, adjoint: np.ndarra
     return Case(graph=graph, values=values, cotangent=np.asarray(adjoint).astype(dtype), seed=case.seed)
 
 
-def triage(case: Case, engine, references, use_numeric: bool, check_case) -> Triage:
-    """Check every node of `case` on its own. `check_case` is `oracles.audit.check_case`."""
+def triage(case: Case, backends: Backends) -> Triage:
+    """Check every node of `case` on its own, against `backends` (usually `Backends.fast()`)."""
+    engine, references = backends.engine, backends.references
     with np.errstate(all="ignore"):
         intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
         node_adjoints = adjoints(case, references, intermediate)
@@ -125,7 +127,7 @@ def triage(case: Case, engine, references, use_numeric: bool, check_case) -> Tri
     culprit = None
     for node in case.graph["nodes"]:
         local = one_node_case(case, node, intermediate, node_adjoints[node["name"]])
-        result = check_case(local, engine, references, use_numeric, keep=True)
+        result = check_case(local, backends, keep=True)
         mine = [f for f in result.findings if f.backend == engine.name]
         evaluations = {e.backend: e for e in result.evaluations or []}
         engine_eval = evaluations.get(engine.name)
@@ -151,7 +153,7 @@ def triage(case: Case, engine, references, use_numeric: bool, check_case) -> Tri
             culprit = report
     if culprit is not None:
         return Triage(culprit.verdict, culprit.op, culprit.name, reports)
-    whole = check_case(case, engine, references, use_numeric)
+    whole = check_case(case, backends)
     failing = [f for f in whole.findings if f.backend == engine.name]
     kind = "composition" if failing else None
     return Triage(kind, None, None, reports)

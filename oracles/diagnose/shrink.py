@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph import Case, FormatError, infer_shapes, reference_values, validate_graph
+from ..format import Case, FormatError, infer_shapes, reference_values, validate_graph
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from .backends import DEFAULT_ENGINE
+from ..backends import DEFAULT_ENGINE
 
 
 def replay_command(case_file: str, engine_spec: str) -> str:
@@ -124,6 +124,12 @@ def render_markdown(report: dict) -> str:
     ]
     for name, reason in b["unavailable"].items():
         lines.append(f"- unavailable: {name}: {reason}")
+    generation = s["generation"]
+    if generation["redraws"]:
+        lines.append(
+            f"- the generator rebuilt {generation['redraws']} values to keep their domains "
+            f"({generation['graphs_with_a_redraw']} graphs)"
+        )
     if s["skipped"]["graphs"]:
         reasons = "; ".join(f"{reason} ({count})" for reason, count in s["skipped"]["reasons"].items())
         lines.append(f"- skipped {s['skipped']['graphs']} graphs the engine declines: {reasons}")
@@ -134,7 +140,11 @@ def render_markdown(report: dict) -> str:
     lines += [f"- versions: {versions_line}", ""]
 
     if s["groups"]:
-        by_index = {i["index"]: i for i in report["minimal_cases"] if i["minimal"] is not None}
+        shrunk = {
+            (i["index"], i["kind"], i["backend"], i["op"]): i
+            for i in report["minimal_cases"]
+            if i["minimal"] is not None
+        }
         lines += ["## What to fix", "", "| kind | op | backend | discrepancies | graphs | minimal case |"]
         lines += ["| --- | --- | --- | ---: | ---: | --- |"]
         for g in s["groups"]:
@@ -145,7 +155,8 @@ def render_markdown(report: dict) -> str:
             lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
         for g in s["groups"]:
-            lines += _group_section(g, by_index.get(g["minimal_from"]), b["engine_spec"])
+            investigation = shrunk.get((g["minimal_from"], g["kind"], g["backend"], g["op"]))
+            lines += _group_section(g, investigation, b["engine_spec"])
 
     lines += ["## Per op", "", "| op | graphs | checks | worst engine margin | failing graphs |"]
     lines += ["| --- | ---: | ---: | ---: | ---: |"]

@@ -1,0 +1,152 @@
+"""The check core: the backends of an audit as one object, and `check_case`, which evaluates one
+case with every one of them and compares the results.
+
+`check_case` never raises for anything a backend does: an exception inside a backend is
+recorded as a crash finding. Everything that checks a case (the audit, shrinking, triage,
+replay, reproducers and the pytest plugin) calls it with a `Backends`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference
+from ..backends import numeric_backend as numeric
+from ..format import Case, case_to_json, infer_shapes, reference_values
+from .compare import Evaluation, Finding, NumericResult, compare
+
+
+@dataclass
+class Backends:
+    """What an audit runs: the engine under test, the AD references, finite differences (a
+    reference of its own kind: directional estimates, not VJPs), and the references that
+    could not be loaded here, with why."""
+
+    engine: Backend
+    references: list[Backend] = field(default_factory=list)
+    numeric: Backend | None = None
+    unavailable: list[Unavailable] = field(default_factory=list)
+
+    @property
+    def reference_names(self) -> list[str]:
+        return [r.name for r in self.references] + (["numeric"] if self.numeric else [])
+
+    def fast(self) -> Backends:
+        """For checks that run many times (shrinking, triage): all but JAX, when another AD
+        reference remains. JAX compiles once per new shape, and shrinking makes new shapes."""
+        others = [r for r in self.references if r.name != "jax"]
+        return dataclasses.replace(self, references=others or self.references)
+
+    def what_ran(self, ops) -> dict:
+        return {
+            "engine": self.engine.name,
+            "references": self.reference_names,
+            "unavailable": {u.name: u.reason for u in self.unavailable},
+            "ops": list(ops),
+        }
+
+
+def load_backends(engine_spec: str, oracles=REFERENCES) -> Backends:
+    """The engine named by `engine_spec` and the references named in `oracles`."""
+    backends = Backends(engine=load_engine(engine_spec))
+    for name in oracles:
+        loaded = load_reference(name)
+        if isinstance(loaded, Unavailable):
+            backends.unavailable.append(loaded)
+        elif name == "numeric":
+            backends.numeric = loaded
+        else:
+            backends.references.append(loaded)
+    return backends
+
+
+@dataclass
+class CaseResult:
+    index: int
+    case: dict  # graph-format case JSON
+    ops: list[str]
+    checks: int
+    engine_margin: float  # worst margin of a check that involves the engine (0 if none)
+    findings: list[Finding]
+    seconds: dict[str, float]  # backend -> seconds spent on this case
+    evaluations: list[Evaluation] | None = None  # kept only when asked (replay prints them)
+    skipped: str | None = None  # the engine's reason for declining the graph (its `accepts` hook)
+    redraws: int = 0  # values the generator rebuilt to keep a domain
+
+
+def describe_error(error: BaseException) -> str:
+    frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    where = f" (at {frame[0].filename}:{frame[0].lineno})" if frame else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def _evaluate(backend: Backend, case: Case) -> Evaluation:
+    # Each backend gets its own copies: a buggy engine that writes into its inputs must
+    # not change what the next backend sees.
+    graph = copy.deepcopy(case.graph)
+    values = {name: value.copy() for name, value in case.values.items()}
+    start = time.perf_counter()
+    try:
+        with np.errstate(all="ignore"):
+            value, gradients = backend.evaluate(graph, values, case.cotangent.copy())
+        evaluation = Evaluation(backend.name, backend.role, value=value, gradients=gradients)
+    except Exception as error:  # an engine's exception is a finding, never the harness's crash
+        evaluation = Evaluation(backend.name, backend.role, crash=describe_error(error))
+    except SystemExit as error:
+        evaluation = Evaluation(backend.name, backend.role, crash=f"SystemExit: {error.code}")
+    evaluation.seconds = time.perf_counter() - start
+    return evaluation
+
+
+def _numeric(case: Case, value: np.ndarray) -> tuple[NumericResult, float]:
+    """The finite-difference oracle; `value` is its forward value, already computed by the
+    op table's numpy forward in float64."""
+    start = time.perf_counter()
+    # Directions come from the case's own seed, so a replay checks the same directions.
+    rng = np.random.default_rng([*(case.seed or [0, 0]), 1])
+    directions = numeric.random_directions(case.values, rng)
+    try:
+        with np.errstate(all="ignore"):
+            estimates = numeric.directional_derivatives(case.graph, case.values, case.cotangent, directions)
+        result = NumericResult(value, directions, estimates)
+    except Exception as error:
+        result = NumericResult(np.zeros(()), directions, {}, crash=describe_error(error))
+    return result, time.perf_counter() - start
+
+
+def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = False) -> CaseResult:
+    """Evaluate one case with the engine and every reference, and compare them."""
+    shapes = infer_shapes(case.graph)
+    input_shapes = {entry["name"]: tuple(entry["shape"]) for entry in case.graph["inputs"]}
+    with np.errstate(all="ignore"):
+        intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
+    value_scale = max(float(np.max(np.abs(v), initial=0.0)) for v in intermediate.values())
+    evaluations = [_evaluate(backend, case) for backend in (backends.engine, *backends.references)]
+    seconds = {e.backend: e.seconds for e in evaluations}
+    numeric_result = None
+    if backends.numeric is not None:
+        numeric_result, seconds["numeric"] = _numeric(case, intermediate[case.graph["output"]])
+    verdict = compare(
+        case.graph["dtype"], shapes[case.graph["output"]], input_shapes, value_scale, evaluations, numeric_result
+    )
+    engine_margins = [c.margin for c in verdict.checks if backends.engine.name in c.backends]
+    return CaseResult(
+        index=index,
+        case=case_to_json(case),
+        ops=sorted({node["op"] for node in case.graph["nodes"]}),
+        checks=len(verdict.checks),
+        engine_margin=max(engine_margins, default=0.0),
+        findings=verdict.findings,
+        seconds=seconds,
+        evaluations=evaluations if keep else None,
+        redraws=case.redraws,
+    )
+
+
+__all__ = ["Backends", "CaseResult", "PluginError", "check_case", "describe_error", "load_backends"]

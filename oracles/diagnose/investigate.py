@@ -1,0 +1,153 @@
+"""What happens to a failing case: shrink it while its diagnosis holds, confirm it, and show
+it node by node.
+
+Shrinking keeps a candidate only if the same finding persists with the same diagnosis: the
+same backend, the same kind and, for the engine, the same op at fault (so a group's minimal
+case always shows the group's own bug). Its predicate runs hundreds of times, so it checks
+against the fast references (`Backends.fast`); the minimal case is then confirmed against all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..check import Backends, Finding, check_case, describe_error
+from ..format import Case, case_to_json
+from .diagnosis import diagnose_case, engine_findings
+from .shrink import shrink, size
+from .triage import triage
+
+
+@dataclass(frozen=True)
+class Target:
+    """The finding a shrink keeps: the group it belongs to, and the crash's type for a crash."""
+
+    kind: str
+    backend: str | None
+    op: str | None
+    crash_type: str | None = None
+
+    @classmethod
+    def of(cls, finding: Finding) -> Target:
+        crash_type = finding.detail.removeprefix(f"{finding.backend} raised ").split(":")[0]
+        return cls(finding.kind, finding.backend, finding.op, crash_type if finding.kind == "crash" else None)
+
+    def group(self) -> tuple:
+        return (self.kind, self.backend, self.op)
+
+    def matches(self, finding: Finding) -> bool:
+        return Target.of(finding) == self
+
+
+@dataclass
+class Investigation:
+    index: int
+    kind: str
+    backend: str | None
+    op: str | None
+    node: str | None  # the node of the minimal case whose local rule is wrong
+    minimal: dict | None  # the minimal case, graph format
+    confirmed: bool  # the minimal case fails the same way against every reference
+    original_size: tuple[int, int]  # (op nodes, input elements)
+    minimal_size: tuple[int, int]
+    shrink_steps: int
+    shrink_seconds: float
+    nodes: list[dict] = field(default_factory=list)  # the minimal case, node by node (triage)
+    error: str | None = None  # if the investigation itself could not finish
+    expected: dict | None = None  # the references' value and VJPs on the minimal case
+    actual: dict | None = None  # the engine's, or {"crash": "..."}
+
+    def group(self) -> tuple:
+        return (self.kind, self.backend, self.op)
+
+
+def accepted(engine, graph: dict) -> str | None:
+    """The engine's reason for declining `graph` (the optional `accepts` hook), or None."""
+    accepts = getattr(engine.plugin, "accepts", None)
+    if accepts is None:
+        return None
+    try:
+        reason = accepts(graph)
+    except Exception:  # a faulty hook declines nothing; the evaluation will tell
+        return None
+    return reason if isinstance(reason, str) and reason else None
+
+
+def _persists(case: Case, target: Target, backends: Backends) -> bool:
+    result = check_case(case, backends)
+    if target.backend == backends.engine.name:
+        if not engine_findings(result, backends):
+            return False
+        diagnose_case(case, result, backends)
+    return any(target.matches(f) for f in result.findings)
+
+
+def investigate(
+    case: Case, index: int, finding: Finding, backends: Backends, max_steps: int = 400, max_seconds: float = 5.0
+) -> Investigation:
+    """Shrink `case` while `finding` persists with its diagnosis; then confirm and triage the result.
+    A diagnosis that fails leaves an Investigation with `error` set and no minimal case."""
+    target = Target.of(finding)
+    try:
+        return _investigate(case, index, target, backends, max_steps, max_seconds)
+    except Exception as error:
+        return Investigation(
+            index=index, kind=target.kind, backend=target.backend, op=target.op, node=None, minimal=None,
+            confirmed=False, original_size=size(case), minimal_size=size(case), shrink_steps=0, shrink_seconds=0.0,
+            error=describe_error(error),
+        )  # fmt: skip
+
+
+def _investigate(case, index, target: Target, backends: Backends, max_steps, max_seconds) -> Investigation:
+    # Shrinking a JAX finding needs JAX; anything else shrinks against the fast references.
+    shrinking = backends if target.backend == "jax" else backends.fast()
+
+    def still_fails(candidate: Case) -> bool:
+        return not accepted(backends.engine, candidate.graph) and _persists(candidate, target, shrinking)
+
+    shrunk = shrink(case, still_fails, max_steps=max_steps, max_seconds=max_seconds)
+    minimal = shrunk.case
+    confirmed_result = check_case(minimal, backends, keep=True)
+    if target.backend == backends.engine.name:
+        diagnose_case(minimal, confirmed_result, backends)
+    confirmed = any(target.matches(f) for f in confirmed_result.findings)
+    node, nodes = None, []
+    if target.backend == backends.engine.name:
+        local = triage(minimal, backends.fast())
+        nodes = [asdict(report) for report in local.nodes]
+        node = local.node
+    return Investigation(
+        index=index,
+        kind=target.kind,
+        backend=target.backend,
+        op=target.op,
+        node=node,
+        minimal=case_to_json(minimal),
+        confirmed=confirmed,
+        original_size=size(case),
+        minimal_size=size(minimal),
+        shrink_steps=shrunk.steps,
+        shrink_seconds=round(shrunk.seconds, 3),
+        nodes=nodes,
+        expected=_result_of(confirmed_result, lambda e: e.role == "reference"),
+        actual=_result_of(confirmed_result, lambda e: e.backend == backends.engine.name),
+    )
+
+
+def _result_of(result, which) -> dict | None:
+    for evaluation in result.evaluations or []:
+        if which(evaluation):
+            if evaluation.crash:
+                return {"backend": evaluation.backend, "crash": evaluation.crash}
+            try:
+                gradients = {n: np.asarray(g).tolist() for n, g in (evaluation.gradients or {}).items()}
+                return {
+                    "backend": evaluation.backend,
+                    "value": np.asarray(evaluation.value).tolist(),
+                    "gradients": gradients,
+                }
+            except Exception:
+                return {"backend": evaluation.backend, "malformed": repr(evaluation.value)[:200]}
+    return None

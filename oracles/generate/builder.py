@@ -1,0 +1,345 @@
+"""Random graphs and cases: deterministic per (root seed, index), rich in the features autodiff
+bugs hide in (fan-out, diamonds, one value used twice by one op, broadcasting, and whatever
+each op's planner makes), with every value inside the domain its consumer needs.
+
+Generation is written once, against a `ChoiceSource`: `generate_case` feeds it from a numpy
+Generator, the Hypothesis strategy `cases` from Hypothesis draws.
+
+A graph is built top-down: first the output's shape, then an op that can produce that shape
+(its entry's planner says which, and plans the operands' shapes and attrs), then its
+operands, recursively, until the node budget is spent. Leaves are new inputs or values made
+earlier with the same shape (fan-out; a diamond when the earlier value lies on a sibling
+branch). Operands are created before their consumer, so the node list comes out in
+topological order, every node is an ancestor of the output, and the output is the last node.
+
+Values are computed as the graph grows (operands first, in float64, from inputs rounded to
+the case's dtype), so every domain holds by construction:
+- a fresh input is drawn for the slot it feeds: moved into the slot's `Domain` by a fixed
+  rule, kept apart from the other operand of an op that must not tie, and given a single
+  clear maximum along the axis of an op that must not tie there;
+- an earlier value is reused only where it satisfies the slot;
+- a new node whose value leaves the slot's needs (its domain, no ties, finite and within
+  VALUE_BOUND, no magnitude below SMALLEST_NONZERO) is taken back, with everything built
+  for it, and the slot gets a fresh input instead. That is the only redraw, it happens at
+  most once per slot, and `Case.redraws` counts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..format import DTYPES, FORMAT, VERSION, Case
+from ..ops import OPS, REAL, Domain, Op
+from .choices import ChoiceSource, HypothesisChoices, NumpyChoices
+
+VALUE_BOUND = 1e3  # every input and intermediate value, in float64
+SMALLEST_NONZERO = 1e-30  # keeps float32 backends out of the subnormal range, where flush-to-zero differs
+GRAPH_ATTEMPTS = 40  # graphs drawn (from the same stream) before a config is declared unsatisfiable
+MAX_NODES_LIMIT = 500  # the builder recurses once per node of a chain
+
+# How often the generator reaches for each bug-prone feature.
+P_REUSE = 0.5  # a leaf reuses an earlier value of its shape: fan-out, diamonds
+P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one value twice: mult(x, x)
+P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
+P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What random graphs may contain.
+
+    `output_rank` (None = any) fixes the rank of the output; the output shape is drawn with that
+    rank and the graph is built to produce it. When the ops cannot produce such a graph within
+    the node range (say `ops=("dot",)` with `max_rank=1` and `min_nodes=2`), `generate_case`
+    raises ValueError after GRAPH_ATTEMPTS tries instead of returning something else.
+    """
+
+    min_nodes: int = 1
+    max_nodes: int = 12
+    ops: tuple[str, ...] = field(default_factory=lambda: tuple(OPS))
+    max_rank: int = 2
+    # Sizes 1..3 give size-1 broadcasting and square and non-square dots; a larger palette
+    # mostly multiplies the shape combinations JAX must compile (see jax_backend.py).
+    max_dim: int = 3
+    dtype: str = "float64"
+    output_rank: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "ops", tuple(self.ops))
+        unknown = [name for name in self.ops if name not in OPS]
+        if unknown:
+            raise ValueError(f"ops: unknown op(s) {', '.join(map(repr, unknown))} (known: {', '.join(OPS)})")
+        if not self.ops:
+            raise ValueError("ops: at least one op is needed")
+        if not 1 <= self.min_nodes <= self.max_nodes <= MAX_NODES_LIMIT:
+            raise ValueError(
+                f"need 1 <= min_nodes <= max_nodes <= {MAX_NODES_LIMIT}, got {self.min_nodes}, {self.max_nodes}"
+            )
+        if self.max_rank < 0 or self.max_dim < 1:
+            raise ValueError(f"need max_rank >= 0 and max_dim >= 1, got {self.max_rank}, {self.max_dim}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.output_rank is not None and not 0 <= self.output_rank <= self.max_rank:
+            raise ValueError(f"output_rank {self.output_rank} is outside 0..max_rank ({self.max_rank})")
+
+
+DEFAULT_CONFIG = GeneratorConfig()
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a value made for an operand slot must satisfy, beyond being finite and bounded."""
+
+    domain: Domain = REAL
+    apart_from: np.ndarray | None = None  # elementwise (as broadcast) at least domain.margin from these
+    distinct_max: bool = False  # one clear maximum along `axis` (all elements when axis is None)
+    axis: int | None = None
+
+
+ANY = Need()
+
+
+def apart(value: np.ndarray, other: np.ndarray, margin: float) -> bool:
+    """Whether every element of `value` is at least `margin` from each element of `other` it meets."""
+    return bool(np.all(np.abs(value - other) >= margin))
+
+
+def _sum_to_shape(mask: np.ndarray, shape: tuple) -> np.ndarray:
+    """Where any element broadcast from a position of `shape` is set."""
+    leading = mask.ndim - len(shape)
+    axes = tuple(range(leading)) + tuple(leading + k for k, size in enumerate(shape) if size == 1)
+    return np.any(mask, axis=axes, keepdims=True).reshape(shape)
+
+
+def move_apart(value: np.ndarray, other: np.ndarray, margin: float) -> np.ndarray:
+    """`value` with each element that comes within `margin` of an element of `other` it meets
+    moved up by 2 margin, until none does. Each move leaves one element of `other` behind for
+    good, so it ends within other.size + 1 rounds."""
+    for _ in range(other.size + 1):
+        close = np.abs(value - other) < margin
+        if not close.any():
+            break
+        value = np.where(_sum_to_shape(np.broadcast_to(close, np.broadcast_shapes(value.shape, other.shape)),
+                                       value.shape), value + 2 * margin, value)  # fmt: skip
+    return value
+
+
+def _top_two_gap(value: np.ndarray, axis: int | None) -> np.ndarray:
+    rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+    if rows.shape[-1] < 2:
+        return np.full(rows.shape[:-1], np.inf)
+    top = np.sort(rows, axis=-1)[..., -2:]
+    return top[..., 1] - top[..., 0]
+
+
+def has_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> bool:
+    return bool(np.all(_top_two_gap(value, axis) >= margin))
+
+
+def make_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> np.ndarray:
+    """`value` with the maximum of each row along `axis` raised to at least `margin` above the rest."""
+    rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+    if rows.shape[-1] < 2:
+        return value
+    rows = rows.copy()
+    lift = np.maximum(margin - _top_two_gap(value, axis), 0.0)
+    top = np.argmax(rows, axis=-1)[..., None]
+    np.put_along_axis(rows, top, np.take_along_axis(rows, top, axis=-1) + lift[..., None], axis=-1)
+    return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)
+
+
+class _GraphBuilder:
+    """One graph under construction; it is also the `PlanContext` the op planners see."""
+
+    def __init__(self, source: ChoiceSource, config: GeneratorConfig):
+        self.source, self.config = source, config
+        self.ops: list[Op] = [OPS[name] for name in config.ops]
+        self.max_rank = config.max_rank
+        self.inputs: list[dict] = []
+        self.nodes: list[dict] = []
+        self.values: dict[str, np.ndarray] = {}  # every value so far, float64 (inputs rounded to the dtype)
+        self.by_shape: dict[tuple, list[str]] = {}  # every value made so far, for reuse
+        self.redraws = 0
+
+    # -- the PlanContext of the planners ----------------------------------------------------------
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.source.integer(lo, hi)
+
+    def boolean(self, p: float) -> bool:
+        return self.source.boolean(p)
+
+    def choice(self, options):
+        return self.source.choice(options)
+
+    def dim(self) -> int:
+        if self.config.max_dim == 1 or self.source.boolean(P_SIZE_ONE):
+            return 1
+        return self.source.integer(2, self.config.max_dim)
+
+    def shape(self, rank: int) -> tuple:
+        return tuple(self.dim() for _ in range(rank))
+
+    # -- values -------------------------------------------------------------------------------
+
+    def fits(self, value: np.ndarray, need: Need) -> bool:
+        """Whether a value may fill a slot: finite, bounded, no tiny magnitudes, and the slot's needs."""
+        magnitudes = np.abs(value)
+        if not np.all(magnitudes <= VALUE_BOUND):  # NaN compares False, so it fails here too
+            return False
+        if np.any((magnitudes > 0) & (magnitudes < SMALLEST_NONZERO)):
+            return False
+        if not need.domain.holds(value, self.config.dtype):
+            return False
+        if need.apart_from is not None and not apart(value, need.apart_from, need.domain.margin):
+            return False
+        return not need.distinct_max or has_distinct_max(value, need.axis, need.domain.margin)
+
+    def draw(self, shape: tuple, need: Need) -> np.ndarray:
+        """A fresh input's value for the slot: drawn, then moved into what the slot needs."""
+        margin = need.domain.margin
+        value = need.domain.fit(self.source.normal(shape), self.config.dtype)
+        if need.apart_from is not None:
+            value = move_apart(value, need.apart_from, margin)
+        if need.distinct_max:
+            value = make_distinct_max(value, need.axis, margin)
+        # The case holds the value in its dtype; conditioning sees what the backends will see.
+        return np.asarray(value, dtype=self.config.dtype).astype(np.float64)
+
+    # -- structure ----------------------------------------------------------------------------
+
+    def producible(self, shape: tuple) -> bool:
+        return any(op.planner.produces(shape, self.max_rank) for op in self.ops)
+
+    def add_input(self, shape: tuple, need: Need = ANY) -> str:
+        name = f"x{len(self.inputs)}"
+        self.inputs.append({"name": name, "shape": list(shape)})
+        self.values[name] = self.draw(shape, need)
+        self.by_shape.setdefault(shape, []).append(name)
+        return name
+
+    def leaf(self, shape: tuple, need: Need) -> str:
+        earlier = [name for name in self.by_shape.get(shape, ()) if self.fits(self.values[name], need)]
+        if earlier and self.source.boolean(P_REUSE):
+            return self.source.choice(earlier)
+        return self.add_input(shape, need)
+
+    def _mark(self) -> tuple[int, int]:
+        return len(self.inputs), len(self.nodes)
+
+    def _take_back(self, mark: tuple[int, int]) -> None:
+        """Forget every input and node made since `mark`."""
+        gone = [entry["name"] for entry in self.inputs[mark[0] :]] + [node["name"] for node in self.nodes[mark[1] :]]
+        del self.inputs[mark[0] :], self.nodes[mark[1] :]
+        for name in gone:
+            del self.values[name]
+        for names in self.by_shape.values():
+            names[:] = [name for name in names if name in self.values]
+
+    def build(self, shape: tuple, budget: int, need: Need = ANY) -> str:
+        """A value of `shape` that fits `need`, made of up to `budget` new nodes."""
+        producers = [op for op in self.ops if op.planner.produces(shape, self.max_rank)]
+        if budget == 0 or not producers:
+            return self.leaf(shape, need)
+        mark = self._mark()
+        rest = budget - 1
+        for _ in range(4):  # prefer a plan with an operand that can take the rest of the budget
+            op = self.source.choice(producers)
+            operand_shapes, planned = op.planner.plan(self, shape)
+            growable = [i for i, operand_shape in enumerate(operand_shapes) if self.producible(operand_shape)]
+            if rest == 0 or growable:
+                break
+        attrs = op.with_defaults(planned)
+        operands = self._operands(op, attrs, operand_shapes, rest if growable else 0, growable)
+        with np.errstate(all="ignore"):
+            value = np.asarray(op.forward(*(self.values[name] for name in operands), attrs), dtype=np.float64)
+        if not self.fits(value, need):
+            self._take_back(mark)
+            self.redraws += 1
+            return self.add_input(shape, need)
+        name = f"{op.name}{len(self.nodes)}"
+        self.nodes.append({"name": name, "op": op.name, "inputs": operands, "attrs": attrs})
+        self.values[name] = value
+        self.by_shape.setdefault(shape, []).append(name)
+        return name
+
+    def _operands(self, op: Op, attrs: dict, shapes: list[tuple], budget: int, growable: list[int]) -> list[str]:
+        axis_need = {"distinct_max": True, "axis": attrs.get("axis")} if op.no_ties == "axis" else {}
+        needs = [Need(op.domain(slot), **axis_need) for slot in range(op.arity)]
+        # The same value twice is no tie (maximum(x, x) is x), so an op that must not tie may take it.
+        if len(shapes) == 2 and shapes[0] == shapes[1] and needs[0] == needs[1] and self.boolean(P_SAME_OPERAND):
+            operand = self.build(shapes[0], budget, needs[0])
+            return [operand, operand]
+        budgets = [0] * len(shapes)
+        if len(growable) == 2:
+            budgets[0] = self.source.integer(0, budget)
+            budgets[1] = budget - budgets[0]
+        elif growable:
+            budgets[growable[0]] = budget
+        operands: list[str] = []
+        for slot, (operand_shape, operand_budget) in enumerate(zip(shapes, budgets)):
+            need = needs[slot]
+            if op.no_ties == "operands" and slot > 0:
+                need = Need(need.domain, apart_from=self.values[operands[0]])
+            operands.append(self.build(operand_shape, operand_budget, need))
+        return operands
+
+
+def _attempt(source: ChoiceSource, config: GeneratorConfig) -> Case | None:
+    """One graph with values inside every domain, or None if it has too few nodes."""
+    builder = _GraphBuilder(source, config)
+    rank = config.output_rank if config.output_rank is not None else source.integer(0, config.max_rank)
+    output_shape = builder.shape(rank)
+    output = builder.build(output_shape, source.integer(config.min_nodes, config.max_nodes))
+    if len(builder.nodes) < config.min_nodes:
+        return None
+    if source.boolean(P_UNUSED_INPUT):
+        builder.add_input(builder.shape(source.integer(0, config.max_rank)))
+    graph = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": config.dtype,
+        "inputs": builder.inputs,
+        "nodes": builder.nodes,
+        "output": output,
+    }
+    dtype = np.dtype(config.dtype)
+    values = {entry["name"]: builder.values[entry["name"]].astype(dtype) for entry in builder.inputs}
+    cotangent = np.asarray(source.normal(output_shape), dtype=dtype)
+    return Case(graph=graph, values=values, cotangent=cotangent, redraws=builder.redraws)
+
+
+def generate_case(root_seed: int, index: int, config: GeneratorConfig = DEFAULT_CONFIG) -> Case:
+    """The case number `index` of the stream `root_seed`: the same pair always gives the same case."""
+    source = NumpyChoices(np.random.default_rng([root_seed, index]))
+    for _ in range(GRAPH_ATTEMPTS):
+        case = _attempt(source, config)
+        if case is not None:
+            case.seed = [int(root_seed), int(index)]
+            return case
+    raise ValueError(
+        f"{config} gave no usable graph in {GRAPH_ATTEMPTS} attempts: its ops cannot build "
+        f"{config.min_nodes}..{config.max_nodes} nodes with these ranks"
+    )
+
+
+def cases(config: GeneratorConfig = DEFAULT_CONFIG):
+    """A Hypothesis strategy of cases, made by the same builder as `generate_case`, so they shrink."""
+    from hypothesis import assume
+    from hypothesis import strategies as st
+
+    @st.composite
+    def draw_case(draw) -> Case:
+        source = HypothesisChoices(draw)
+        case = None
+        for _ in range(3):  # a few fresh graphs before rejecting the example
+            case = _attempt(source, config)
+            if case is not None:
+                break
+        assume(case is not None)
+        assert case is not None  # assume() has rejected the example otherwise
+        return case
+
+    return draw_case()

@@ -1,0 +1,70 @@
+"""The graph features a case contains: what coverage counts and the generator's tests demand.
+
+Structural features (fan-out, diamonds, the same operand twice, broadcasting, an unused
+input) are read off the graph; every other feature is the op table's: each entry says
+which features a node of it produces (`Op.features`) and names them all (`Op.feature_names`).
+"""
+
+from __future__ import annotations
+
+from ..format import Case, infer_shapes
+from ..ops import OPS
+
+STRUCTURAL_FEATURES = (
+    "fan_out",
+    "diamond",
+    "same_operand_twice",
+    "broadcast_size_one",
+    "broadcast_rank",
+    "unused_input",
+)
+
+
+def all_features(ops=None) -> tuple[str, ...]:
+    """Every feature `case_features` can report for graphs of `ops` (default: the whole table)."""
+    names = list(STRUCTURAL_FEATURES)
+    for name in ops if ops is not None else OPS:
+        names += [feature for feature in OPS[name].feature_names if feature not in names]
+    return tuple(names)
+
+
+def node_features(node: dict, shapes: dict[str, tuple]) -> set[str]:
+    """The features one node produces, from its op's entry and its operands' shapes."""
+    op = OPS[node["op"]]
+    operand_shapes = [shapes[operand] for operand in node["inputs"]]
+    result = shapes[node["name"]]
+    found = set(op.features(operand_shapes, op.with_defaults(node.get("attrs"))))
+    if len(node["inputs"]) == 2 and node["inputs"][0] == node["inputs"][1]:
+        found.add("same_operand_twice")
+    if op.broadcasts:
+        for operand_shape in operand_shapes:
+            if len(operand_shape) < len(result):
+                found.add("broadcast_rank")
+            if any(size == 1 < full for size, full in zip(operand_shape[::-1], result[::-1])):
+                found.add("broadcast_size_one")
+    return found
+
+
+def case_features(case: Case) -> set[str]:
+    """Which features the case contains."""
+    graph = case.graph
+    shapes = infer_shapes(graph)
+    consumers: dict[str, set[str]] = {name: set() for name in shapes}
+    found: set[str] = set()
+    for node in graph["nodes"]:
+        found |= node_features(node, shapes)
+        for operand in node["inputs"]:
+            consumers[operand].add(node["name"])
+    if any(len(users) > 1 for users in consumers.values()):
+        found.add("fan_out")
+    # reaches[v]: v and every value computed from it. Nodes are topological, so walk them backwards.
+    reaches: dict[str, set[str]] = {}
+    for name in [node["name"] for node in reversed(graph["nodes"])] + [entry["name"] for entry in graph["inputs"]]:
+        reaches[name] = {name}.union(*(reaches[user] for user in consumers[name]))
+    for node in graph["nodes"]:
+        users = sorted(consumers[node["name"]])
+        if any(reaches[a] & reaches[b] for i, a in enumerate(users) for b in users[i + 1 :]):
+            found.add("diamond")  # an intermediate node whose gradient arrives along two paths
+    if any(graph["output"] not in reaches[entry["name"]] for entry in graph["inputs"]):
+        found.add("unused_input")
+    return found

@@ -1,0 +1,55 @@
+"""The op table (`OPS`, in `table.py`) and what an entry is (`entry.py`)."""
+
+from __future__ import annotations
+
+import json
+
+from .entry import MARGIN, REAL, Domain, Kink, Op, PlanContext, Planner, Sample, ShapeError
+from .table import OPS
+
+__all__ = [
+    "MARGIN",
+    "OPS",
+    "REAL",
+    "Domain",
+    "Kink",
+    "Op",
+    "PlanContext",
+    "Planner",
+    "Sample",
+    "ShapeError",
+    "op_table_markdown",
+]
+
+
+def _domain_text(op: Op) -> str:
+    if op.domains is None:
+        text = "real"
+    elif op.arity == 1:
+        text = op.domains[0].describe()
+    else:
+        text = "; ".join(f"operand {slot + 1}: {domain.describe()}" for slot, domain in enumerate(op.domains))
+    if op.no_ties == "operands":
+        text += "; operands apart (no ties)"
+    elif op.no_ties == "axis":
+        text += "; no ties along the axis"
+    return text
+
+
+def op_table_markdown(support: dict[str, dict[str, str | None]] | None = None) -> str:
+    """The op table as Markdown, for the docs and `autodiff-audit ops`.
+
+    `support` maps backend name -> {op name: None if supported, else the reason}.
+    """
+    backends = sorted(support or {})
+    header = ["op", "arity", "meaning", "attrs (default)", "broadcasts", "domain", *backends]
+    rows = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for op in OPS.values():
+        attrs = ", ".join(f"`{k}`: {json.dumps(v)}" for k, v in op.attrs.items()) or "none"
+        domain = _domain_text(op) + (f"; {op.notes}" if op.notes else "")
+        cells = [f"`{op.name}`", str(op.arity), op.meaning, attrs, "yes" if op.broadcasts else "no", domain]
+        for backend in backends:
+            reason = support[backend].get(op.name, "not declared")  # type: ignore[index]
+            cells.append("yes" if reason is None else f"no ({reason})")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

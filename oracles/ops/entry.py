@@ -1,0 +1,173 @@
+"""What an op table entry is: everything any consumer needs to know about one op, as data.
+
+The generator draws operands from an entry's `domains` and plans its operands with its
+`planner`; the validator checks its `attrs` and `shape`; the numeric oracle and the
+conditioning run its numpy `forward`; coverage reads its `features`; the table-driven tests
+run its `samples`; kink mode and triage read its `kinks`. Nothing outside the table, the
+backends' maps and the engine spells an op's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class ShapeError(ValueError):
+    """Operand shapes an op cannot take. The message says why, without a location."""
+
+
+# How far a value is kept from a point where an op is not differentiable or not defined, in
+# float64 and float32 alike. Finite differences step about 6e-6 max(1, |x|) along their
+# direction; an intermediate this far from a kink does not cross it.
+MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values one operand of an op takes: what the generator draws a fresh input from,
+    and what it checks a computed operand against before it builds on it.
+
+    - `positive`: a > 0, at least `margin` from 0 (log, sqrt, the base of pow);
+    - `away_from`: points every element keeps at least `margin` from (a kink, a pole);
+    - `bound`: |a| <= bound[dtype], where the op's result or gradient would lose its digits.
+    """
+
+    positive: bool = False
+    away_from: tuple[float, ...] = ()
+    bound: Mapping[str, float] | None = None
+    margin: float = MARGIN
+
+    def holds(self, value: np.ndarray, dtype: str) -> bool:
+        if self.positive and not np.all(value >= self.margin):
+            return False
+        for point in self.away_from:
+            if not np.all(np.abs(value - point) >= self.margin):
+                return False
+        return self.bound is None or bool(np.all(np.abs(value) <= self.bound[dtype]))
+
+    def fit(self, value: np.ndarray, dtype: str) -> np.ndarray:
+        """`value` moved into the domain by a fixed rule (no resampling): folded to positive,
+        pushed off the points it must avoid, and clipped to the bound."""
+        value = np.array(value, dtype=np.float64)
+        if self.positive:
+            value = self.margin + np.abs(value)
+        for point in self.away_from:
+            near = np.abs(value - point) < self.margin
+            # Push to the side the value is on (up, if it sits exactly on the point).
+            value = np.where(near, point + np.where(value < point, -self.margin, self.margin), value)
+        if self.bound is not None:
+            bound = self.bound[dtype]
+            value = np.clip(value, -bound, bound)
+        return value
+
+    def describe(self) -> str:
+        parts = []
+        if self.positive:
+            parts.append(f"a > 0 (at least {self.margin} from 0)")
+        parts += [f"at least {self.margin} from {point:g}" for point in self.away_from]
+        if self.bound is not None:
+            parts.append("abs(a) <= " + ", ".join(f"{bound:g} ({dtype})" for dtype, bound in self.bound.items()))
+        return "; ".join(parts) or "real"
+
+
+REAL = Domain()
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the op is not differentiable, and what a valid answer there is.
+
+    `where` is "point" (an operand equal to one of `points`: relu and abs at 0), "tie"
+    (two different operands equal: maximum) or "axis_tie" (equal maxima along the reduced
+    axis: reduce_max). `derivative` is the interval a valid local derivative lies in at a
+    point; at a tie, a valid answer gives each tied element a convex share of the
+    cotangent, the shares adding up to it.
+    """
+
+    where: str
+    points: tuple[float, ...] = ()
+    derivative: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Operand shapes and attrs for the table-driven tests; values come from the op's domains."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    attrs: Mapping = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        attrs = "".join(f",{k}={v}" for k, v in self.attrs.items())
+        return "x".join(str(list(shape)) for shape in self.shapes).replace(" ", "") + attrs
+
+
+class PlanContext(Protocol):
+    """What a planner may ask of the generator: random choices and shapes within its limits."""
+
+    max_rank: int
+
+    def integer(self, lo: int, hi: int) -> int: ...
+
+    def boolean(self, p: float) -> bool: ...
+
+    def choice(self, options): ...
+
+    def dim(self) -> int:
+        """An axis size within the config (1 sometimes, for broadcasting and keepdims)."""
+
+    def shape(self, rank: int) -> tuple[int, ...]: ...
+
+
+@dataclass(frozen=True)
+class Planner:
+    """How the generator makes operands for a result of a given shape.
+
+    `produces(shape, max_rank)`: whether the op can yield `shape` from operands of rank at
+    most `max_rank`. `plan(context, shape)`: (operand shapes, attrs) for such a shape.
+    """
+
+    produces: Callable[[tuple, int], bool]
+    plan: Callable[[PlanContext, tuple], tuple[list[tuple], dict]]
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int
+    meaning: str
+    shape: Callable[..., tuple]  # (*operand shapes, attrs) -> result shape, or ShapeError
+    forward: Callable[..., np.ndarray]  # (*operands, attrs) -> value, plain numpy
+    attrs: Mapping = field(default_factory=dict)  # name -> default
+    check_attrs: Callable[[dict], str | None] = lambda attrs: None  # -> a problem, or None
+    broadcasts: bool = False
+    domains: tuple[Domain, ...] | None = None  # one per operand; None: every operand is real
+    # "operands": different operands must not (nearly) tie elementwise; "axis": no two
+    # maxima (nearly) tie along the reduced axis. Either is a kink the default audit avoids.
+    no_ties: str | None = None
+    planner: Planner | None = None  # None: the default for its arity and broadcasting
+    features: Callable[[list[tuple], dict], set[str]] = lambda shapes, attrs: set()
+    feature_names: tuple[str, ...] = ()  # every name `features` can return
+    samples: tuple[Sample, ...] | None = None  # None: the default for its arity and broadcasting
+    kinks: tuple[Kink, ...] = ()
+    notes: str = ""
+
+    def __post_init__(self):
+        # The defaults for the op's arity and broadcasting, so an entry states only what is its own.
+        from .rules import default_planner, default_samples
+
+        if self.planner is None:
+            object.__setattr__(self, "planner", default_planner(self.arity, self.broadcasts))
+        if self.samples is None:
+            object.__setattr__(self, "samples", default_samples(self.arity, self.broadcasts))
+        if self.domains is not None and len(self.domains) != self.arity:
+            raise ValueError(f"op {self.name!r}: {len(self.domains)} domains for {self.arity} operands")
+
+    def with_defaults(self, attrs: Mapping | None) -> dict:
+        return {**self.attrs, **(attrs or {})}
+
+    def domain(self, slot: int) -> Domain:
+        return REAL if self.domains is None else self.domains[slot]

@@ -1,0 +1,154 @@
+"""THE op table: every op of the graph format, declared once.
+
+An entry (see `entry.py`) is data: name, arity, attrs with defaults and their checks,
+whether it broadcasts, its shape rule and plain-numpy forward, the domain of each operand,
+how the generator plans its operands, the graph features it produces, the samples the
+table-driven tests run it on, and where it is not differentiable. The generator, the
+validator, the numeric oracle, comparison, shrinking, triage, coverage and the docs all
+derive from `OPS`; `tests/test_op_table.py` runs every entry against every backend.
+
+Adding an op = one entry here + one line in each backend's map + the engine's node class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .entry import Domain, Op, Planner, Sample, ShapeError
+from .rules import (
+    REDUCTION,
+    REDUCTION_SAMPLES,
+    UNARY_SAMPLES,
+    broadcast_shape,
+    check_axis_and_keepdims,
+    is_int,
+    reduced_shape,
+    reduction_feature_names,
+    reduction_features,
+    same_shape,
+)
+
+# ---- dot -----------------------------------------------------------------------------------------
+
+P_SQUARE = 0.4  # dot's inner size equals an outer size: square matrices hide transposition bugs
+
+
+def _dot_shape(a: tuple, b: tuple, attrs: dict) -> tuple:
+    if len(a) not in (1, 2) or len(b) not in (1, 2):
+        raise ShapeError(f"dot takes 1-D or 2-D operands, got shapes {list(a)} and {list(b)}")
+    if a[-1] != b[0]:
+        raise ShapeError(f"shapes {list(a)} and {list(b)} do not fit a @ b ({a[-1]} != {b[0]})")
+    return a[:-1] + b[1:]
+
+
+def _dot_produces(shape: tuple, max_rank: int) -> bool:
+    return (len(shape) == 0 and max_rank >= 1) or (len(shape) in (1, 2) and max_rank >= 2)
+
+
+def _plan_dot(context, shape: tuple):
+    if not shape:
+        inner = context.dim()
+        return [(inner,), (inner,)], {}
+    inner = shape[0] if context.boolean(P_SQUARE) else context.dim()
+    if len(shape) == 2:
+        return [(shape[0], inner), (inner, shape[1])], {}
+    if context.boolean(0.5):
+        return [(shape[0], inner), (inner,)], {}
+    return [(inner,), (inner, shape[0])], {}
+
+
+def _dot_features(shapes: list[tuple], attrs: dict) -> set[str]:
+    a, b = shapes
+    if len(a) == 2 and len(b) == 2:
+        if a[0] == a[1] == b[1] >= 2:  # a 1x1 matrix cannot show a transposition
+            return {"dot_2d_2d_square"}
+        return {"dot_2d_2d_non_square"} if a[0] != a[1] or b[0] != b[1] else set()
+    return {f"dot_{len(a)}d_{len(b)}d"}
+
+
+# ---- power ---------------------------------------------------------------------------------------
+
+GENERATED_EXPONENTS = (2, 3)  # where power's bugs live (the notebook dropped the factor x); any real operand
+
+
+def _check_power(attrs: dict) -> str | None:
+    exponent = attrs["exponent"]
+    if not is_int(exponent):
+        return f"exponent must be an integer, got {exponent!r}"
+    if abs(exponent) > 64:  # beyond this any operand but 0 and +-1 over- or underflows float64
+        return f"exponent must be between -64 and 64, got {exponent}"
+    return None
+
+
+def _plan_power(context, shape: tuple):
+    return [shape], {"exponent": context.choice(GENERATED_EXPONENTS)}
+
+
+# ---- sigmoid -------------------------------------------------------------------------------------
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    # 1 / (1 + exp(-a)) for a >= 0, exp(a) / (1 + exp(a)) for a < 0: no exponent is positive.
+    return np.exp(np.minimum(a, 0)) / (1 + np.exp(-np.abs(a)))
+
+
+# Beyond 15 sigmoid's gradient is below 3e-7: nothing left to compare. In float32 the
+# gradient s (1 - s) loses its digits sooner, as 1 - s nears float32's eps (1.2e-7): at
+# |a| = 6, 1 - s = 2.5e-3 still carries 4 significant digits.
+SIGMOID_OPERAND = Domain(bound={"float64": 15.0, "float32": 6.0})
+
+
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in [
+        Op("add", 2, "elementwise `a + b`", broadcast_shape, lambda a, b, _: a + b, broadcasts=True),
+        Op("subtract", 2, "elementwise `a - b`", broadcast_shape, lambda a, b, _: a - b, broadcasts=True),
+        Op("mult", 2, "elementwise `a * b`", broadcast_shape, lambda a, b, _: a * b, broadcasts=True),
+        Op(
+            "power",
+            1,
+            "elementwise `a ** exponent`",
+            same_shape,
+            lambda a, attrs: a ** attrs["exponent"],
+            attrs={"exponent": 2},
+            check_attrs=_check_power,
+            planner=Planner(lambda shape, max_rank: True, _plan_power),
+            features=lambda shapes, attrs: {f"exponent_{attrs['exponent']}"} & {"exponent_2", "exponent_3"},
+            feature_names=("exponent_2", "exponent_3"),
+            samples=tuple(Sample(s.shapes, {"exponent": n}) for n in (2, 3, 1, 0) for s in UNARY_SAMPLES[::2]),
+            notes=f"generated with exponents {', '.join(map(str, GENERATED_EXPONENTS))}",
+        ),
+        Op(
+            "reduce_sum",
+            1,
+            "sum of elements, all or along one axis",
+            reduced_shape,
+            lambda a, attrs: np.sum(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+            attrs={"axis": None, "keepdims": False},
+            check_attrs=check_axis_and_keepdims,
+            planner=REDUCTION,
+            features=reduction_features("reduce_sum"),
+            feature_names=reduction_feature_names("reduce_sum"),
+            samples=REDUCTION_SAMPLES,
+        ),
+        Op(
+            "dot",
+            2,
+            "numpy `a @ b` for 1-D and 2-D operands",
+            _dot_shape,
+            lambda a, b, _: a @ b,
+            planner=Planner(_dot_produces, _plan_dot),
+            features=_dot_features,
+            feature_names=("dot_1d_1d", "dot_2d_1d", "dot_1d_2d", "dot_2d_2d_square", "dot_2d_2d_non_square"),
+            samples=(
+                Sample(((3,), (3,))),
+                Sample(((2, 3), (3,))),
+                Sample(((3,), (3, 2))),
+                Sample(((2, 3), (3, 4))),
+                Sample(((3, 3), (3, 3))),
+                Sample(((1, 1), (1, 1))),
+            ),
+        ),
+        Op("sigmoid", 1, "`1 / (1 + exp(-a))`", same_shape, lambda a, _: _sigmoid(a), domains=(SIGMOID_OPERAND,)),
+    ]
+}

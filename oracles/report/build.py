@@ -1,0 +1,202 @@
+"""The report as data: what ran (and what could not, and why), how much was checked, the worst
+margins (so near-misses show), every discrepancy with its case and diagnosis, each group's
+minimal case, and where every file of the report goes.
+
+Every file path in the report is a pure function of the report folder and the case (see
+`case_file`, `minimal_file`, `reproducer_file`), so `render_markdown(build_report(...))`
+works before, or without, any file being written; `write.py` writes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import platform
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from ..audit import AuditConfig
+from ..check import CaseResult
+from ..check.compare import RTOL, RTOL_FINITE_DIFFERENCES
+from ..diagnose import Investigation
+
+
+def versions() -> dict[str, str | None]:
+    def installed(package):
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "jax": installed("jax"),
+        "jaxlib": installed("jaxlib"),
+        "torch": installed("torch"),
+        "platform": platform.platform(),
+    }
+
+
+def _slug(text: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", (text or "none").lower()).strip("_")
+
+
+def case_file(report: Path, index: int) -> str:
+    return str(report / "cases" / f"case-{index:05d}.json")
+
+
+def minimal_file(report: Path, investigation: Investigation) -> str:
+    kind, _, op = investigation.group()
+    return str(report / "cases" / f"case-{investigation.index:05d}-{_slug(kind)}-{_slug(op)}-minimal.json")
+
+
+def reproducer_file(report: Path, investigation: Investigation) -> str:
+    kind, _, op = investigation.group()
+    return str(report / "reproducers" / f"test_case_{investigation.index:05d}_{_slug(kind)}_{_slug(op)}.py")
+
+
+def _finding_json(finding, result: CaseResult, seed: int, report: Path) -> dict:
+    return {
+        "index": result.index,
+        "seed": [seed, result.index],
+        "kind": finding.kind,
+        "op": finding.op,
+        "backend": finding.backend,
+        "quantity": finding.quantity,
+        "input": finding.input,
+        "detail": finding.detail,
+        "margin": None if finding.margin is None else float(finding.margin),
+        "expected_from": finding.expected_backends,
+        "expected": finding.expected,
+        "actual": finding.actual,
+        "case": result.case,
+        "case_file": case_file(report, result.index) if result.case else None,
+    }
+
+
+def _attach_minimal(discrepancies: list[dict], investigations: list[Investigation], report: Path) -> list[dict]:
+    """Give each discrepancy the minimal case of its group, and return the groups.
+
+    A group is (kind, backend, op), as diagnosed. A discrepancy whose own graph was shrunk
+    for its group takes that minimal case; any other takes the minimal case of the group's
+    first shrunk graph (`minimal_from`). Every minimal case was shrunk while its group's
+    diagnosis held, so it shows the group's own op. Groups come largest first.
+    """
+    shrunk = [i for i in investigations if i.minimal is not None]
+    own = {(i.index, i.group()): i for i in shrunk}
+    first_of_group: dict[tuple, Investigation] = {}
+    for i in shrunk:
+        first_of_group.setdefault(i.group(), i)
+    groups: dict[tuple, dict] = {}
+    for d in discrepancies:
+        key = (d["kind"], d["backend"], d["op"])
+        investigation = own.get((d["index"], key)) or first_of_group.get(key)
+        d["minimal"] = investigation.minimal if investigation else None
+        d["minimal_from"] = investigation.index if investigation else None
+        d["minimal_confirmed"] = investigation.confirmed if investigation else None
+        d["minimal_file"] = minimal_file(report, investigation) if investigation else None
+        group = groups.setdefault(
+            key,
+            {"kind": d["kind"], "backend": d["backend"], "op": d["op"], "discrepancies": 0, "graphs": [],
+             "minimal_from": None, "minimal_size": None},
+        )  # fmt: skip
+        group["discrepancies"] += 1
+        if d["index"] not in group["graphs"]:
+            group["graphs"].append(d["index"])
+    for key, group in groups.items():
+        investigation = first_of_group.get(key)
+        if investigation is not None:
+            group["minimal_from"] = investigation.index
+            group["minimal_size"] = _size_json(investigation)
+    return sorted(groups.values(), key=lambda g: (-g["discrepancies"], g["graphs"][0]))
+
+
+def _size_json(investigation) -> dict | None:
+    if investigation is None:
+        return None
+    return {
+        "op_nodes": investigation.minimal_size[0],
+        "input_elements": investigation.minimal_size[1],
+        "original_op_nodes": investigation.original_size[0],
+        "original_input_elements": investigation.original_size[1],
+    }
+
+
+def build_report(
+    results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float, investigations=()
+) -> dict:
+    report_dir = Path(config.report)
+    ops: dict[str, dict] = {op: {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0} for op in ran["ops"]}
+    discrepancies: list[dict] = []
+    seconds: Counter = Counter()
+    skipped: Counter = Counter()
+    for result in results:
+        seconds.update(result.seconds)
+        if result.skipped:
+            skipped[result.skipped] += 1
+            continue
+        for op in result.ops:
+            entry = ops.setdefault(op, {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0})
+            entry["graphs"] += 1
+            entry["checks"] += result.checks
+            entry["max_margin"] = max(entry["max_margin"], result.engine_margin)
+            entry["failures"] += bool(result.findings)
+        discrepancies.extend(_finding_json(f, result, config.seed, report_dir) for f in result.findings)
+    groups = _attach_minimal(discrepancies, list(investigations), report_dir)
+    near_misses = sorted(
+        ({"index": r.index, "margin": r.engine_margin} for r in results if not r.findings and not r.skipped),
+        key=lambda entry: -entry["margin"],
+    )[:10]
+    graphs = sum(1 for r in results if r.case and not r.skipped)
+    shrink_seconds = [i.shrink_seconds for i in investigations if i.minimal is not None]
+    summary = {
+        "graphs": graphs,
+        "checks": sum(r.checks for r in results),
+        "discrepancies": len(discrepancies),
+        "failing_graphs": sum(1 for r in results if r.findings),
+        "skipped": {"graphs": sum(skipped.values()), "reasons": dict(skipped.most_common(10))},
+        "generation": {
+            "redraws": sum(r.redraws for r in results),
+            "graphs_with_a_redraw": sum(1 for r in results if r.redraws),
+        },
+        "kinds": dict(Counter(d["kind"] for d in discrepancies)),
+        "groups": groups,
+        "shrinking": {
+            "shrunk": len(shrink_seconds),
+            "failed": [{"index": i.index, "error": i.error} for i in investigations if i.error],
+            "median_seconds": round(float(np.median(shrink_seconds)), 3) if shrink_seconds else None,
+            "max_seconds": max(shrink_seconds) if shrink_seconds else None,
+            "limit_per_group": config.shrink_limit,
+        },
+        "backends": {
+            "engine": ran["engine"],
+            "engine_spec": config.engine,
+            "references": ran["references"],
+            "unavailable": ran["unavailable"],
+        },
+        "ops": ops,
+        "worst_passing_margin": near_misses[0]["margin"] if near_misses else None,
+        "near_misses": near_misses,
+        "seed": config.seed,
+        "report_folder": str(report_dir),
+        "generator": {k: list(v) if isinstance(v, tuple) else v for k, v in config.generator.__dict__.items()},
+        "error_model": {"rtol": RTOL, "rtol_finite_differences": RTOL_FINITE_DIFFERENCES},
+        "versions": versions(),
+        "workers": config.workers,
+        "wall_seconds": round(wall_seconds, 3),
+        "graphs_per_second": round(graphs / wall_seconds, 1) if wall_seconds > 0 else None,
+        "backend_seconds": {name: round(s, 3) for name, s in sorted(seconds.items())},
+    }
+    minimal_cases = []
+    for investigation in investigations:
+        entry = dataclasses.asdict(investigation)
+        shrunk = investigation.minimal is not None
+        entry["case_file"] = minimal_file(report_dir, investigation) if shrunk else None
+        has_answer = shrunk and investigation.expected is not None and "value" in investigation.expected
+        entry["reproducer"] = reproducer_file(report_dir, investigation) if has_answer else None
+        minimal_cases.append(entry)
+    return {"summary": summary, "discrepancies": discrepancies, "minimal_cases": minimal_cases}
