@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from oracles.perf_report import (
+from benchmarks.report import (
     format_seconds,
     jit_crossovers,
     load_results,
@@ -399,7 +399,7 @@ def test_without_matplotlib_the_report_is_still_written_and_says_why_there_are_n
     def no_matplotlib():
         raise ImportError("No module named 'matplotlib'")
 
-    monkeypatch.setattr("oracles.perf_plots._pyplot", no_matplotlib)
+    monkeypatch.setattr("benchmarks.plots._pyplot", no_matplotlib)
     written, report = write_report(benchmark_document(lambda *_: False), tmp_path)
     assert [p.name for p in written] == ["report.md"]
     assert "- not drawn: `every plot`: matplotlib is not installed" in report
@@ -482,12 +482,39 @@ def test_a_real_pytest_benchmark_json_gives_tables_of_its_medians(real_session):
 # ---- command line ----------------------------------------------------------------------------
 
 
-def test_a_missing_json_file_is_one_line_on_stderr_and_exit_2(tmp_path):
-    command = [sys.executable, "-m", "oracles.perf_report", str(tmp_path / "missing.json"), str(tmp_path / "out")]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+def report_command(json_path: Path, report_dir: Path) -> subprocess.CompletedProcess:
+    """The report's command line as `autodiff-audit bench` runs it: from the checkout's root."""
+    command = [sys.executable, "-m", "benchmarks.report", str(json_path), str(report_dir)]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_line_writes_the_report_and_prints_one_line_naming_what_it_wrote(tmp_path):
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps(benchmark_document(lambda f, s, b, p: f == "scalar_chain" and s <= 100)))
+    done = report_command(path, tmp_path / "report")
+    written = sorted(p.name for p in (tmp_path / "report").iterdir())
+    assert done.returncode == 0, done.stderr
+    assert "report.md" in written and any(name.endswith(".png") for name in written)
+    assert done.stdout == f"report: {path} and {len(written)} files in {tmp_path / 'report'}\n"
+    assert "Traceback" not in done.stderr
+
+
+def test_a_report_directory_that_cannot_be_written_is_one_line_on_stderr_and_exit_2(tmp_path):
+    path, blocked = tmp_path / "benchmark.json", tmp_path / "a file"
+    path.write_text(json.dumps(benchmark_document(lambda f, s, b, p: f == "scalar_chain" and s == 10)))
+    blocked.write_text("")
+    done = report_command(path, blocked / "report")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
-    assert "missing.json" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.startswith("benchmarks.report: error: cannot write to") and "Traceback" not in done.stderr
+
+
+def test_a_missing_json_file_is_one_line_on_stderr_and_exit_2(tmp_path):
+    done = report_command(tmp_path / "missing.json", tmp_path / "out")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("benchmarks.report: error: ") and "missing.json" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2, 3]", '{"machine_info": {}}', "\udcff"])

@@ -1,5 +1,7 @@
 """Performance results: the medians of a pytest-benchmark JSON of `benchmarks/`, the speed
-targets computed from them, and the JIT crossover. Read by perf_report and perf_plots."""
+targets computed from them, and the JIT crossover. Read by report.py and plots.py.
+
+It reads the JSON alone: nothing here imports the engines, torch or JAX."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .perf_results import (
+from .results import (
     BACKENDS,
     BACKWARD_OVER_FORWARD_LIMIT,
     FAMILIES,

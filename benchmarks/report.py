@@ -4,7 +4,11 @@ Every number in the report is a median read from the JSON or a ratio of such med
 next to the medians it came from. A backend, size or target missing from the JSON is written
 "not measured", never filled in.
 
-    python -m oracles.perf_report BENCHMARK_JSON REPORT_DIR
+    python -m benchmarks.report BENCHMARK_JSON REPORT_DIR    # from the checkout's root
+
+writes REPORT_DIR/report.md and the plots, then prints `report: BENCHMARK_JSON and N files in
+REPORT_DIR`; `autodiff-audit bench` runs it after the suite. A missing or unreadable JSON, or a
+REPORT_DIR that cannot be written, is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .perf_plots import draw_plots
-from .perf_results import (
+from .plots import draw_plots
+from .results import (
     JIT,
     OURS,
     PASSES,
@@ -136,7 +140,7 @@ def write_performance_report(benchmark_json_path: str | Path, report_dir: str | 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m oracles.perf_report", description="Write report.md and plots from a pytest-benchmark JSON."
+        prog="python -m benchmarks.report", description="Write report.md and plots from a pytest-benchmark JSON."
     )
     parser.add_argument("benchmark_json", help="file written by pytest --benchmark-json")
     parser.add_argument("report_dir", help="directory for report.md and the PNG plots")
@@ -144,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = write_performance_report(args.benchmark_json, args.report_dir)
     except BenchmarkFileError as error:
-        print(f"perf_report: error: {error}", file=sys.stderr)
+        print(f"benchmarks.report: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # reading errors are BenchmarkFileError: this one is writing the report
-        print(f"perf_report: error: cannot write to {args.report_dir}: {error.strerror or error}", file=sys.stderr)
+        print(
+            f"benchmarks.report: error: cannot write to {args.report_dir}: {error.strerror or error}", file=sys.stderr
+        )
         return 2
-    for path in paths:
-        print(path)
+    print(f"report: {args.benchmark_json} and {len(paths)} files in {args.report_dir}")
     return 0
 
 
