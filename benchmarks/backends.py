@@ -186,10 +186,12 @@ def straight_line_function(graph: dict, ops: dict[str, Callable]) -> Callable:
 def _oracle_ops(backend: str) -> dict[str, Callable]:
     """The op map of the audit's `backend` oracle, imported on first use (it imports torch or JAX)."""
     if backend == "torch":
-        from oracles.backends import torch_backend as oracle  # sets torch to one thread, as conftest does
-    else:
-        from oracles.backends import jax_backend as oracle  # enables float64 and JAX's persistent cache
-    return oracle.OPS
+        from oracles.backends import torch_backend  # sets torch to one thread, as conftest does
+
+        return torch_backend.OPS
+    from oracles.backends import jax_backend  # enables float64 and JAX's persistent cache
+
+    return jax_backend.OPS
 
 
 # ---- torch -----------------------------------------------------------------------------------
