@@ -12,6 +12,13 @@ What the notebook got wrong, and how this file gets it right:
 - an operand used twice by one node (`mult(x, x)`) gets both of its contributions added;
 - broadcasting is undone in ONE place, `sum_to_shape`, for every op;
 - no mutable default argument: each node owns its lists.
+
+The dtype rule: every gradient has the dtype of the value it is the gradient of. `run`
+casts the cotangent to the output value's dtype, and `store_gradients`, which every part
+passes through, casts a part whose dtype differs from its input's value dtype (a float32
+input broadcast against a float64 operand gets a float32 gradient). A Python scalar has no
+dtype, and neither does an integer value for this rule (a gradient in integers would be
+truncated): those gradients are left as numpy computes them.
 """
 
 from __future__ import annotations
@@ -101,18 +108,29 @@ class NodeBase:
         return total
 
     def store_gradients(self, gradient, *parts):
-        """Keep d output / d self, and each input's part of it (`parts`, in input order)."""
-        if len(parts) == 1 and not self.broadcasts:  # the common unary case, without the loop
+        """Keep d output / d self, and each input's part of it (`parts`, in input order),
+        summed back to the input's shape and cast to the input's dtype (the dtype rule)."""
+        # Fast path for Python-scalar graphs (the notebook's). A Python-float gradient is a
+        # Python-float node's, whose operands are Python scalars too: nothing was broadcast and
+        # there is no dtype to keep. Without the path the 1,000-step scalar mult -> sigmoid chain
+        # (forward+backward) takes 32% longer, 2.50 vs 1.88 ms; without just its one-operand
+        # shortcut, 11-15% longer. Tensor graphs never take it (a 64x256 MLP: no change, +-1%).
+        python_scalar = type(gradient) is float
+        if python_scalar and len(parts) == 1:
             self.gradients = {self: gradient, self.inputs[0]: parts[0]}
             return
         gradients = self.gradients = {self: gradient}
-        # A Python-float gradient means a scalar output: no operand of it was broadcast.
-        unbroadcast = self.broadcasts and type(gradient) is not float
         for node, part in zip(self.inputs, parts):
-            if unbroadcast:
-                shape = getattr(node.value, "shape", ())  # (getattr, not shape_of: this is the hot path)
-                if getattr(part, "shape", ()) != shape:
+            if not python_scalar:
+                value = node.value
+                shape = getattr(value, "shape", ())
+                if self.broadcasts and getattr(part, "shape", ()) != shape:
                     part = sum_to_shape(part, shape)
+                # Cast after the sum, so that a float32 input's broadcast sum is taken in the
+                # wider dtype. (`is not`, not `!=`: numpy finds np.dtype("float64") == None true.)
+                dtype = getattr(value, "dtype", None)
+                if dtype is not None and dtype.kind == "f" and getattr(part, "dtype", None) is not dtype:
+                    part = np.asarray(part, dtype=dtype)
             if node in gradients:  # the same node twice among the inputs (mult(x, x)) gets both parts
                 part = gradients[node] + part
             gradients[node] = part
@@ -255,17 +273,21 @@ class NodeReduceSum(NodeBase):
     def forward(self, value=None):
         a = self.inputs[0].value
         total = np.sum(a, axis=self.axis, keepdims=self.keepdims)
-        # A Python scalar in, a Python scalar out.
-        self.value = total.item() if isinstance(a, (int, float)) else total
+        # A Python scalar in, a Python scalar out (a numpy scalar, though a float, keeps its dtype).
+        self.value = total.item() if type(a) in (int, float) else total
 
     def backward(self):
         gradient = self.total_gradient()
+        a = self.inputs[0].value
+        if type(a) in (int, float):  # the sum of one Python scalar is itself: its gradient passes as is
+            self.store_gradients(gradient, gradient)
+            return
         # Every summed element gets the gradient of its sum: put the reduced axis back
         # (size 1), then broadcast it along that axis.
         spread = gradient
         if self.axis is not None and not self.keepdims:
             spread = np.expand_dims(gradient, self.axis)
-        self.store_gradients(gradient, np.broadcast_to(spread, shape_of(self.inputs[0].value)))
+        self.store_gradients(gradient, np.broadcast_to(spread, shape_of(a)))
 
 
 class NodeDot(NodeBase):
@@ -293,11 +315,7 @@ class NodeDot(NodeBase):
 def _sigmoid_array(x):
     # exp(min(x, 0)) / (1 + exp(-|x|)) is 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x))
     # for x < 0: both exponents are <= 0, so nothing overflows, and no masked select is needed.
-    numerator = np.exp(np.minimum(x, 0))
-    denominator = np.exp(-np.abs(x))
-    denominator += 1  # in place: tensors this size cost more to allocate than to add
-    numerator /= denominator
-    return numerator
+    return np.exp(np.minimum(x, 0)) / (1 + np.exp(-np.abs(x)))
 
 
 class NodeSigmoid(NodeBase):
@@ -307,7 +325,9 @@ class NodeSigmoid(NodeBase):
 
     def forward(self, value=None):
         a = self.inputs[0].value
-        if type(a) is float:  # Python scalars stay Python scalars, at Python-scalar speed
+        # Python scalars stay Python scalars, at Python-scalar speed: with numpy here instead of
+        # math.exp, the 1,000-step scalar chain (forward+backward) takes 2.6x as long, 4.94 vs 1.88 ms.
+        if type(a) is float:
             e = math.exp(-abs(a))  # exp of a non-positive number never overflows
             self.value = 1.0 / (1.0 + e) if a >= 0 else e / (1.0 + e)
         else:
@@ -316,7 +336,4 @@ class NodeSigmoid(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         s = self.value  # d/da sigmoid(a) = s (1 - s), with s the forward value
-        part = 1 - s
-        part *= s  # in place, as in _sigmoid_array (a Python float simply rebinds)
-        part *= gradient
-        self.store_gradients(gradient, part)
+        self.store_gradients(gradient, gradient * s * (1 - s))

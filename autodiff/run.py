@@ -109,6 +109,11 @@ def run(feed, nodes=None, cotangent=None) -> list[NodeBase]:
     `NodeOutput` in the run, or else the last node. `cotangent` is the vector v of the
     vector-Jacobian product v^T J: an array of the output's shape (default: ones), or a
     dict {output node: array} when there are several outputs.
+
+    The dtype rule: every gradient has the dtype of the value it is the gradient of. The
+    cotangent is cast here to its output value's dtype (a float64 cotangent on a float32
+    output seeds float32), and every node's parts are cast to their input's dtype in
+    `NodeBase.store_gradients`. Python scalars have no dtype and are left as they are.
     """
     nodes = _forward(feed, nodes, object())
     outputs = outputs_of(nodes)
@@ -117,15 +122,20 @@ def run(feed, nodes=None, cotangent=None) -> list[NodeBase]:
     for output in outputs:
         seed = cotangent.get(output)
         if seed is None:
-            # A Python scalar output keeps Python-scalar speed; a tensor gets ones of its shape.
+            # A Python scalar output keeps Python-scalar speed; anything else (numpy scalars
+            # too, though np.float64 is a float) gets ones of its shape and dtype.
             value = output.value
-            seed = 1.0 if isinstance(value, (int, float)) else np.ones_like(value)
-        elif shape_of(seed) != shape_of(output.value):
-            seed = np.asarray(seed)
-            if seed.shape != shape_of(output.value):
-                raise GraphError(
-                    f"output {output.name!r}: cotangent of shape {seed.shape}, expected {shape_of(output.value)}"
-                )
+            seed = 1.0 if type(value) in (int, float) else np.ones_like(value)
+        else:
+            if shape_of(seed) != shape_of(output.value):
+                seed = np.asarray(seed)
+                if seed.shape != shape_of(output.value):
+                    raise GraphError(
+                        f"output {output.name!r}: cotangent of shape {seed.shape}, expected {shape_of(output.value)}"
+                    )
+            dtype = getattr(output.value, "dtype", None)
+            if dtype is not None and dtype.kind == "f" and getattr(seed, "dtype", None) is not dtype:
+                seed = np.asarray(seed, dtype=dtype)
         output.seed = seed
     try:
         for node in reversed(nodes):
