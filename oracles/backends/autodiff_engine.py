@@ -15,7 +15,7 @@ NODE_CLASSES = {
     "dot": autodiff.NodeDot,
     "sigmoid": autodiff.NodeSigmoid,
 }
-ops = set(NODE_CLASSES)
+ops = NODE_CLASSES.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 

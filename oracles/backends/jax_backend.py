@@ -69,7 +69,7 @@ OPS: dict[str, Callable[..., Any]] = {
     "dot": lambda a, b, attrs: lax.dot(a, b),
     "sigmoid": lambda a, attrs: lax.logistic(a),
 }
-ops = set(OPS)
+ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
