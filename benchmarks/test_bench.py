@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pytest
 
-from oracles.graph import reference_values
+from oracles.format import reference_values
 
 from .backends import BACKENDS, PASSES, Prepared, prepare
 from .workloads import QUICK_SIZES, SIZES, workload

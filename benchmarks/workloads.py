@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oracles.format import FORMAT, VERSION, Case
 from oracles.generate import generate_case
-from oracles.graph import FORMAT, VERSION, Case
 
 # Every size of a family; the `quick` sweep runs the first ones, `full` all of them.
 SIZES = {
