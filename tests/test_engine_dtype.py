@@ -21,6 +21,31 @@ NODE_CASES = {
     "dot": (lambda a, b: ad.NodeDot("n", [a, b]), [(2, 3), (3, 4)]),
     "dot_vector": (lambda a, b: ad.NodeDot("n", [a, b]), [(3,), (3, 2)]),
     "sigmoid": (lambda a: ad.NodeSigmoid("n", [a]), [(2, 3)]),
+    **{
+        name: (lambda a, node_class=node_class: node_class("n", [a]), [(2, 3)])
+        for name, node_class in [
+            ("neg", ad.NodeNeg),
+            ("exp", ad.NodeExp),
+            ("log", ad.NodeLog),
+            ("sqrt", ad.NodeSqrt),
+            ("tanh", ad.NodeTanh),
+            ("sin", ad.NodeSin),
+            ("cos", ad.NodeCos),
+            ("relu", ad.NodeRelu),
+            ("abs", ad.NodeAbs),
+            ("softmax", ad.NodeSoftmax),
+            ("log_softmax", ad.NodeLogSoftmax),
+        ]
+    },
+    "div": (lambda a, b: ad.NodeDiv("n", [a, b]), [(3,), (2, 3)]),
+    "maximum": (lambda a, b: ad.NodeMaximum("n", [a, b]), [(2, 3), (1, 3)]),
+    "pow": (lambda a, b: ad.NodePow("n", [a, b]), [(2, 3), (3,)]),
+    "reduce_mean": (lambda a: ad.NodeReduceMean("n", [a], axis=0), [(2, 3)]),
+    "reduce_max": (lambda a: ad.NodeReduceMax("n", [a], axis=-1, keepdims=True), [(2, 3)]),
+    "logsumexp": (lambda a: ad.NodeLogSumExp("n", [a]), [(2, 3)]),
+    "transpose": (lambda a: ad.NodeTranspose("n", [a], axes=[1, 2, 0]), [(2, 3, 4)]),
+    "reshape": (lambda a: ad.NodeReshape("n", [a], shape=[3, 2]), [(2, 3)]),
+    "broadcast_to": (lambda a: ad.NodeBroadcastTo("n", [a], shape=[4, 2, 3]), [(1, 3)]),
 }
 
 

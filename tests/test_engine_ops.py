@@ -1,0 +1,384 @@
+"""The wider op set of graph-format.md: every node class against a plain numpy formula (its
+value) and central differences (its vector-Jacobian product with a random cotangent), in
+float64 and float32; then the conventions at kinks and ties, stability, and the attrs."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import autodiff as ad
+import autodiff.nodes
+
+# ---- input domains: where the derivative exists and central differences are accurate -------
+
+
+def real(rng, shapes):
+    return [rng.uniform(-2.0, 2.0, shape) for shape in shapes]
+
+
+def positive(rng, shapes):  # log, sqrt, and the base of pow: away from 0
+    return [rng.uniform(0.5, 2.0, shape) for shape in shapes]
+
+
+def nonzero(rng, shapes):  # relu, abs: away from the kink at 0
+    return [rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape) for shape in shapes]
+
+
+def base_and_exponent(rng, shapes):
+    return [rng.uniform(0.5, 2.0, shapes[0]), rng.uniform(-2.0, 2.0, shapes[1])]
+
+
+def numerator_and_denominator(rng, shapes):
+    return [rng.uniform(-2.0, 2.0, shapes[0]), *nonzero(rng, shapes[1:])]
+
+
+def apart(rng, shapes):
+    """maximum's operands: no ties, every broadcast pair at least 0.2 apart."""
+    while True:
+        a, b = real(rng, shapes)
+        if np.all(np.abs(a - b) > 0.2):
+            return [a, b]
+
+
+def distinct(rng, shapes):
+    """reduce_max's operand: no ties anywhere, elements at least 0.25 apart."""
+    (shape,) = shapes
+    size = int(np.prod(shape))
+    return [((rng.permutation(size) + rng.uniform(0.0, 0.5, size)) / 2 - size / 4).reshape(shape)]
+
+
+# ---- the cases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    build: Callable  # input nodes -> the node under test
+    reference: Callable  # float64 arrays -> the float64 value it must have
+    shapes: tuple
+    domain: Callable = real
+
+
+UNARY = [
+    ("neg", ad.NodeNeg, np.negative, real),
+    ("exp", ad.NodeExp, np.exp, real),
+    ("log", ad.NodeLog, np.log, positive),
+    ("sqrt", ad.NodeSqrt, np.sqrt, positive),
+    ("tanh", ad.NodeTanh, np.tanh, real),
+    ("sin", ad.NodeSin, np.sin, real),
+    ("cos", ad.NodeCos, np.cos, real),
+    ("relu", ad.NodeRelu, lambda a: np.where(a > 0, a, 0.0), nonzero),
+    ("abs", ad.NodeAbs, np.abs, nonzero),
+]
+BINARY = [
+    ("div", ad.NodeDiv, np.divide, numerator_and_denominator),
+    ("maximum", ad.NodeMaximum, np.maximum, apart),
+    ("pow", ad.NodePow, np.power, base_and_exponent),
+]
+BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((3,), ())]
+
+
+def _logsumexp(a, axis=None, keepdims=False):  # the naive formula: fine for |a| <= 2
+    return np.log(np.sum(np.exp(a), axis=axis, keepdims=keepdims))
+
+
+REDUCTIONS = [
+    ("reduce_mean", ad.NodeReduceMean, np.mean, real),
+    ("reduce_max", ad.NodeReduceMax, np.max, distinct),
+    ("logsumexp", ad.NodeLogSumExp, _logsumexp, real),
+]
+REDUCTION_AXES = [
+    ((), None, False),
+    ((3,), None, False),
+    ((3,), 0, False),
+    ((3,), -1, True),
+    *(((2, 3), axis, keepdims) for axis in (None, 0, 1, -1) for keepdims in (False, True)),
+    ((2, 3, 4), 1, False),
+]
+
+
+def _softmax(a, axis):
+    e = np.exp(a)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+FUSED = [
+    ("softmax", ad.NodeSoftmax, _softmax),
+    ("log_softmax", ad.NodeLogSoftmax, lambda a, axis: np.log(_softmax(a, axis))),
+]
+FUSED_AXES = [((), -1), ((3,), -1), ((2, 3), -1), ((2, 3), 0), ((2, 3), 1), ((2, 3, 4), 1)]
+
+TRANSPOSES = [((), None), ((3,), None), ((2, 3), None), ((2, 3), (1, 0)), ((2, 3, 4), None), ((2, 3, 4), (1, 2, 0))]
+RESHAPES = [((), (1,)), ((3,), (3, 1)), ((2, 3), (3, 2)), ((2, 3), (6,)), ((2, 3), (1, 2, 3))]
+BROADCASTS = [((), (2, 3)), ((3,), (2, 3)), ((1, 3), (4, 2, 3)), ((2, 1), (2, 3))]
+
+
+def _cases() -> list[Case]:
+    cases = []
+    for name, node_class, reference, domain in UNARY:
+        for shape in [(), (3,), (2, 3)]:
+            build = lambda a, node_class=node_class: node_class("n", [a])  # noqa: E731
+            cases.append(Case(f"{name}-{shape}", build, reference, (shape,), domain))
+    for name, node_class, reference, domain in BINARY:
+        for shapes in BINARY_SHAPES:
+            build = lambda a, b, node_class=node_class: node_class("n", [a, b])  # noqa: E731
+            cases.append(Case(f"{name}-{shapes[0]}-{shapes[1]}", build, reference, shapes, domain))
+    for name, node_class, reference, domain in REDUCTIONS:
+        for shape, axis, keepdims in REDUCTION_AXES:
+            attrs = {"axis": axis, "keepdims": keepdims}
+            build = lambda a, node_class=node_class, attrs=attrs: node_class("n", [a], **attrs)  # noqa: E731
+            numpy = lambda a, reference=reference, attrs=attrs: reference(a, **attrs)  # noqa: E731
+            cases.append(Case(f"{name}-{shape}-axis{axis}-keepdims{keepdims}", build, numpy, (shape,), domain))
+    for name, node_class, reference in FUSED:
+        for shape, axis in FUSED_AXES:
+            build = lambda a, node_class=node_class, axis=axis: node_class("n", [a], axis=axis)  # noqa: E731
+            numpy = lambda a, reference=reference, axis=axis: reference(a, axis)  # noqa: E731
+            cases.append(Case(f"{name}-{shape}-axis{axis}", build, numpy, (shape,)))
+        build = lambda a, node_class=node_class: node_class("n", [a])  # noqa: E731
+        cases.append(Case(f"{name}-(2, 3)-default-axis", build, lambda a, r=reference: r(a, -1), ((2, 3),)))
+    for shape, axes in TRANSPOSES:
+        build = lambda a, axes=axes: ad.NodeTranspose("n", [a], axes=axes)  # noqa: E731
+        cases.append(Case(f"transpose-{shape}-{axes}", build, lambda a, axes=axes: np.transpose(a, axes), (shape,)))
+    for shape, new_shape in RESHAPES:
+        build = lambda a, s=new_shape: ad.NodeReshape("n", [a], shape=list(s))  # noqa: E731
+        cases.append(Case(f"reshape-{shape}-{new_shape}", build, lambda a, s=new_shape: np.reshape(a, s), (shape,)))
+    for shape, new_shape in BROADCASTS:
+        build = lambda a, s=new_shape: ad.NodeBroadcastTo("n", [a], shape=list(s))  # noqa: E731
+        numpy = lambda a, s=new_shape: np.broadcast_to(a, s)  # noqa: E731
+        cases.append(Case(f"broadcast_to-{shape}-{new_shape}", build, numpy, (shape,)))
+    return cases
+
+
+CASES = _cases()
+SCALAR_CASES = [case for case in CASES if all(shape == () for shape in case.shapes)]
+
+# float32 results are compared with float64 references: value and gradient of a float32
+# run carry float32 rounding (eps 1.2e-7) times the few operations of one op.
+VALUE_TOLERANCE = {np.float64: {"rtol": 1e-12, "atol": 1e-14}, np.float32: {"rtol": 1e-5, "atol": 1e-6}}
+# Central differences in float64 are good to about eps^(2/3) = 4e-11 relative (autodiff/numeric.py).
+GRADIENT_TOLERANCE = {np.float64: {"rtol": 1e-6, "atol": 1e-8}, np.float32: {"rtol": 1e-5, "atol": 1e-6}}
+
+
+def run_case(case: Case, dtype):
+    """Runs `case` in `dtype` with a random cotangent; returns (value, the inputs' gradients,
+    the float64 reference value, float64 central differences of the same VJP)."""
+    rng = np.random.default_rng(zlib.crc32(case.id.encode()))
+    values = case.domain(rng, case.shapes)
+    inputs = [ad.NodeInput(f"x{i}") for i in range(len(values))]
+    output = ad.NodeOutput("out", [case.build(*inputs)])
+    expected = case.reference(*values)
+    cotangent = rng.standard_normal(np.shape(expected))
+    ad.run({x: np.asarray(v, dtype=dtype) for x, v in zip(inputs, values)}, cotangent=cotangent.astype(dtype))
+    value, gradients = output.value, [x.gradients[x] for x in inputs]
+    numeric = ad.ngrad({x: np.asarray(v, dtype=np.float64) for x, v in zip(inputs, values)}, cotangent=cotangent)
+    return value, gradients, expected, [numeric[x] for x in inputs]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_value_is_the_numpy_formula_in_the_dtype_of_the_inputs(case, dtype):
+    value, _, expected, _ = run_case(case, dtype)
+    assert np.asarray(value).dtype == dtype
+    assert np.shape(value) == np.shape(expected)
+    np.testing.assert_allclose(value, expected, **VALUE_TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_gradient_is_the_central_difference_vjp_in_the_dtype_of_the_inputs(case, dtype):
+    _, gradients, _, numeric = run_case(case, dtype)
+    for position, (gradient, expected) in enumerate(zip(gradients, numeric)):
+        assert gradient.dtype == dtype, f"input {position}"
+        assert np.shape(gradient) == np.shape(expected), f"input {position}"
+        np.testing.assert_allclose(gradient, expected, **GRADIENT_TOLERANCE[dtype], err_msg=f"input {position}")
+
+
+@pytest.mark.parametrize("case", SCALAR_CASES, ids=lambda case: case.id)
+def test_python_float_inputs_give_the_values_and_gradients_of_0d_arrays(case):
+    values = case.domain(np.random.default_rng(zlib.crc32(case.id.encode())), case.shapes)
+    cotangent = np.full(np.shape(case.reference(*values)), 0.75)
+    results = []
+    for feed_value in (float, np.asarray):
+        inputs = [ad.NodeInput(f"x{i}") for i in range(len(values))]
+        output = ad.NodeOutput("out", [case.build(*inputs)])
+        ad.run({x: feed_value(v) for x, v in zip(inputs, values)}, cotangent=cotangent)
+        results.append([output.value, *(x.gradients[x] for x in inputs)])
+    python_floats, arrays = results
+    for got, expected in zip(python_floats, arrays):
+        np.testing.assert_array_equal(got, expected)
+
+
+# ---- kinks and ties: the conventions PyTorch and JAX agree on --------------------------------
+
+
+def vjp(build, *values, cotangent=None):
+    """(value, [gradient of each input]) of the node `build(*inputs)` fed `values`."""
+    inputs = [ad.NodeInput(f"x{i}") for i in range(len(values))]
+    output = ad.NodeOutput("out", [build(*inputs)])
+    ad.run(dict(zip(inputs, values)), cotangent=cotangent)
+    return output.value, [x.gradients[x] for x in inputs]
+
+
+def test_relu_gradient_at_0_is_0():
+    _, (gradient,) = vjp(lambda a: ad.NodeRelu("r", [a]), np.array([-1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(gradient, [0.0, 0.0, 1.0])
+
+
+def test_abs_gradient_at_0_is_0():
+    _, (gradient,) = vjp(lambda a: ad.NodeAbs("r", [a]), np.array([-1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(gradient, [-1.0, 0.0, 1.0])
+
+
+def test_maximum_tie_splits_the_cotangent_in_half():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 0.0])
+    v = np.array([4.0, 4.0, 4.0])
+    _, (gradient_a, gradient_b) = vjp(lambda x, y: ad.NodeMaximum("m", [x, y]), a, b, cotangent=v)
+    np.testing.assert_array_equal(gradient_a, [2.0, 0.0, 4.0])
+    np.testing.assert_array_equal(gradient_b, [2.0, 4.0, 0.0])
+
+
+def test_maximum_tie_halves_are_summed_back_over_a_broadcast():
+    a, b = np.array([[1.0, 2.0], [1.0, 0.0]]), np.array([1.0, 2.0])
+    _, (gradient_a, gradient_b) = vjp(lambda x, y: ad.NodeMaximum("m", [x, y]), a, b)
+    np.testing.assert_array_equal(gradient_a, [[0.5, 0.5], [0.5, 0.0]])
+    np.testing.assert_array_equal(gradient_b, [1.0, 1.5])  # [0.5 + 0.5, 0.5 + 1]
+
+
+def test_maximum_of_a_node_with_itself_passes_the_cotangent():
+    x = ad.NodeInput("x")
+    ad.NodeOutput("out", [ad.NodeMaximum("m", [x, x])])
+    ad.run({x: np.array([-1.0, 0.0, 2.0])}, cotangent=np.array([3.0, 5.0, 7.0]))
+    np.testing.assert_array_equal(x.gradients[x], [3.0, 5.0, 7.0])
+
+
+def test_reduce_max_tie_divides_the_cotangent_among_the_tied():
+    a = np.array([1.0, 3.0, 3.0, 3.0, 2.0])
+    value, (gradient,) = vjp(lambda x: ad.NodeReduceMax("m", [x]), a, cotangent=np.array(6.0))
+    assert value == 3.0
+    np.testing.assert_array_equal(gradient, [0.0, 2.0, 2.0, 2.0, 0.0])
+
+
+def test_reduce_max_tie_along_an_axis_divides_within_each_slice():
+    a = np.array([[1.0, 1.0, 0.0], [2.0, 2.0, 2.0]])
+    _, (gradient,) = vjp(lambda x: ad.NodeReduceMax("m", [x], axis=1), a, cotangent=np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(gradient, [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+
+
+# ---- stability: the max is subtracted before exp ---------------------------------------------
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(np.float64, 1000.0), (np.float32, 100.0)])
+def test_logsumexp_of_1000_is_finite_and_exact(dtype, big):
+    value, (gradient,) = vjp(lambda x: ad.NodeLogSumExp("l", [x]), np.array([big, big], dtype=dtype))
+    assert value.dtype == dtype
+    assert value == dtype(big) + np.log(dtype(2))
+    np.testing.assert_array_equal(gradient, np.array([0.5, 0.5], dtype=dtype))
+
+
+def test_logsumexp_of_minus_1000_does_not_underflow_to_minus_infinity():
+    value, (gradient,) = vjp(lambda x: ad.NodeLogSumExp("l", [x]), np.array([-1000.0, -1000.0]))
+    assert value == -1000.0 + np.log(2.0)
+    np.testing.assert_array_equal(gradient, [0.5, 0.5])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy says log(0) = -inf; the gradient there is 0/0
+def test_logsumexp_of_minus_infinity_is_minus_infinity_not_nan():
+    value, _ = vjp(lambda x: ad.NodeLogSumExp("l", [x], axis=1), np.array([[-np.inf, -np.inf], [0.0, 0.0]]))
+    np.testing.assert_array_equal(value, [-np.inf, np.log(2.0)])
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(np.float64, 1000.0), (np.float32, 100.0)])
+def test_softmax_of_1000_is_finite_and_exact(dtype, big):
+    a = np.array([[big, big], [big, 0.0]], dtype=dtype)
+    value, (gradient,) = vjp(lambda x: ad.NodeSoftmax("s", [x]), a, cotangent=np.array([[1.0, 0.0], [1.0, 0.0]]))
+    assert value.dtype == dtype
+    np.testing.assert_array_equal(value, np.array([[0.5, 0.5], [1.0, np.exp(-dtype(big))]], dtype=dtype))
+    # (v^T J)_j = s_j (v_j - v . s): [0.25, -0.25] for s = [0.5, 0.5]; 0 for s = [1, 0].
+    np.testing.assert_allclose(gradient, [[0.25, -0.25], [0.0, 0.0]], atol=1e-30)
+
+
+@pytest.mark.parametrize(("dtype", "big"), [(np.float64, 1000.0), (np.float32, 100.0)])
+def test_log_softmax_of_1000_is_finite_and_exact(dtype, big):
+    a = np.array([[big, big], [big, 0.0]], dtype=dtype)
+    value, (gradient,) = vjp(lambda x: ad.NodeLogSoftmax("s", [x]), a, cotangent=np.array([[1.0, 0.0], [1.0, 0.0]]))
+    assert value.dtype == dtype
+    np.testing.assert_array_equal(value, np.array([[-np.log(2), -np.log(2)], [0.0, -big]], dtype=dtype))
+    # (v^T J)_j = v_j - softmax_j sum(v): [0.5, -0.5] for softmax [0.5, 0.5]; [0, 0] for [1, 0].
+    np.testing.assert_allclose(gradient, [[0.5, -0.5], [0.0, 0.0]], atol=1e-30)
+
+
+def test_softmax_of_a_scalar_is_1_as_numpy_reduces_a_0d_array_along_axis_minus_1():
+    value, (gradient,) = vjp(lambda x: ad.NodeSoftmax("s", [x]), 3.0, cotangent=2.0)
+    assert value == 1.0
+    assert gradient == 0.0
+
+
+# ---- attrs: the format's names and defaults, checked with the node's name --------------------
+
+
+def test_attrs_default_to_the_format_defaults():
+    a = ad.NodeInput("a")
+    for node in (ad.NodeReduceMean("m", [a]), ad.NodeReduceMax("m", [a]), ad.NodeLogSumExp("m", [a])):
+        assert (node.axis, node.keepdims) == (None, False)
+    assert ad.NodeTranspose("t", [a]).axes is None
+    assert ad.NodeSoftmax("s", [a]).axis == -1
+    assert ad.NodeLogSoftmax("s", [a]).axis == -1
+
+
+def test_list_attrs_are_kept_as_tuples():
+    a = ad.NodeInput("a")
+    assert ad.NodeReshape("r", [a], shape=[3, 2]).shape == (3, 2)
+    assert ad.NodeBroadcastTo("b", [a], shape=[2, 3]).shape == (2, 3)
+    assert ad.NodeTranspose("t", [a], axes=[1, 2, 0]).axes == (1, 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda a: ad.NodeReduceMean("m", [a], axis=1.5), "node 'm': axis must be an int or None, got 1.5"),
+        (lambda a: ad.NodeReduceMax("m", [a], axis=True), "node 'm': axis must be an int or None, got True"),
+        (lambda a: ad.NodeLogSumExp("m", [a], keepdims=1), "node 'm': keepdims must be a bool, got 1"),
+        (lambda a: ad.NodeSoftmax("s", [a], axis=None), "node 's': axis must be an int, got None"),
+        (lambda a: ad.NodeLogSoftmax("s", [a], axis="0"), "node 's': axis must be an int, got '0'"),
+        (
+            lambda a: ad.NodeTranspose("t", [a], axes=[0, 0]),
+            r"node 't': axes must be a permutation of 0..1, got \[0, 0\]",
+        ),
+        (lambda a: ad.NodeTranspose("t", [a], axes=[-1, 0]), "node 't': axes must be a list of non-negative ints"),
+        (lambda a: ad.NodeReshape("r", [a], shape=[-1]), "node 'r': shape must be a list of non-negative ints"),
+        (lambda a: ad.NodeReshape("r", [a]), "node 'r': shape must be a list of non-negative ints, got None"),
+        (lambda a: ad.NodeBroadcastTo("b", [a], shape=3), "node 'b': shape must be a list of non-negative ints, got 3"),
+    ],
+)
+def test_a_bad_attr_is_a_graph_error_naming_the_node(build, message):
+    with pytest.raises(ad.GraphError, match=message):
+        build(ad.NodeInput("a"))
+
+
+def test_a_reshape_to_another_size_is_a_graph_error_naming_the_node():
+    with pytest.raises(ad.GraphError, match=r"node 'r' \(NodeReshape\): operands of shapes \(2, 3\)"):
+        vjp(lambda a: ad.NodeReshape("r", [a], shape=[4]), np.ones((2, 3)))
+
+
+# ---- exports -----------------------------------------------------------------------------------
+
+NEW_CLASSES = [
+    "NodeNeg", "NodeExp", "NodeLog", "NodeSqrt", "NodeTanh", "NodeSin", "NodeCos", "NodeRelu", "NodeAbs", "NodeDiv",
+    "NodeMaximum", "NodePow", "NodeReduceMean", "NodeReduceMax", "NodeTranspose", "NodeReshape", "NodeBroadcastTo",
+    "NodeSoftmax", "NodeLogSoftmax", "NodeLogSumExp",
+]  # fmt: skip
+SEED_NAMES = [
+    "GraphError", "NodeAdd", "NodeBase", "NodeDot", "NodeInput", "NodeMult", "NodeOutput", "NodePower",
+    "NodeReduceSum", "NodeSigmoid", "NodeSubstract", "NodeSubtract", "sum_to_shape",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NEW_CLASSES + SEED_NAMES)
+def test_every_node_class_is_importable_from_autodiff_and_from_autodiff_nodes(name):
+    assert getattr(ad, name) is getattr(autodiff.nodes, name)
+    assert name in ad.__all__
