@@ -128,4 +128,6 @@ def test_tolerance_scales_with_the_dtype(dtype):
     error = 10 * RTOL["float64"] * 4.0  # ten times the float64 tolerance at this magnitude
     nudged = {"x": GRADS["x"], "w": GRADS["w"] + error}
     verdict = run([ev("engine", "engine", gradients=nudged), ev("jax")], dtype=dtype)
-    assert verdict.passed == (dtype == "float32")
+    # The stand-in results are float64 arrays, a dtype finding of their own in a float32 case.
+    numbers = [finding for finding in verdict.findings if finding.kind != "dtype"]
+    assert (not numbers) == (dtype == "float32")

@@ -225,7 +225,9 @@ def test_a_bad_shape_names_the_input_and_the_axis(shape, message):
 
 
 def test_an_unknown_op_lists_the_known_ones():
-    assert graph_error(one_node_graph("tanh", [3])) == f"graph.nodes[0].op: unknown op 'tanh' (known: {KNOWN_OPS})"
+    assert graph_error(one_node_graph("frobnicate", [3])) == (
+        f"graph.nodes[0].op: unknown op 'frobnicate' (known: {KNOWN_OPS})"
+    )
 
 
 def test_a_node_without_an_op_is_an_unknown_op():
@@ -418,6 +420,17 @@ SHAPE_RULES = [
     ("reduce_sum", ([2, 3],), {"axis": 1, "keepdims": True}, (2, 1)),
     ("reduce_sum", ([],), {}, ()),
     ("reduce_sum", ([],), {"keepdims": True}, ()),
+    *((op, ([2, 3],), {}, (2, 3)) for op in ("neg", "exp", "log", "sqrt", "tanh", "sin", "cos", "relu", "abs")),
+    *((op, ([2, 1], [3]), {}, (2, 3)) for op in ("div", "maximum", "pow")),
+    ("reduce_mean", ([2, 3],), {"axis": 0}, (3,)),
+    ("reduce_max", ([2, 3],), {"axis": -1, "keepdims": True}, (2, 1)),
+    ("logsumexp", ([2, 3],), {}, ()),
+    ("transpose", ([2, 3, 4],), {}, (4, 3, 2)),
+    ("transpose", ([2, 3, 4],), {"axes": [1, 2, 0]}, (3, 4, 2)),
+    ("reshape", ([2, 3],), {"shape": [3, 1, 2]}, (3, 1, 2)),
+    ("broadcast_to", ([1, 3],), {"shape": [4, 2, 3]}, (4, 2, 3)),
+    ("softmax", ([2, 3],), {}, (2, 3)),
+    ("log_softmax", ([2, 3],), {"axis": 0}, (2, 3)),
 ]
 
 

@@ -57,8 +57,8 @@ def assert_backend_computes_the_op(backend_name: str, op_name: str, sample_index
     # As the engine under test, with finite differences of the op table's numpy forward as the only reference.
     under_test = Backend(backend.name, backend.plugin, backend.ops, role="engine")
     result = check_case(case, Backends(under_test, numeric=load_reference("numeric")), keep=True)
-    assert result.checks > 0
     assert not result.findings, "; ".join(f"{f.kind}: {f.detail}" for f in result.findings)
+    assert result.checks > 0
     (evaluation,) = result.evaluations or []
     assert np.asarray(evaluation.value).dtype == np.dtype(dtype), "value"
     for name, gradient in evaluation.gradients.items():
@@ -96,4 +96,6 @@ def test_every_op_has_samples_that_are_valid_cases_with_a_tensor_among_them(op_n
 def test_every_feature_an_op_reports_is_one_it_declares(op_name):
     op = OPS[op_name]
     for sample in op.samples or ():
-        assert op.features(list(sample.shapes), op.with_defaults(sample.attrs)) <= set(op.feature_names)
+        case = sample_case(op_name, sample)
+        values = [case.values[name].astype(np.float64) for name in case.graph["nodes"][0]["inputs"]]
+        assert op.features(list(sample.shapes), op.with_defaults(sample.attrs), values) <= set(op.feature_names)

@@ -27,34 +27,50 @@ if _cache != "off":
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
+import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 name = "jax"
 
 
+def broadcast_to(x, shape):
+    """numpy's broadcast_to, spelled in lax (jnp's implicit broadcasting compiles extra wrappers)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = len(shape) - x.ndim
+    kept = [axis for axis, size in enumerate(x.shape) if size == shape[lead + axis]]
+    if len(kept) != x.ndim:  # drop the size-1 axes that get stretched
+        x = lax.reshape(x, tuple(x.shape[axis] for axis in kept))
+    return lax.broadcast_in_dim(x, shape, tuple(lead + axis for axis in kept))
+
+
 def broadcast(a, b):
-    """numpy broadcasting, spelled in lax (jnp's implicit broadcasting compiles extra wrappers)."""
+    """numpy broadcasting of two operands, in lax."""
     shape = np.broadcast_shapes(a.shape, b.shape)
-
-    def stretch(x):
-        if x.shape == shape:
-            return x
-        lead = len(shape) - x.ndim
-        kept = [axis for axis, size in enumerate(x.shape) if size == shape[lead + axis]]
-        if len(kept) != x.ndim:  # drop the size-1 axes that get stretched
-            x = lax.reshape(x, tuple(x.shape[axis] for axis in kept))
-        return lax.broadcast_in_dim(x, shape, tuple(lead + axis for axis in kept))
-
-    return stretch(a), stretch(b)
+    return broadcast_to(a, shape), broadcast_to(b, shape)
 
 
-def reduce_sum(a, axis, keepdims):
+def _reduce(reducer, a, axis, keepdims):
     axes = tuple(range(a.ndim)) if axis is None else (axis % a.ndim,)
-    total = lax.reduce(a, np.array(0, a.dtype), lax.add, axes)
+    total = reducer(a, axes)
     if keepdims:
         total = lax.reshape(total, tuple(1 if k in axes else size for k, size in enumerate(a.shape)))
     return total
+
+
+def reduce_sum(a, axis, keepdims):
+    return _reduce(lax.reduce_sum, a, axis, keepdims)
+
+
+def reduce_mean(a, axis, keepdims):
+    count = a.size if axis is None else a.shape[axis]
+    return lax.div(reduce_sum(a, axis, keepdims), np.array(count, a.dtype))
+
+
+def transpose(a, axes):
+    return lax.transpose(a, tuple(reversed(range(a.ndim))) if axes is None else tuple(axes))
 
 
 # op name -> (operands, attrs) -> jax value. One line per op of the table. These are the
@@ -68,6 +84,26 @@ OPS: dict[str, Callable[..., Any]] = {
     "reduce_sum": lambda a, attrs: reduce_sum(a, attrs["axis"], attrs["keepdims"]),
     "dot": lambda a, b, attrs: lax.dot(a, b),
     "sigmoid": lambda a, attrs: lax.logistic(a),
+    "neg": lambda a, attrs: lax.neg(a),
+    "exp": lambda a, attrs: lax.exp(a),
+    "log": lambda a, attrs: lax.log(a),
+    "sqrt": lambda a, attrs: lax.sqrt(a),
+    "tanh": lambda a, attrs: lax.tanh(a),
+    "sin": lambda a, attrs: lax.sin(a),
+    "cos": lambda a, attrs: lax.cos(a),
+    "relu": lambda a, attrs: jax.nn.relu(a),  # not lax.max(a, 0), whose derivative at a tie is 1/2
+    "abs": lambda a, attrs: lax.abs(a),
+    "div": lambda a, b, attrs: lax.div(*broadcast(a, b)),
+    "maximum": lambda a, b, attrs: lax.max(*broadcast(a, b)),
+    "pow": lambda a, b, attrs: lax.pow(*broadcast(a, b)),
+    "reduce_mean": lambda a, attrs: reduce_mean(a, attrs["axis"], attrs["keepdims"]),
+    "reduce_max": lambda a, attrs: _reduce(lax.reduce_max, a, attrs["axis"], attrs["keepdims"]),
+    "transpose": lambda a, attrs: transpose(a, attrs["axes"]),
+    "reshape": lambda a, attrs: lax.reshape(a, tuple(attrs["shape"])),
+    "broadcast_to": lambda a, attrs: broadcast_to(a, attrs["shape"]),
+    "softmax": lambda a, attrs: jax.nn.softmax(a, axis=attrs["axis"]),
+    "log_softmax": lambda a, attrs: jax.nn.log_softmax(a, axis=attrs["axis"]),
+    "logsumexp": lambda a, attrs: jax.scipy.special.logsumexp(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
 }
 ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table

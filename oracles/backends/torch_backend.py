@@ -17,19 +17,46 @@ OPS: dict[str, Callable[..., Any]] = {
     "subtract": lambda a, b, attrs: a - b,
     "mult": lambda a, b, attrs: a * b,
     "power": lambda a, attrs: a ** attrs["exponent"],
-    "reduce_sum": lambda a, attrs: _reduce_sum(a, attrs["axis"], attrs["keepdims"]),
+    "reduce_sum": lambda a, attrs: _reduce(torch.sum, a, attrs["axis"], attrs["keepdims"]),
     "dot": lambda a, b, attrs: a @ b,
     "sigmoid": lambda a, attrs: torch.sigmoid(a),
+    "neg": lambda a, attrs: -a,
+    "exp": lambda a, attrs: torch.exp(a),
+    "log": lambda a, attrs: torch.log(a),
+    "sqrt": lambda a, attrs: torch.sqrt(a),
+    "tanh": lambda a, attrs: torch.tanh(a),
+    "sin": lambda a, attrs: torch.sin(a),
+    "cos": lambda a, attrs: torch.cos(a),
+    "relu": lambda a, attrs: torch.relu(a),
+    "abs": lambda a, attrs: torch.abs(a),
+    "div": lambda a, b, attrs: a / b,
+    "maximum": lambda a, b, attrs: torch.maximum(a, b),
+    "pow": lambda a, b, attrs: torch.pow(a, b),
+    "reduce_mean": lambda a, attrs: _reduce(torch.mean, a, attrs["axis"], attrs["keepdims"]),
+    "reduce_max": lambda a, attrs: _reduce(torch.amax, a, attrs["axis"], attrs["keepdims"]),
+    "transpose": lambda a, attrs: torch.permute(
+        a, tuple(reversed(range(a.dim())) if attrs["axes"] is None else attrs["axes"])
+    ),
+    "reshape": lambda a, attrs: a.reshape(attrs["shape"]),
+    "broadcast_to": lambda a, attrs: torch.broadcast_to(a, attrs["shape"]),
+    "softmax": lambda a, attrs: torch.softmax(a, dim=attrs["axis"]),
+    "log_softmax": lambda a, attrs: torch.log_softmax(a, dim=attrs["axis"]),
+    "logsumexp": lambda a, attrs: _reduce(torch.logsumexp, a, attrs["axis"], attrs["keepdims"]),
 }
 ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
-def _reduce_sum(a, axis, keepdims):
+def _permutation(a, axes):
+    return tuple(reversed(range(a.dim()))) if axes is None else tuple(axes)
+
+
+def _reduce(reducer, a, axis, keepdims):
+    """`reducer(a, dim, keepdim)` over one axis, or over all of them when `axis` is None."""
     if axis is None:  # all elements; keepdims keeps every axis, at size 1
-        total = torch.sum(a)
+        total = reducer(a.reshape(-1), dim=0) if a.dim() else reducer(a.reshape(1), dim=0)
         return total.reshape([1] * a.dim()) if keepdims else total
-    return torch.sum(a, dim=axis, keepdim=keepdims)
+    return reducer(a, dim=axis, keepdim=keepdims)
 
 
 def evaluate(graph, values, cotangent):

@@ -10,9 +10,10 @@ compared norm-wise: error = max|a - b|, and they agree when
 `scale` is the case's own magnitude for that kind of quantity: for values, the largest
 magnitude among all intermediate values of the graph (rounding in a subtraction is
 relative to its operands, not to its small result); for gradients, the largest magnitude
-among all inputs' VJPs of the case (adjoints that cancel leave an absolute error of that
-size). rtol is far above one rounding per op and far below any wrong rule, whose error is
-of the order of the quantity itself:
+among all inputs' VJPs of the case and the cotangent (adjoints that cancel leave an absolute
+error of that size: div(x, x), or a softmax of a row broadcast from one value, has a true
+gradient of exactly 0 and computed ones of order eps |v|). rtol is far above one rounding
+per op and far below any wrong rule, whose error is of the order of the quantity itself:
 
     float64: 1e-9    float32: 2e-3   (eps = 2.2e-16 and 1.2e-7; graphs of up to ~30 ops)
 
@@ -38,6 +39,12 @@ with them. If the references disagree among themselves, that is reported as
 `references-disagree`, naming the reference that the others outvote when there is one;
 the engine is then blamed only if a strict majority of all backends agrees against it.
 A crash, a wrong shape, or NaN/Inf where the others are finite is a finding of its own.
+
+Dtype
+-----
+A case is computed and answered in its dtype. A backend whose value or any VJP comes back in
+another dtype (float64 for a float32 case: the engine upcast, so its float32 path went
+unchecked) has a `dtype` finding, however close its numbers are. Its numbers are still compared.
 """
 
 from __future__ import annotations
@@ -95,7 +102,7 @@ class Check:
 class Finding:
     """A discrepancy: which backend, which quantity, what kind, and the arrays."""
 
-    kind: str  # value, gradient, nan-inf, crash, shape, references-disagree
+    kind: str  # value, gradient, nan-inf, crash, shape, dtype, references-disagree
     backend: str | None
     quantity: str | None
     input: str | None
@@ -146,6 +153,7 @@ def compare(
     value_scale: float,
     evaluations: list[Evaluation],
     numeric: NumericResult | None,
+    cotangent_scale: float = 0.0,
 ) -> Verdict:
     """Check every backend against every other, for the value and for each input's VJP."""
     findings: list[Finding] = []
@@ -181,6 +189,9 @@ def compare(
                 )
             else:
                 gradients[name][e.backend] = gradient
+    for e in evaluations:
+        if e.crash is None:
+            findings += _dtype_findings(e, case_dtype, values, gradients)
     if numeric is not None:
         if numeric.crash is not None:
             findings.append(Finding("crash", "numeric", None, None, f"numeric raised {numeric.crash}"))
@@ -190,7 +201,7 @@ def compare(
 
     # 2. Each quantity: NaN/Inf, pairwise agreement, blame.
     gradient_scale = max(
-        [_inf_norm(g) for per_input in gradients.values() for g in per_input.values() if _finite(g)] + [0.0]
+        [_inf_norm(g) for per_input in gradients.values() for g in per_input.values() if _finite(g)] + [cotangent_scale]
     )
     _judge("value", None, values, None, value_scale, case_dtype, roles, checks, findings)
     for name, per_backend in gradients.items():
@@ -199,6 +210,20 @@ def compare(
             projection = (numeric.directions[name], *numeric.estimates[name])
         _judge("gradient", name, per_backend, projection, gradient_scale, case_dtype, roles, checks, findings)
     return Verdict(checks, findings)
+
+
+def _dtype_findings(e: Evaluation, case_dtype: str, values: dict, gradients: dict) -> list[Finding]:
+    """One `dtype` finding for a backend that answered in another dtype than the case's."""
+    wrong = []
+    if e.backend in values and values[e.backend].dtype != np.dtype(case_dtype):
+        wrong.append(f"value in {values[e.backend].dtype}")
+    for name, per_backend in gradients.items():
+        if e.backend in per_backend and per_backend[e.backend].dtype != np.dtype(case_dtype):
+            wrong.append(f"gradient for {name!r} in {per_backend[e.backend].dtype}")
+    if not wrong:
+        return []
+    detail = f"{e.backend} answered a {case_dtype} case with {', '.join(wrong)}"
+    return [Finding("dtype", e.backend, None, None, detail, expected=case_dtype)]
 
 
 def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, checks, findings):

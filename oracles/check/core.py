@@ -133,8 +133,9 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     if backends.numeric is not None:
         numeric_result, seconds["numeric"] = _numeric(case, intermediate[case.graph["output"]])
     verdict = compare(
-        case.graph["dtype"], shapes[case.graph["output"]], input_shapes, value_scale, evaluations, numeric_result
-    )
+        case.graph["dtype"], shapes[case.graph["output"]], input_shapes, value_scale, evaluations, numeric_result,
+        cotangent_scale=float(np.max(np.abs(case.cotangent), initial=0.0)),
+    )  # fmt: skip
     engine_margins = [c.margin for c in verdict.checks if backends.engine.name in c.backends]
     return CaseResult(
         index=index,

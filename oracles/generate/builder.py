@@ -44,6 +44,7 @@ P_REUSE = 0.5  # a leaf reuses an earlier value of its shape: fan-out, diamonds
 P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one value twice: mult(x, x)
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
+P_SHIFT = 0.5  # a fresh input for a slot whose domain has a `shift` gets it: operands past exp's overflow
 
 
 @dataclass(frozen=True)
@@ -139,12 +140,14 @@ def has_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> bool
 
 
 def make_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> np.ndarray:
-    """`value` with the maximum of each row along `axis` raised to at least `margin` above the rest."""
+    """`value` with each row's maximum along `axis` raised to 2 margin above the next, where it was within margin."""
     rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
     if rows.shape[-1] < 2:
         return value
     rows = rows.copy()
-    lift = np.maximum(margin - _top_two_gap(value, axis), 0.0)
+    lift = np.where(
+        _top_two_gap(value, axis) < margin, 2 * margin - _top_two_gap(value, axis), 0.0
+    )  # a gap of 2 margin
     top = np.argmax(rows, axis=-1)[..., None]
     np.put_along_axis(rows, top, np.take_along_axis(rows, top, axis=-1) + lift[..., None], axis=-1)
     return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)
@@ -156,7 +159,7 @@ class _GraphBuilder:
     def __init__(self, source: ChoiceSource, config: GeneratorConfig):
         self.source, self.config = source, config
         self.ops: list[Op] = [OPS[name] for name in config.ops]
-        self.max_rank = config.max_rank
+        self.max_rank, self.max_dim = config.max_rank, config.max_dim
         self.inputs: list[dict] = []
         self.nodes: list[dict] = []
         self.values: dict[str, np.ndarray] = {}  # every value so far, float64 (inputs rounded to the dtype)
@@ -201,6 +204,8 @@ class _GraphBuilder:
         """A fresh input's value for the slot: drawn, then moved into what the slot needs."""
         margin = need.domain.margin
         value = need.domain.fit(self.source.normal(shape), self.config.dtype)
+        if need.domain.shift is not None and self.source.boolean(P_SHIFT):
+            value = value + need.domain.shift[self.config.dtype]
         if need.apart_from is not None:
             value = move_apart(value, need.apart_from, margin)
         if need.distinct_max:

@@ -7,7 +7,9 @@ which features a node of it produces (`Op.features`) and names them all (`Op.fea
 
 from __future__ import annotations
 
-from ..format import Case, infer_shapes
+import numpy as np
+
+from ..format import Case, infer_shapes, reference_values
 from ..ops import OPS
 
 STRUCTURAL_FEATURES = (
@@ -28,12 +30,13 @@ def all_features(ops=None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def node_features(node: dict, shapes: dict[str, tuple]) -> set[str]:
-    """The features one node produces, from its op's entry and its operands' shapes."""
+def node_features(node: dict, shapes: dict[str, tuple], values: dict[str, np.ndarray]) -> set[str]:
+    """The features one node produces, from its op's entry and its operands' shapes and values."""
     op = OPS[node["op"]]
     operand_shapes = [shapes[operand] for operand in node["inputs"]]
     result = shapes[node["name"]]
-    found = set(op.features(operand_shapes, op.with_defaults(node.get("attrs"))))
+    operand_values = [values[operand] for operand in node["inputs"]]
+    found = set(op.features(operand_shapes, op.with_defaults(node.get("attrs")), operand_values))
     if len(node["inputs"]) == 2 and node["inputs"][0] == node["inputs"][1]:
         found.add("same_operand_twice")
     if op.broadcasts:
@@ -49,10 +52,12 @@ def case_features(case: Case) -> set[str]:
     """Which features the case contains."""
     graph = case.graph
     shapes = infer_shapes(graph)
+    with np.errstate(all="ignore"):
+        values = reference_values(graph, {name: value.astype(np.float64) for name, value in case.values.items()})
     consumers: dict[str, set[str]] = {name: set() for name in shapes}
     found: set[str] = set()
     for node in graph["nodes"]:
-        found |= node_features(node, shapes)
+        found |= node_features(node, shapes, values)
         for operand in node["inputs"]:
             consumers[operand].add(node["name"])
     if any(len(users) > 1 for users in consumers.values()):

@@ -33,13 +33,17 @@ class Domain:
 
     - `positive`: a > 0, at least `margin` from 0 (log, sqrt, the base of pow);
     - `away_from`: points every element keeps at least `margin` from (a kink, a pole);
-    - `bound`: |a| <= bound[dtype], where the op's result or gradient would lose its digits.
+    - `bound`: |a| <= bound[dtype], where the op's result or gradient would lose its digits;
+    - `shift`: a fresh input is sometimes shifted up by shift[dtype], past where a naive
+      `exp` overflows (88 in float32, 709 in float64): the true result stays finite, and
+      stability bugs hide there.
     """
 
     positive: bool = False
     away_from: tuple[float, ...] = ()
     bound: Mapping[str, float] | None = None
     margin: float = MARGIN
+    shift: Mapping[str, float] | None = None
 
     def holds(self, value: np.ndarray, dtype: str) -> bool:
         if self.positive and not np.all(value >= self.margin):
@@ -71,6 +75,8 @@ class Domain:
         parts += [f"at least {self.margin} from {point:g}" for point in self.away_from]
         if self.bound is not None:
             parts.append("abs(a) <= " + ", ".join(f"{bound:g} ({dtype})" for dtype, bound in self.bound.items()))
+        if self.shift is not None:
+            parts.append("sometimes shifted past " + ", ".join(f"{s:g} ({dtype})" for dtype, s in self.shift.items()))
         return "; ".join(parts) or "real"
 
 
@@ -109,6 +115,7 @@ class PlanContext(Protocol):
     """What a planner may ask of the generator: random choices and shapes within its limits."""
 
     max_rank: int
+    max_dim: int
 
     def integer(self, lo: int, hi: int) -> int: ...
 
@@ -149,7 +156,8 @@ class Op:
     # maxima (nearly) tie along the reduced axis. Either is a kink the default audit avoids.
     no_ties: str | None = None
     planner: Planner | None = None  # None: the default for its arity and broadcasting
-    features: Callable[[list[tuple], dict], set[str]] = lambda shapes, attrs: set()
+    # (operand shapes, attrs, operand values in float64) -> the graph features a node of this op has.
+    features: Callable[[list[tuple], dict, list[np.ndarray]], set[str]] = lambda shapes, attrs, values: set()
     feature_names: tuple[str, ...] = ()  # every name `features` can return
     samples: tuple[Sample, ...] | None = None  # None: the default for its arity and broadcasting
     kinks: tuple[Kink, ...] = ()

@@ -121,7 +121,7 @@ REDUCTION = Planner(_reduction_produces, _plan_reduction)
 def reduction_features(prefix: str):
     """`features` of a reduction: which axis (normalized, so -1 of a matrix is 1) and keepdims."""
 
-    def features(shapes: list[tuple], attrs: dict) -> set[str]:
+    def features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
         axis, rank = attrs["axis"], len(shapes[0])
         found = {f"{prefix}_all" if axis is None else f"{prefix}_axis_{axis % rank}"}
         if attrs["keepdims"]:
@@ -133,6 +133,16 @@ def reduction_features(prefix: str):
 
 def reduction_feature_names(prefix: str, max_rank: int = 3) -> tuple[str, ...]:
     return (f"{prefix}_all", *(f"{prefix}_axis_{axis}" for axis in range(max_rank)), f"{prefix}_keepdims")
+
+
+def broadcast_slot_feature(slot: int, feature: str):
+    """`features` of a broadcasting op: `feature` when operand `slot` is broadcast (a smaller shape)."""
+
+    def features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
+        result = tuple(np.broadcast_shapes(*shapes))
+        return {feature} if tuple(shapes[slot]) != result else set()
+
+    return features
 
 
 # ---- samples: shapes the table-driven tests run every op on --------------------------------------

@@ -12,14 +12,18 @@ Adding an op = one entry here + one line in each backend's map + the engine's no
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from .entry import Domain, Op, Planner, Sample, ShapeError
+from . import fused, shaping
+from .entry import Domain, Kink, Op, Planner, Sample, ShapeError
 from .rules import (
     REDUCTION,
     REDUCTION_SAMPLES,
     UNARY_SAMPLES,
     broadcast_shape,
+    broadcast_slot_feature,
     check_axis_and_keepdims,
     is_int,
     reduced_shape,
@@ -57,7 +61,7 @@ def _plan_dot(context, shape: tuple):
     return [(inner,), (inner, shape[0])], {}
 
 
-def _dot_features(shapes: list[tuple], attrs: dict) -> set[str]:
+def _dot_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
     a, b = shapes
     if len(a) == 2 and len(b) == 2:
         if a[0] == a[1] == b[1] >= 2:  # a 1x1 matrix cannot show a transposition
@@ -97,6 +101,53 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 # |a| = 6, 1 - s = 2.5e-3 still carries 4 significant digits.
 SIGMOID_OPERAND = Domain(bound={"float64": 15.0, "float32": 6.0})
 
+# ---- the wider op set ----------------------------------------------------------------------------
+
+# exp(6.5) = 665: within the generator's value bound of 1e3.
+EXP_OPERAND = Domain(bound={"float64": 6.5, "float32": 6.5})
+# tanh' = 1 - tanh^2 loses digits as tanh nears 1: by about e^(2|a|)/4 ulps, which stays below
+# the error model's rtol (1e-9 in float64, 2e-3 in float32) up to |a| = 7 and 4.
+TANH_OPERAND = Domain(bound={"float64": 7.0, "float32": 4.0})
+# A float32 intermediate of size s carries an absolute error of about s * 1e-7 per op; through
+# sin and cos it stays below float32's tolerance while |a| <= 20.
+PERIODIC_OPERAND = Domain(bound={"float64": 1e3, "float32": 20.0})
+POSITIVE = Domain(positive=True, margin=0.1)  # log, sqrt, the base of pow: 1/a and 1/sqrt(a) stay modest
+AWAY_FROM_KINK = Domain(away_from=(0.0,))  # relu and abs
+DENOMINATOR = Domain(away_from=(0.0,), margin=0.1)  # a / b: 1/b <= 10
+EXPONENT = Domain(bound={"float64": 3.0, "float32": 3.0})  # a ** b with a >= 0.1 stays within the value bound
+
+
+def _unary(name: str, meaning: str, forward, domain: Domain | None = None, **entry) -> Op:
+    return Op(name, 1, meaning, same_shape, lambda a, attrs: forward(a), domains=(domain,) if domain else None, **entry)
+
+
+def _reduction(name: str, meaning: str, forward, **entry) -> Op:
+    return Op(
+        name, 1, meaning, reduced_shape, forward,
+        attrs={"axis": None, "keepdims": False}, check_attrs=check_axis_and_keepdims, planner=REDUCTION,
+        features=reduction_features(name), feature_names=reduction_feature_names(name), samples=REDUCTION_SAMPLES,
+        **entry,
+    )  # fmt: skip
+
+
+def _along_axis(name: str, meaning: str, forward) -> Op:
+    return Op(
+        name, 1, meaning, fused.along_axis_shape, forward,
+        attrs={"axis": -1}, check_attrs=fused.check_axis, domains=(fused.PAST_OVERFLOW,), planner=fused.ALONG_AXIS,
+        features=fused.along_axis_features(name), feature_names=fused.along_axis_feature_names(name),
+        samples=fused.ALONG_AXIS_SAMPLES,
+    )  # fmt: skip
+
+
+def _logsumexp_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
+    found = reduction_features("logsumexp")(shapes, attrs, values)
+    return found | ({"logsumexp_large_operands"} if fused.large_operand(values) else set())
+
+
+# relu'(0) may be anything in [0, 1], abs'(0) anything in [-1, 1]: the subgradients there.
+RELU_KINK = Kink("point", points=(0.0,), derivative=(0.0, 1.0))
+ABS_KINK = Kink("point", points=(0.0,), derivative=(-1.0, 1.0))
+
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -113,7 +164,7 @@ OPS: dict[str, Op] = {
             attrs={"exponent": 2},
             check_attrs=_check_power,
             planner=Planner(lambda shape, max_rank: True, _plan_power),
-            features=lambda shapes, attrs: {f"exponent_{attrs['exponent']}"} & {"exponent_2", "exponent_3"},
+            features=lambda shapes, attrs, values: {f"exponent_{attrs['exponent']}"} & {"exponent_2", "exponent_3"},
             feature_names=("exponent_2", "exponent_3"),
             samples=tuple(Sample(s.shapes, {"exponent": n}) for n in (2, 3, 1, 0) for s in UNARY_SAMPLES[::2]),
             notes=f"generated with exponents {', '.join(map(str, GENERATED_EXPONENTS))}",
@@ -150,5 +201,111 @@ OPS: dict[str, Op] = {
             ),
         ),
         Op("sigmoid", 1, "`1 / (1 + exp(-a))`", same_shape, lambda a, _: _sigmoid(a), domains=(SIGMOID_OPERAND,)),
+        _unary("neg", "`-a`", np.negative),
+        _unary("exp", "`e ** a`", np.exp, EXP_OPERAND),
+        _unary("log", "natural log", np.log, POSITIVE),
+        _unary("sqrt", "square root", np.sqrt, POSITIVE),
+        _unary("tanh", "hyperbolic tangent", np.tanh, TANH_OPERAND),
+        _unary("sin", "sine (radians)", np.sin, PERIODIC_OPERAND),
+        _unary("cos", "cosine (radians)", np.cos, PERIODIC_OPERAND),
+        _unary("relu", "`max(a, 0)`", lambda a: np.maximum(a, 0.0), AWAY_FROM_KINK, kinks=(RELU_KINK,)),
+        _unary("abs", "absolute value", np.abs, AWAY_FROM_KINK, kinks=(ABS_KINK,)),
+        Op(
+            "div",
+            2,
+            "elementwise `a / b`",
+            broadcast_shape,
+            lambda a, b, _: a / b,
+            broadcasts=True,
+            domains=(Domain(), DENOMINATOR),
+            features=broadcast_slot_feature(1, "div_broadcast_denominator"),
+            feature_names=("div_broadcast_denominator",),
+        ),
+        Op(
+            "maximum",
+            2,
+            "elementwise max",
+            broadcast_shape,
+            lambda a, b, _: np.maximum(a, b),
+            broadcasts=True,
+            no_ties="operands",
+            kinks=(Kink("tie"),),
+        ),
+        Op(
+            "pow",
+            2,
+            "elementwise `a ** b`",
+            broadcast_shape,
+            lambda a, b, _: a**b,
+            broadcasts=True,
+            domains=(POSITIVE, EXPONENT),
+            features=broadcast_slot_feature(1, "pow_broadcast_exponent"),
+            feature_names=("pow_broadcast_exponent",),
+        ),
+        _reduction(
+            "reduce_mean",
+            "mean, all or along one axis",
+            lambda a, attrs: np.mean(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+        ),
+        _reduction(
+            "reduce_max",
+            "max, all or along one axis",
+            lambda a, attrs: np.max(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+            no_ties="axis",
+            kinks=(Kink("axis_tie"),),
+        ),
+        Op(
+            "transpose",
+            1,
+            "numpy `transpose(a, axes)`",
+            shaping.transpose_shape,
+            lambda a, attrs: np.transpose(a, attrs["axes"]),
+            attrs={"axes": None},
+            check_attrs=shaping.check_axes,
+            planner=shaping.TRANSPOSE,
+            features=shaping.transpose_features,
+            feature_names=shaping.TRANSPOSE_FEATURES,
+            samples=shaping.TRANSPOSE_SAMPLES,
+            notes="axes null reverses them",
+        ),
+        Op(
+            "reshape",
+            1,
+            "numpy `reshape(a, shape)`, C order",
+            shaping.reshape_shape,
+            lambda a, attrs: np.reshape(a, attrs["shape"]),
+            attrs={"shape": []},
+            check_attrs=shaping.check_shape_attr,
+            planner=shaping.RESHAPE,
+            features=shaping.reshape_features,
+            feature_names=shaping.RESHAPE_FEATURES,
+            samples=shaping.RESHAPE_SAMPLES,
+        ),
+        Op(
+            "broadcast_to",
+            1,
+            "numpy `broadcast_to(a, shape)`",
+            shaping.broadcast_to_shape,
+            lambda a, attrs: np.array(np.broadcast_to(a, attrs["shape"])),
+            attrs={"shape": []},
+            check_attrs=shaping.check_shape_attr,
+            planner=shaping.BROADCAST_TO,
+            features=shaping.broadcast_to_features,
+            feature_names=shaping.BROADCAST_TO_FEATURES,
+            samples=shaping.BROADCAST_TO_SAMPLES,
+        ),
+        _along_axis("softmax", "`exp(a - max) / sum(exp(a - max))` along `axis`", fused.softmax),
+        _along_axis("log_softmax", "`a - logsumexp(a)` along `axis`", fused.log_softmax),
+        _reduction(
+            "logsumexp",
+            "`log(sum(exp(a)))`, stable, all or along one axis",
+            fused.logsumexp,
+            domains=(fused.PAST_OVERFLOW,),
+        ),
     ]
 }
+OPS["logsumexp"] = dataclasses.replace(
+    OPS["logsumexp"],
+    features=_logsumexp_features,
+    feature_names=(*reduction_feature_names("logsumexp"), "logsumexp_large_operands"),
+)
