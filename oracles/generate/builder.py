@@ -271,8 +271,8 @@ class _GraphBuilder:
         return name
 
     def _operands(self, op: Op, attrs: dict, shapes: list[tuple], budget: int, growable: list[int]) -> list[str]:
-        axis_need = {"distinct_max": True, "axis": attrs.get("axis")} if op.no_ties == "axis" else {}
-        needs = [Need(op.domain(slot), **axis_need) for slot in range(op.arity)]
+        along_axis = op.no_ties == "axis"
+        needs = [Need(op.domain(slot), distinct_max=along_axis, axis=attrs.get("axis")) for slot in range(op.arity)]
         # The same value twice is no tie (maximum(x, x) is x), so an op that must not tie may take it.
         if len(shapes) == 2 and shapes[0] == shapes[1] and needs[0] == needs[1] and self.boolean(P_SAME_OPERAND):
             operand = self.build(shapes[0], budget, needs[0])

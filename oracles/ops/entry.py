@@ -155,7 +155,8 @@ class Op:
     # "operands": different operands must not (nearly) tie elementwise; "axis": no two
     # maxima (nearly) tie along the reduced axis. Either is a kink the default audit avoids.
     no_ties: str | None = None
-    planner: Planner | None = None  # None: the default for its arity and broadcasting
+    # None: the default for its arity and broadcasting, filled in by __post_init__.
+    planner: Planner = None  # type: ignore[assignment]
     # (operand shapes, attrs, operand values in float64) -> the graph features a node of this op has.
     features: Callable[[list[tuple], dict, list[np.ndarray]], set[str]] = lambda shapes, attrs, values: set()
     feature_names: tuple[str, ...] = ()  # every name `features` can return
