@@ -102,6 +102,18 @@ class Need:
 ANY = Need()
 
 
+def slot_need(op: Op, attrs: dict, slot: int, first_operand: np.ndarray | None = None) -> Need:
+    """What operand `slot` of `op` needs: its domain, one clear maximum along the axis of an op
+    that must not tie there, and, for an op whose operands must not tie, distance from the
+    first operand's value (when it is known)."""
+    domain = op.domain(slot)
+    if op.no_ties == "axis":
+        return Need(domain, distinct_max=True, axis=attrs.get("axis"))
+    if op.no_ties == "operands" and slot > 0 and first_operand is not None:
+        return Need(domain, apart_from=first_operand)
+    return Need(domain)
+
+
 def apart(value: np.ndarray, other: np.ndarray, margin: float) -> bool:
     """Whether every element of `value` is at least `margin` from each element of `other` it meets."""
     return bool(np.all(np.abs(value - other) >= margin))
@@ -271,11 +283,11 @@ class _GraphBuilder:
         return name
 
     def _operands(self, op: Op, attrs: dict, shapes: list[tuple], budget: int, growable: list[int]) -> list[str]:
-        along_axis = op.no_ties == "axis"
-        needs = [Need(op.domain(slot), distinct_max=along_axis, axis=attrs.get("axis")) for slot in range(op.arity)]
         # The same value twice is no tie (maximum(x, x) is x), so an op that must not tie may take it.
-        if len(shapes) == 2 and shapes[0] == shapes[1] and needs[0] == needs[1] and self.boolean(P_SAME_OPERAND):
-            operand = self.build(shapes[0], budget, needs[0])
+        first = slot_need(op, attrs, 0)
+        twice = len(shapes) == 2 and shapes[0] == shapes[1] and first == slot_need(op, attrs, 1)
+        if twice and self.boolean(P_SAME_OPERAND):
+            operand = self.build(shapes[0], budget, first)
             return [operand, operand]
         budgets = [0] * len(shapes)
         if len(growable) == 2:
@@ -285,9 +297,7 @@ class _GraphBuilder:
             budgets[growable[0]] = budget
         operands: list[str] = []
         for slot, (operand_shape, operand_budget) in enumerate(zip(shapes, budgets)):
-            need = needs[slot]
-            if op.no_ties == "operands" and slot > 0:
-                need = Need(need.domain, apart_from=self.values[operands[0]])
+            need = slot_need(op, attrs, slot, self.values[operands[0]] if operands else None)
             operands.append(self.build(operand_shape, operand_budget, need))
         return operands
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..format import FORMAT, VERSION, Case, infer_shapes
 from ..ops import OPS, Sample
-from .builder import GeneratorConfig, Need, _GraphBuilder
+from .builder import GeneratorConfig, _GraphBuilder, slot_need
 from .choices import NumpyChoices
 
 
@@ -22,11 +22,7 @@ def sample_case(op_name: str, sample: Sample, dtype: str = "float64") -> Case:
     builder = _GraphBuilder(NumpyChoices(np.random.default_rng(stream)), GeneratorConfig(dtype=dtype))
     names: list[str] = []
     for slot, shape in enumerate(sample.shapes):
-        need = Need(op.domain(slot))
-        if op.no_ties == "operands" and slot > 0:
-            need = Need(need.domain, apart_from=builder.values[names[0]])
-        elif op.no_ties == "axis":
-            need = Need(need.domain, distinct_max=True, axis=attrs.get("axis"))
+        need = slot_need(op, attrs, slot, builder.values[names[0]] if names else None)
         names.append(builder.add_input(tuple(shape), need))
     graph = {
         "format": FORMAT,
