@@ -24,11 +24,11 @@ def settle(kind: str, local: Triage | None) -> tuple[str, str | None]:
     """(final kind, op at fault) of a finding of `kind`, given triage of its case (None if triage failed)."""
     if local is None:
         return kind, None
-    if kind in WRONG_NUMBER_KINDS:
-        if local.kind == "composition" or local.kind is None:
-            return ("composition", None) if local.kind == "composition" else (kind, None)
-        return local.kind, local.op
-    return kind, local.op
+    if kind not in WRONG_NUMBER_KINDS:
+        return kind, local.op
+    if local.kind is None:  # the case passed triage's own check: nothing to sharpen
+        return kind, None
+    return local.kind, local.op  # a wrong local rule, or composition (whose op is None)
 
 
 def engine_findings(result: CaseResult, backends: Backends) -> list:
@@ -43,7 +43,7 @@ def diagnose_case(case: Case, result: CaseResult, backends: Backends) -> Triage 
     if not mine:
         return None
     try:
-        local = triage(case, backends.fast())
+        local = triage(case, backends.fast(), whole=result)
     except Exception:  # triage is a diagnosis: if it cannot finish, the findings stand as found
         local = None
     for finding in mine:

@@ -110,14 +110,14 @@ def _investigate(case, index, target: Target, backends: Backends, max_steps, max
     shrunk = shrink(case, still_fails, max_steps=max_steps, max_seconds=max_seconds)
     minimal = shrunk.case
     confirmed_result = check_case(minimal, backends, keep=True)
-    if target.backend == backends.engine.name:
-        diagnose_case(minimal, confirmed_result, backends)
-    confirmed = any(target.matches(f) for f in confirmed_result.findings)
     node, nodes = None, []
     if target.backend == backends.engine.name:
-        local = triage(minimal, backends.fast())
+        # The node-by-node view is the diagnosis's own triage; a minimal case that no longer
+        # fails against every reference is triaged for the view alone.
+        local = diagnose_case(minimal, confirmed_result, backends) or triage(minimal, backends.fast())
         nodes = [asdict(report) for report in local.nodes]
         node = local.node
+    confirmed = any(target.matches(f) for f in confirmed_result.findings)
     return Investigation(
         index=index,
         kind=target.kind,

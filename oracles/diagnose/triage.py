@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..check import Backends, check_case
+from ..check import Backends, CaseResult, check_case
 from ..format import Case, reference_values
 
 
@@ -117,8 +117,10 @@ def one_node_case(case: Case, node: dict, intermediate: dict, adjoint: np.ndarra
     return Case(graph=graph, values=values, cotangent=np.asarray(adjoint).astype(dtype), seed=case.seed)
 
 
-def triage(case: Case, backends: Backends) -> Triage:
-    """Check every node of `case` on its own, against `backends` (usually `Backends.fast()`)."""
+def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> Triage:
+    """Check every node of `case` on its own, against `backends` (usually `Backends.fast()`).
+    `whole` is the check of the whole case when the caller has it already; without it,
+    triage checks the whole case itself to tell composition from a pass."""
     engine, references = backends.engine, backends.references
     with np.errstate(all="ignore"):
         intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
@@ -153,7 +155,8 @@ def triage(case: Case, backends: Backends) -> Triage:
             culprit = report
     if culprit is not None:
         return Triage(culprit.verdict, culprit.op, culprit.name, reports)
-    whole = check_case(case, backends)
+    if whole is None:
+        whole = check_case(case, backends)
     failing = [f for f in whole.findings if f.backend == engine.name]
     kind = "composition" if failing else None
     return Triage(kind, None, None, reports)
