@@ -19,9 +19,10 @@ import pytest
 
 from oracles.audit import AuditConfig, run_audit
 from oracles.cli import main
+from oracles.diagnose import Investigation
 from oracles.format import load_case, validate_case
 from oracles.generate import GeneratorConfig
-from oracles.report import build_report, write_report
+from oracles.report import build_report, minimal_file, reproducer_file, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 BUG = "examples.broken_engines:power_without_x"
@@ -94,6 +95,16 @@ def test_each_shrunk_graph_has_a_minimal_case_file_that_loads(audited):
         path = Path(investigation["case_file"])
         assert path.parent == directory / "cases"
         assert load_case(path).graph == validate_case(investigation["minimal"]).graph
+
+
+def test_one_graph_in_two_groups_of_the_same_kind_and_op_gets_two_minimal_files():
+    def shrunk_for(backend):
+        return Investigation(3, "nan-inf", backend, None, None, {}, True, (1, 1), (1, 1), 0, 0.0)
+
+    report = Path("audit-report")
+    engine, reference = shrunk_for("autodiff"), shrunk_for("jax")
+    assert minimal_file(report, engine) != minimal_file(report, reference)
+    assert reproducer_file(report, engine) != reproducer_file(report, reference)
 
 
 def test_each_shrunk_graph_has_a_reproducer(audited):

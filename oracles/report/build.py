@@ -49,14 +49,17 @@ def case_file(report: Path, index: int) -> str:
     return str(report / "cases" / f"case-{index:05d}.json")
 
 
+def _group_slug(investigation: Investigation) -> str:
+    """The investigation's group (kind, backend, op) in a file name: one graph can be in several."""
+    return "_".join(_slug(part) for part in investigation.group())
+
+
 def minimal_file(report: Path, investigation: Investigation) -> str:
-    kind, _, op = investigation.group()
-    return str(report / "cases" / f"case-{investigation.index:05d}-{_slug(kind)}-{_slug(op)}-minimal.json")
+    return str(report / "cases" / f"case-{investigation.index:05d}-{_group_slug(investigation)}-minimal.json")
 
 
 def reproducer_file(report: Path, investigation: Investigation) -> str:
-    kind, _, op = investigation.group()
-    return str(report / "reproducers" / f"test_case_{investigation.index:05d}_{_slug(kind)}_{_slug(op)}.py")
+    return str(report / "reproducers" / f"test_case_{investigation.index:05d}_{_group_slug(investigation)}.py")
 
 
 def _finding_json(finding, result: CaseResult, seed: int, report: Path) -> dict:
