@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference
+from ..backends import REFERENCES, Backend, Unavailable, load_engine, load_reference
 from ..backends import numeric_backend as numeric
 from ..format import Case, case_to_json, infer_shapes, reference_values
 from .compare import Evaluation, Finding, NumericResult, compare
@@ -150,4 +150,4 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     )
 
 
-__all__ = ["Backends", "CaseResult", "PluginError", "check_case", "describe_error", "load_backends"]
+__all__ = ["Backends", "CaseResult", "check_case", "describe_error", "load_backends"]
