@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from case_builders import case_around, make_case
 
-from examples.broken_engines import BUGS
+from examples.broken_engines import SEED_BUGS as BUGS
 from oracles.backends import load_engine, load_reference
 from oracles.check import Backends, check_case
 from oracles.diagnose import diagnose_case, investigate, shrink

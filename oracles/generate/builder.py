@@ -45,6 +45,7 @@ P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one valu
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
 P_SHIFT = 0.5  # a fresh input for a slot whose domain has a `shift` gets it: operands past exp's overflow
+P_SHIFTED_INPUT = 0.2  # such a slot takes a fresh, shifted input outright, however much budget is left
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class GeneratorConfig:
     min_nodes: int = 1
     max_nodes: int = 12
     ops: tuple[str, ...] = field(default_factory=lambda: tuple(OPS))
-    max_rank: int = 2
+    max_rank: int = 3
     # Sizes 1..3 give size-1 broadcasting and square and non-square dots; a larger palette
     # mostly multiplies the shape combinations JAX must compile (see jax_backend.py).
     max_dim: int = 3
@@ -212,11 +213,11 @@ class _GraphBuilder:
             return False
         return not need.distinct_max or has_distinct_max(value, need.axis, need.domain.margin)
 
-    def draw(self, shape: tuple, need: Need) -> np.ndarray:
+    def draw(self, shape: tuple, need: Need, shifted: bool = False) -> np.ndarray:
         """A fresh input's value for the slot: drawn, then moved into what the slot needs."""
         margin = need.domain.margin
         value = need.domain.fit(self.source.normal(shape), self.config.dtype)
-        if need.domain.shift is not None and self.source.boolean(P_SHIFT):
+        if need.domain.shift is not None and (shifted or self.source.boolean(P_SHIFT)):
             value = value + need.domain.shift[self.config.dtype]
         if need.apart_from is not None:
             value = move_apart(value, need.apart_from, margin)
@@ -230,10 +231,10 @@ class _GraphBuilder:
     def producible(self, shape: tuple) -> bool:
         return any(op.planner.produces(shape, self.max_rank) for op in self.ops)
 
-    def add_input(self, shape: tuple, need: Need = ANY) -> str:
+    def add_input(self, shape: tuple, need: Need = ANY, shifted: bool = False) -> str:
         name = f"x{len(self.inputs)}"
         self.inputs.append({"name": name, "shape": list(shape)})
-        self.values[name] = self.draw(shape, need)
+        self.values[name] = self.draw(shape, need, shifted)
         self.by_shape.setdefault(shape, []).append(name)
         return name
 
@@ -260,6 +261,10 @@ class _GraphBuilder:
         producers = [op for op in self.ops if op.planner.produces(shape, self.max_rank)]
         if budget == 0 or not producers:
             return self.leaf(shape, need)
+        # Operands past a naive exp's overflow come from fresh inputs: a large computed value
+        # would leave VALUE_BOUND.
+        if need.domain.shift is not None and self.source.boolean(P_SHIFTED_INPUT):
+            return self.add_input(shape, need, shifted=True)
         mark = self._mark()
         rest = budget - 1
         for _ in range(4):  # prefer a plan with an operand that can take the rest of the budget

@@ -95,6 +95,7 @@ class Kink:
     """
 
     where: str
+    label: str  # how reports name it: "relu'(0)", "maximum tie"
     points: tuple[float, ...] = ()
     derivative: tuple[float, float] | None = None
 

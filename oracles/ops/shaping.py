@@ -110,11 +110,21 @@ def _shapes_with(size: int, max_rank: int, max_dim: int) -> list[tuple]:
     return found
 
 
+def reorders(a: tuple, b: tuple) -> bool:
+    """Whether reading shape `a` into shape `b` in C order differs from reading it in Fortran
+    order: only then does a gradient reshaped in the wrong index order come out wrong."""
+    elements = np.arange(math.prod(a))
+    return not np.array_equal(np.reshape(elements.reshape(a), b), np.reshape(elements.reshape(a, order="F"), b, order="F"))
+
+
 def _plan_reshape(context: PlanContext, shape: tuple):
     options = [s for s in _shapes_with(math.prod(shape), context.max_rank, context.max_dim) if s != shape]
     other_rank = [s for s in options if len(s) != len(shape)]
-    if other_rank and context.boolean(0.7):
-        operand = context.choice(other_rank)  # across ranks: where index-order bugs show
+    reordering = [s for s in options if reorders(s, shape)]
+    if reordering and context.boolean(0.5):
+        operand = context.choice(reordering)  # where index-order bugs show
+    elif other_rank and context.boolean(0.7):
+        operand = context.choice(other_rank)  # across ranks
     elif options:
         operand = context.choice(options)
     else:
@@ -127,12 +137,14 @@ RESHAPE = Planner(_anything, _plan_reshape)
 
 def reshape_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
     (a,) = shapes
-    if len(a) != len(attrs["shape"]):
-        return {"reshape_across_ranks"}
-    return {"reshape_same_rank"} if tuple(a) != tuple(attrs["shape"]) else set()
+    shape = tuple(attrs["shape"])
+    found = {"reshape_reorders"} if reorders(tuple(a), shape) else set()
+    if len(a) != len(shape):
+        return found | {"reshape_across_ranks"}
+    return found | {"reshape_same_rank"} if tuple(a) != shape else found
 
 
-RESHAPE_FEATURES = ("reshape_across_ranks", "reshape_same_rank")
+RESHAPE_FEATURES = ("reshape_across_ranks", "reshape_same_rank", "reshape_reorders")
 RESHAPE_SAMPLES = (
     Sample(((2, 3),), {"shape": [3, 2]}),
     Sample(((2, 3),), {"shape": [6]}),

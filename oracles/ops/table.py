@@ -145,8 +145,8 @@ def _logsumexp_features(shapes: list[tuple], attrs: dict, values: list) -> set[s
 
 
 # relu'(0) may be anything in [0, 1], abs'(0) anything in [-1, 1]: the subgradients there.
-RELU_KINK = Kink("point", points=(0.0,), derivative=(0.0, 1.0))
-ABS_KINK = Kink("point", points=(0.0,), derivative=(-1.0, 1.0))
+RELU_KINK = Kink("point", "relu'(0)", points=(0.0,), derivative=(0.0, 1.0))
+ABS_KINK = Kink("point", "abs'(0)", points=(0.0,), derivative=(-1.0, 1.0))
 
 
 OPS: dict[str, Op] = {
@@ -229,7 +229,7 @@ OPS: dict[str, Op] = {
             lambda a, b, _: np.maximum(a, b),
             broadcasts=True,
             no_ties="operands",
-            kinks=(Kink("tie"),),
+            kinks=(Kink("tie", "maximum tie"),),
         ),
         Op(
             "pow",
@@ -252,7 +252,7 @@ OPS: dict[str, Op] = {
             "max, all or along one axis",
             lambda a, attrs: np.max(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
             no_ties="axis",
-            kinks=(Kink("axis_tie"),),
+            kinks=(Kink("axis_tie", "reduce_max tie"),),
         ),
         Op(
             "transpose",

@@ -1,0 +1,81 @@
+"""An engine with one wrong rule in one of the wider op set's ops is caught by a default audit
+within its first 200 graphs, shrunk to a case of at most 3 op nodes, and blamed on that op; an
+engine that computes float32 graphs in float64 is a `dtype` finding; the correct reference
+engine beside them raises no alarm in either dtype.
+
+The engines are examples/broken_engines.py: a reverse-mode interpreter written apart from
+`autodiff`, with one rule replaced per planted bug."""
+
+from __future__ import annotations
+
+import pytest
+
+from examples.broken_engines import NEW_OP_BUGS
+from oracles.backends import load_engine, load_reference
+from oracles.check import Backends, check_case
+from oracles.diagnose import diagnose_case, investigate
+from oracles.generate import GeneratorConfig, generate_case
+
+AUDIT_GRAPHS = 200  # a planted bug must be caught within this many graphs of a default audit
+
+
+@pytest.fixture(scope="module")
+def default_audit_cases():
+    """The first graphs of a default audit (seed 0), float64 and float32."""
+    return {
+        dtype: [generate_case(0, index, GeneratorConfig(dtype=dtype)) for index in range(AUDIT_GRAPHS)]
+        for dtype in ("float64", "float32")
+    }
+
+
+@pytest.fixture(scope="module")
+def references():
+    return [load_reference("torch")], load_reference("numeric")
+
+
+def first_failure(engine_spec: str, cases, references):
+    """(index, case, result, backends) of the first case the engine fails, or None."""
+    engine = load_engine(engine_spec)
+    backends = Backends(engine, *references)
+    for index, case in enumerate(cases):
+        result = check_case(case, backends, index)
+        if any(finding.backend == engine.name for finding in result.findings):
+            return index, case, result, backends
+    return None
+
+
+def engine_findings(result, backends):
+    return [finding for finding in result.findings if finding.backend == backends.engine.name]
+
+
+@pytest.mark.parametrize("bug", NEW_OP_BUGS)
+def test_a_wrong_rule_in_a_new_op_is_caught_shrunk_to_three_op_nodes_and_blamed_on_its_op(
+    bug, default_audit_cases, references
+):
+    planted_op = NEW_OP_BUGS[bug].op
+    failure = first_failure(f"examples.broken_engines:{bug}", default_audit_cases["float64"], references)
+    assert failure is not None, f"{bug}: no failure in the first {AUDIT_GRAPHS} graphs of a default audit"
+    index, case, result, backends = failure
+    diagnose_case(case, result, backends)
+    finding = engine_findings(result, backends)[0]
+    assert finding.op == planted_op
+    investigation = investigate(case, index, finding, backends)
+    assert investigation.confirmed
+    assert investigation.op == planted_op
+    assert investigation.minimal_size[0] <= 3
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_correct_reference_engine_passes_the_default_audit(dtype, default_audit_cases, references):
+    assert first_failure("examples.broken_engines:correct", default_audit_cases[dtype], references) is None
+
+
+def test_an_engine_that_computes_float32_in_float64_is_a_dtype_finding_on_every_graph(default_audit_cases, references):
+    backends = Backends(load_engine("examples.broken_engines:upcast"), *references)
+    for case in default_audit_cases["float32"][:20]:
+        # Its numbers are closer to the truth than float32's, so dtype is the only finding.
+        assert {finding.kind for finding in engine_findings(check_case(case, backends), backends)} == {"dtype"}
+
+
+def test_the_upcasting_engine_is_right_in_float64(default_audit_cases, references):
+    assert first_failure("examples.broken_engines:upcast", default_audit_cases["float64"], references) is None
