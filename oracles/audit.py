@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .backends import DEFAULT_ENGINE, REFERENCES, Backend, load_engine
 from .check import Backends, CaseResult, Finding, check_case, load_backends
-from .diagnose import Investigation, Target, accepted, diagnose_case, investigate
+from .diagnose import NOT_A_DISCREPANCY, Investigation, Target, accepted, diagnose_case, investigate
 from .format import case_to_json
 from .generate import GeneratorConfig, generate_case
 
@@ -96,6 +96,8 @@ def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Fin
         groups_here = set()
         for finding in result.findings:
             group = Target.of(finding).group()
+            if finding.kind in NOT_A_DISCREPANCY:
+                continue
             if group in groups_here or not result.case or taken.get(group, 0) >= limit:
                 continue
             groups_here.add(group)

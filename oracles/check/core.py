@@ -19,6 +19,7 @@ import numpy as np
 from ..backends import REFERENCES, Backend, Unavailable, load_engine, load_reference
 from ..backends import numeric_backend as numeric
 from ..format import Case, case_to_json, infer_shapes, reference_values
+from ..ops.kinks import case_kinks
 from .compare import Evaluation, Finding, NumericResult, compare
 
 
@@ -78,6 +79,8 @@ class CaseResult:
     evaluations: list[Evaluation] | None = None  # kept only when asked (replay prints them)
     skipped: str | None = None  # the engine's reason for declining the graph (its `accepts` hook)
     redraws: int = 0  # values the generator rebuilt to keep a domain
+    kink_nodes: list[str] = field(default_factory=list)  # nodes whose operands sit exactly on a kink
+    kinks: list[dict] = field(default_factory=list)  # what each backend answers there (diagnosis fills it in)
 
 
 def describe_error(error: BaseException) -> str:
@@ -104,10 +107,12 @@ def _evaluate(backend: Backend, case: Case) -> Evaluation:
     return evaluation
 
 
-def _numeric(case: Case, value: np.ndarray) -> tuple[NumericResult, float]:
+def _numeric(case: Case, value: np.ndarray, gradients: bool = True) -> tuple[NumericResult, float]:
     """The finite-difference oracle; `value` is its forward value, already computed by the
-    op table's numpy forward in float64."""
+    op table's numpy forward in float64. Without `gradients`, it estimates no VJP."""
     start = time.perf_counter()
+    if not gradients:
+        return NumericResult(value, {}, {}), time.perf_counter() - start
     # Directions come from the case's own seed, so a replay checks the same directions.
     rng = np.random.default_rng([*(case.seed or [0, 0]), 1])
     directions = numeric.random_directions(case.values, rng)
@@ -130,8 +135,11 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     evaluations = [_evaluate(backend, case) for backend in (backends.engine, *backends.references)]
     seconds = {e.backend: e.seconds for e in evaluations}
     numeric_result = None
+    kinks = case_kinks(case.graph, intermediate)
     if backends.numeric is not None:
-        numeric_result, seconds["numeric"] = _numeric(case, intermediate[case.graph["output"]])
+        # Across a kink, a central difference sees the mean of the two one-sided slopes,
+        # which is no backend's convention: there, only its value is compared.
+        numeric_result, seconds["numeric"] = _numeric(case, intermediate[case.graph["output"]], gradients=not kinks)
     verdict = compare(
         case.graph["dtype"], shapes[case.graph["output"]], input_shapes, value_scale, evaluations, numeric_result,
         cotangent_scale=float(np.max(np.abs(case.cotangent), initial=0.0)),
@@ -147,6 +155,7 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
         seconds=seconds,
         evaluations=evaluations if keep else None,
         redraws=case.redraws,
+        kink_nodes=[name for name, _ in kinks],
     )
 
 

@@ -6,6 +6,13 @@ the references' values at that node and whose cotangent is the references' adjoi
 this works for any engine. If a node's local rule disagrees, that op is named (`value` or
 `gradient`); if every local rule agrees but the whole graph does not, the bug is in how
 gradients are combined (fan-out accumulation, ordering): `composition`.
+
+A node whose operands sit exactly on a kink of its op (relu at 0, a maximum tie) has no one
+right answer. There the engine's local rule is judged by its entry's `kinks` (ops/kinks.py),
+against every AD reference: an answer that matches a reference's is right (the node's record
+says which it follows); a valid one that matches none is a `convention`; an invalid one (a
+tie whose parts add up to 0) is a `gradient` error, as is any difference away from the kink.
+The same operand twice (maximum(x, x)) is no kink: any valid split gives the right sum.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..check import Backends, CaseResult, check_case
+from ..check.compare import RTOL
 from ..format import Case, reference_values
+from ..ops import OPS
+from ..ops.kinks import judge, kink_at, kink_region
 
 
 @dataclass
@@ -34,6 +44,8 @@ class NodeReport:
     actual_value: object = None
     expected_vjp: dict = field(default_factory=dict)  # operand -> the references' local VJP
     actual_vjp: dict = field(default_factory=dict)  # operand -> the engine's local VJP
+    references_differ: bool = False  # the references disagree among themselves on this node alone
+    kink: dict | None = None  # at a kink: each backend's answer there, and whom the engine follows
 
 
 @dataclass
@@ -126,7 +138,6 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
         intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
         node_adjoints = adjoints(case, references, intermediate)
     reports = []
-    culprit = None
     for node in case.graph["nodes"]:
         local = one_node_case(case, node, intermediate, node_adjoints[node["name"]])
         result = check_case(local, backends, keep=True)
@@ -147,12 +158,15 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
             actual_value=_plain(engine_eval.value) if engine_eval and not engine_eval.crash else None,
             expected_vjp=_plain_dict(reference_eval.gradients) if reference_eval and reference_eval.gradients else {},
             actual_vjp=_plain_dict(engine_eval.gradients) if engine_eval and not engine_eval.crash else {},
+            references_differ=any(f.kind == "references-disagree" for f in result.findings),
         )
+        if report.verdict in ("ok", "gradient"):  # a wrong value, a crash or a shape stands as found
+            _judge_kink(report, node, local, result, backends)
         reports.append(report)
-        # A wrong forward poisons everything after it: the first node whose value is wrong is
-        # the culprit. Otherwise the first node with a wrong local gradient.
-        if mine and (culprit is None or (report.verdict == "value" and culprit.verdict != "value")):
-            culprit = report
+    # A wrong forward poisons everything after it: the first node whose value is wrong is the
+    # culprit. Otherwise the first node with a wrong local rule; a convention only if nothing else.
+    wrong = [r for r in reports if r.verdict != "ok"]
+    culprit = min(wrong, key=lambda r: CULPRIT_ORDER.get(r.verdict, 1), default=None)
     if culprit is not None:
         return Triage(culprit.verdict, culprit.op, culprit.name, reports)
     if whole is None:
@@ -160,6 +174,88 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
     failing = [f for f in whole.findings if f.backend == engine.name]
     kind = "composition" if failing else None
     return Triage(kind, None, None, reports)
+
+
+CULPRIT_ORDER = {"value": 0, "convention": 2}  # every other verdict: 1
+
+
+def _close(a: np.ndarray, b: np.ndarray, scale: float, dtype: str) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return False
+    bound = RTOL[dtype] * (max(float(np.max(np.abs(a), initial=0)), float(np.max(np.abs(b), initial=0))) + scale)
+    return bool(np.all(np.abs(a - b) <= bound))
+
+
+def _judge_kink(report: NodeReport, node: dict, local: Case, result: CaseResult, backends: Backends) -> None:
+    """If the node's operands sit on a kink, judge every backend's local answer there and set the
+    report's verdict and `kink` record (see the module's docstring)."""
+    op = OPS.get(node["op"])
+    names = report.local_inputs
+    dtype = local.graph["dtype"]
+    operands = [np.asarray(local.values[name], dtype=np.float64) for name in names]
+    attrs = op.with_defaults(node.get("attrs")) if op else {}
+    kink = kink_at(op, operands, attrs) if op else None
+    if kink is None:
+        return
+    if kink.where == "tie" and any(o.shape != np.shape(local.cotangent) for o in operands):
+        # Shares are read element by element: judge the tie with operands broadcast to the result.
+        shape = np.shape(local.cotangent)
+        graph = {**local.graph, "inputs": [{"name": name, "shape": list(shape)} for name in names]}
+        values = {name: np.broadcast_to(local.values[name], shape).copy() for name in names}
+        local = Case(graph=graph, values=values, cotangent=local.cotangent, seed=local.seed)
+        result = check_case(local, backends, keep=True)
+        operands = [np.asarray(values[name], dtype=np.float64) for name in names]
+    evaluations = {e.backend: e for e in result.evaluations or [] if e.crash is None and e.backend != "numeric"}
+    cotangent = np.asarray(local.cotangent, dtype=np.float64)
+    tolerance = RTOL[dtype]
+    scale = float(np.max(np.abs(cotangent), initial=0.0))
+
+    def vjps(backend: str):
+        gradients = evaluations[backend].gradients if backend in evaluations else None
+        if not isinstance(gradients, dict) or any(name not in gradients for name in names):
+            return None
+        return [np.asarray(gradients[name], dtype=np.float64) for name in names]
+
+    answers, valid = {}, {}
+    for backend in [backends.engine.name, *(r.name for r in backends.references)]:
+        given = vjps(backend)
+        if given is not None and all(g.shape == o.shape for g, o in zip(given, operands)):
+            answer = judge(kink, operands, attrs, cotangent, given, tolerance)
+            answers[backend], valid[backend] = answer.summary, answer
+    engine = backends.engine.name
+    references = [r.name for r in backends.references if r.name in answers]
+    record = {
+        "node": node["name"], "op": node["op"], "kink": kink.label,
+        "answers": answers, "valid": {b: a.valid for b, a in valid.items()},
+        "engine_follows": [], "verdict": report.verdict,
+    }  # fmt: skip
+    report.kink = record
+    if engine not in answers or not references:
+        return
+    mine = vjps(engine)
+    record["engine_follows"] = follows = [
+        r for r in references if all(_close(m, t, scale, dtype) for m, t in zip(mine, vjps(r)))
+    ]
+    region = kink_region(kink, operands, attrs)
+    first = vjps(references[0])
+    away = all(_close(m[~inside], t[~inside], scale, dtype) for m, t, inside in zip(mine, first, region))
+    same_operand = len(set(node["inputs"])) < len(node["inputs"])
+    if follows:
+        report.verdict, report.detail = "ok", ""
+    elif not valid[engine].valid:
+        report.verdict, report.detail = "gradient", f"at {kink.label}: {valid[engine].detail}"
+    elif not away:
+        report.verdict, report.detail = "gradient", f"at {kink.label}: the local rule is wrong away from the kink"
+    elif same_operand:
+        report.verdict, report.detail = "ok", ""  # a valid split of one operand's two parts: the sum is right
+    else:
+        given = ", ".join(f"{r} {answers[r]}" for r in references)
+        report.verdict = "convention"
+        report.detail = (
+            f"at {kink.label} the engine gives {answers[engine]}, a valid answer no reference gives ({given})"
+        )
+    record["verdict"] = report.verdict
 
 
 def _plain(value):

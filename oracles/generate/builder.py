@@ -46,6 +46,8 @@ P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
 P_SHIFT = 0.5  # a fresh input for a slot whose domain has a `shift` gets it: operands past exp's overflow
 P_SHIFTED_INPUT = 0.2  # such a slot takes a fresh, shifted input outright, however much budget is left
+P_KINK = 0.6  # in kink mode, a node of an op with a kink gets fresh inputs exactly on it
+P_KINK_ELEMENT = 0.5  # each element (or row) of such an input sits on the kink; at least one does
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class GeneratorConfig:
     max_dim: int = 3
     dtype: str = "float64"
     output_rank: int | None = None
+    # Kink mode: some nodes of ops with kinks (relu, abs at 0; maximum, reduce_max at ties) get
+    # operands exactly on the kink. Off, no value comes within a kink's margin.
+    kinks: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -231,12 +236,48 @@ class _GraphBuilder:
     def producible(self, shape: tuple) -> bool:
         return any(op.planner.produces(shape, self.max_rank) for op in self.ops)
 
-    def add_input(self, shape: tuple, need: Need = ANY, shifted: bool = False) -> str:
+    def add_input(self, shape: tuple, need: Need = ANY, shifted: bool = False, value: np.ndarray | None = None) -> str:
         name = f"x{len(self.inputs)}"
         self.inputs.append({"name": name, "shape": list(shape)})
-        self.values[name] = self.draw(shape, need, shifted)
+        self.values[name] = self.draw(shape, need, shifted) if value is None else value
         self.by_shape.setdefault(shape, []).append(name)
         return name
+
+    # -- kink mode ------------------------------------------------------------------------------
+
+    def on_kink(self, shape: tuple) -> np.ndarray:
+        """Which elements of a value of `shape` go on the kink: each with P_KINK_ELEMENT, and one at least."""
+        mask = np.array([self.source.boolean(P_KINK_ELEMENT) for _ in range(int(np.prod(shape)))], dtype=bool)
+        if mask.size:
+            mask[self.source.integer(0, mask.size - 1)] = True
+        return mask.reshape(shape)
+
+    def kink_operands(self, op: Op, attrs: dict, shape: tuple, shapes: list[tuple]) -> list[str] | None:
+        """Fresh inputs for `op` exactly on its kink, or None where its shapes allow none (a
+        reduce_max along an axis of size 1)."""
+        kink = op.kinks[0]
+        if kink.where == "point":
+            value = self.draw(shapes[0], ANY)
+            return [self.add_input(shapes[0], value=np.where(self.on_kink(shapes[0]), kink.points[0], value))]
+        if kink.where == "tie":
+            # Both operands have the result's shape, so every tied element is one element of each.
+            first = self.add_input(shape)
+            other = self.draw(shape, Need(apart_from=self.values[first]))
+            tied = np.where(self.on_kink(shape), self.values[first], other)
+            return [first, self.add_input(shape, value=tied)]
+        axis = attrs.get("axis")
+        rows = self.draw(shapes[0], Need(distinct_max=True, axis=axis))
+        rows = rows.reshape(1, -1) if axis is None else np.moveaxis(rows, axis, -1).copy()
+        if rows.shape[-1] < 2:
+            return None
+        # The runner-up of each chosen row is raised to the row's maximum: an exact tie of two.
+        order = np.argsort(rows, axis=-1)
+        top = np.take_along_axis(rows, order[..., -1:], axis=-1)
+        chosen = self.on_kink(rows.shape[:-1])[..., None]
+        runner_up = np.where(chosen, top, np.take_along_axis(rows, order[..., -2:-1], axis=-1))
+        np.put_along_axis(rows, order[..., -2:-1], runner_up, axis=-1)
+        value = rows.reshape(shapes[0]) if axis is None else np.moveaxis(rows, -1, axis)
+        return [self.add_input(shapes[0], value=value)]
 
     def leaf(self, shape: tuple, need: Need) -> str:
         earlier = [name for name in self.by_shape.get(shape, ()) if self.fits(self.values[name], need)]
@@ -274,7 +315,11 @@ class _GraphBuilder:
             if rest == 0 or growable:
                 break
         attrs = op.with_defaults(planned)
-        operands = self._operands(op, attrs, operand_shapes, rest if growable else 0, growable)
+        operands = None
+        if self.config.kinks and op.kinks and self.source.boolean(P_KINK):
+            operands = self.kink_operands(op, attrs, shape, operand_shapes)
+        if operands is None:
+            operands = self._operands(op, attrs, operand_shapes, rest if growable else 0, growable)
         with np.errstate(all="ignore"):
             value = np.asarray(op.forward(*(self.values[name] for name in operands), attrs), dtype=np.float64)
         if not self.fits(value, need):

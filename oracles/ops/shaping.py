@@ -113,8 +113,8 @@ def _shapes_with(size: int, max_rank: int, max_dim: int) -> list[tuple]:
 def reorders(a: tuple, b: tuple) -> bool:
     """Whether reading shape `a` into shape `b` in C order differs from reading it in Fortran
     order: only then does a gradient reshaped in the wrong index order come out wrong."""
-    elements = np.arange(math.prod(a))
-    return not np.array_equal(np.reshape(elements.reshape(a), b), np.reshape(elements.reshape(a, order="F"), b, order="F"))
+    elements = np.arange(math.prod(a)).reshape(a)
+    return not np.array_equal(elements.reshape(b), elements.reshape(b, order="F"))
 
 
 def _plan_reshape(context: PlanContext, shape: tuple):

@@ -21,7 +21,7 @@ import numpy as np
 from ..audit import AuditConfig
 from ..check import CaseResult
 from ..check.compare import RTOL, RTOL_FINITE_DIFFERENCES
-from ..diagnose import Investigation
+from ..diagnose import NOT_A_DISCREPANCY, Investigation
 
 
 def versions() -> dict[str, str | None]:
@@ -129,12 +129,39 @@ def _size_json(investigation) -> dict | None:
     }
 
 
+def conventions(results: list[CaseResult], engine: str) -> list[dict]:
+    """What every backend answered at each kind of kink, over all kink nodes of the audit, and
+    whom the engine followed: one row per kink (relu'(0), maximum tie, ...)."""
+    rows: dict[str, dict] = {}
+    for result in results:
+        for record in result.kinks:
+            row = rows.setdefault(
+                record["kink"],
+                {"kink": record["kink"], "op": record["op"], "nodes": 0, "engine": Counter(), "references": {},
+                 "engine_follows": Counter(), "verdicts": Counter()},
+            )  # fmt: skip
+            row["nodes"] += 1
+            row["verdicts"][record["verdict"]] += 1
+            row["engine_follows"][", ".join(record["engine_follows"]) or "no reference"] += 1
+            for backend, answer in record["answers"].items():
+                if backend == engine:
+                    row["engine"][answer] += 1
+                else:
+                    row["references"].setdefault(backend, Counter())[answer] += 1
+    return [
+        {**row, "engine": dict(row["engine"]), "engine_follows": dict(row["engine_follows"]),
+         "verdicts": dict(row["verdicts"]), "references": {b: dict(c) for b, c in sorted(row["references"].items())}}
+        for row in sorted(rows.values(), key=lambda row: row["kink"])
+    ]  # fmt: skip
+
+
 def build_report(
     results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float, investigations=()
 ) -> dict:
     report_dir = Path(config.report)
     ops: dict[str, dict] = {op: {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0} for op in ran["ops"]}
     discrepancies: list[dict] = []
+    reference_conventions: list[dict] = []
     seconds: Counter = Counter()
     skipped: Counter = Counter()
     for result in results:
@@ -147,11 +174,13 @@ def build_report(
             entry["graphs"] += 1
             entry["checks"] += result.checks
             entry["max_margin"] = max(entry["max_margin"], result.engine_margin)
-            entry["failures"] += bool(result.findings)
-        discrepancies.extend(_finding_json(f, result, config.seed, report_dir) for f in result.findings)
+            entry["failures"] += _failed(result)
+        for finding in result.findings:
+            shown = reference_conventions if finding.kind in NOT_A_DISCREPANCY else discrepancies
+            shown.append(_finding_json(finding, result, config.seed, report_dir))
     groups = _attach_minimal(discrepancies, list(investigations), report_dir)
     near_misses = sorted(
-        ({"index": r.index, "margin": r.engine_margin} for r in results if not r.findings and not r.skipped),
+        ({"index": r.index, "margin": r.engine_margin} for r in results if not _failed(r) and not r.skipped),
         key=lambda entry: -entry["margin"],
     )[:10]
     graphs = sum(1 for r in results if r.case and not r.skipped)
@@ -160,7 +189,12 @@ def build_report(
         "graphs": graphs,
         "checks": sum(r.checks for r in results),
         "discrepancies": len(discrepancies),
-        "failing_graphs": sum(1 for r in results if r.findings),
+        "failing_graphs": len({d["index"] for d in discrepancies}),
+        "conventions": {
+            "engine_findings": sum(1 for d in discrepancies if d["kind"] == "convention"),
+            "reference_differences": len(reference_conventions),
+            "kinks": conventions(results, ran["engine"]),
+        },
         "skipped": {"graphs": sum(skipped.values()), "reasons": dict(skipped.most_common(10))},
         "generation": {
             "redraws": sum(r.redraws for r in results),
@@ -202,4 +236,13 @@ def build_report(
         has_answer = shrunk and investigation.expected is not None and "value" in investigation.expected
         entry["reproducer"] = reproducer_file(report_dir, investigation) if has_answer else None
         minimal_cases.append(entry)
-    return {"summary": summary, "discrepancies": discrepancies, "minimal_cases": minimal_cases}
+    return {
+        "summary": summary,
+        "discrepancies": discrepancies,
+        "reference_conventions": reference_conventions[:50],
+        "minimal_cases": minimal_cases,
+    }
+
+
+def _failed(result: CaseResult) -> bool:
+    return any(f.kind not in NOT_A_DISCREPANCY for f in result.findings)

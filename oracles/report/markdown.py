@@ -69,6 +69,8 @@ def print_all_view(investigation: dict) -> list[str]:
     for node in investigation["nodes"]:
         attrs = ", ".join(f"{k}={json.dumps(v)}" for k, v in node["attrs"].items())
         marker = "" if node["verdict"] == "ok" else f"   <-- {node['verdict']} rule wrong here"
+        if node["verdict"] == "convention":
+            marker = "   <-- valid at the kink, but no reference's convention"
         lines += [f"{node['name']} = {node['op']}({', '.join(node['inputs'])}{'; ' + attrs if attrs else ''}){marker}"]
         lines += [f"  in:  {node['inputs']}"]
         value_flag = "" if _close(node["value"], node["actual_value"]) else "   <-- differs"
@@ -108,6 +110,47 @@ def _group_section(group: dict, investigation: dict | None, spec: str) -> list[s
     return [*lines, "```", ""]
 
 
+def _answers(counts: dict) -> str:
+    return ", ".join(f"{answer} ({n})" if len(counts) > 1 else answer for answer, n in counts.items()) or "-"
+
+
+def _conventions_section(s: dict, report: dict, shrunk: dict) -> list[str]:
+    """Kink mode: what each backend answers at each kink, apart from the bugs."""
+    conventions = s["conventions"]
+    if not conventions["kinks"]:
+        return []
+    references = sorted({r for row in conventions["kinks"] for r in row["references"]})
+    lines = [
+        "## Conventions at kinks",
+        "",
+        "Where an op is not differentiable, any answer inside the op table's rule is valid "
+        "(relu'(0) in [0, 1], abs'(0) in [-1, 1], a tie's parts convex shares of the cotangent). "
+        "An engine that follows a reference passes; a valid answer no reference gives is a `convention` finding.",
+        "",
+        "| kink | nodes | engine | " + " | ".join(references) + " | engine follows |",
+        "| --- | ---: | --- | " + " | ".join("---" for _ in references) + " | --- |",
+    ]
+    for row in conventions["kinks"]:
+        given = [_answers(row["references"].get(r, {})) for r in references]
+        follows = ", ".join(f"{who} ({n})" for who, n in row["engine_follows"].items())
+        lines.append(
+            f"| {row['kink']} | {row['nodes']} | {_answers(row['engine'])} | " + " | ".join(given) + f" | {follows} |"
+        )
+    lines.append("")
+    if conventions["reference_differences"]:
+        example = report["reference_conventions"][0]
+        lines += [
+            f"The references differ among themselves in {conventions['reference_differences']} graphs, each time "
+            f"only in their conventions at kinks (graph {example['index']}: {example['detail']}): shown, not blamed.",
+            "",
+        ]
+    for g in s["groups"]:
+        if g["kind"] == "convention":
+            investigation = shrunk.get((g["minimal_from"], g["kind"], g["backend"], g["op"]))
+            lines += _group_section(g, investigation, s["backends"]["engine_spec"])
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     s = report["summary"]
     b = s["backends"]
@@ -139,24 +182,24 @@ def render_markdown(report: dict) -> str:
     versions_line = ", ".join(f"{k} {v}" for k, v in s["versions"].items() if v and k != "platform")
     lines += [f"- versions: {versions_line}", ""]
 
-    if s["groups"]:
-        shrunk = {
-            (i["index"], i["kind"], i["backend"], i["op"]): i
-            for i in report["minimal_cases"]
-            if i["minimal"] is not None
-        }
+    shrunk = {
+        (i["index"], i["kind"], i["backend"], i["op"]): i for i in report["minimal_cases"] if i["minimal"] is not None
+    }
+    bugs = [g for g in s["groups"] if g["kind"] != "convention"]
+    if bugs:
         lines += ["## What to fix", "", "| kind | op | backend | discrepancies | graphs | minimal case |"]
         lines += ["| --- | --- | --- | ---: | ---: | --- |"]
-        for g in s["groups"]:
+        for g in bugs:
             size = g["minimal_size"]
             minimal = f"{size['op_nodes']} op nodes, {size['input_elements']} elements" if size else "-"
             op = f"`{g['op']}`" if g["op"] else "-"
             cells = [g["kind"], op, g["backend"] or "-", g["discrepancies"], len(g["graphs"]), minimal]
             lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
-        for g in s["groups"]:
+        for g in bugs:
             investigation = shrunk.get((g["minimal_from"], g["kind"], g["backend"], g["op"]))
             lines += _group_section(g, investigation, b["engine_spec"])
+    lines += _conventions_section(s, report, shrunk)
 
     lines += ["## Per op", "", "| op | graphs | checks | worst engine margin | failing graphs |"]
     lines += ["| --- | ---: | ---: | ---: | ---: |"]

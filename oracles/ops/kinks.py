@@ -1,0 +1,152 @@
+"""Kinks and ties as data: where an op's operands sit on one of its entry's `kinks`, and whether a
+backend's local answer there is valid.
+
+A kink is judged on one node alone (triage's one-node case): operand values, the cotangent `g`
+at the node, and a backend's VJP for each operand slot. A valid answer is:
+- at a point kink (relu and abs at 0): a local derivative vjp / g inside the entry's interval;
+- at a tie between operands (maximum): shares s_a = vjp_a / g and s_b = vjp_b / g in [0, 1]
+  that add up to 1. The operands must have the result's shape here (the caller broadcasts
+  them first), so every element's shares can be read;
+- at a tie along the reduced axis (reduce_max): shares of the row's cotangent among the tied
+  maxima, each in [0, 1], adding up to 1, and nothing for the other elements of that row.
+
+Nothing here names an op: it reads the `Kink` of an entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .entry import Kink, Op
+
+
+@dataclass
+class KinkAnswer:
+    """One backend's answer at a kink: what it is, in words, and whether it is valid."""
+
+    summary: str  # "0", "0.5 / 0.5" (a tie's shares), "split evenly", ...
+    valid: bool
+    detail: str = ""  # why it is not valid
+
+
+def _expand_reduced(array: np.ndarray, operand: np.ndarray, attrs: dict) -> np.ndarray:
+    """A reduction's result or cotangent with its reduced axes back, as size 1."""
+    axis = attrs.get("axis")
+    if axis is None:
+        return np.reshape(array, (1,) * operand.ndim)
+    return array if attrs.get("keepdims") else np.expand_dims(array, axis)
+
+
+def kink_at(op: Op, operands: list[np.ndarray], attrs: dict, same_operand: bool = False) -> Kink | None:
+    """The kink of `op` its operands sit on, or None. The same operand in both slots is no tie:
+    maximum(x, x) is x."""
+    for kink in op.kinks:
+        if kink_mask(kink, operands, attrs, same_operand).any():
+            return kink
+    return None
+
+
+def kink_mask(kink: Kink, operands: list[np.ndarray], attrs: dict, same_operand: bool = False) -> np.ndarray:
+    """Which elements sit on the kink: operand elements (point), result elements (tie), or
+    rows of the reduced axis, in the reduced shape with keepdims (axis tie)."""
+    if kink.where == "point":
+        return np.isin(operands[0], kink.points)
+    if kink.where == "tie":
+        if same_operand:
+            return np.zeros(np.broadcast_shapes(*(np.shape(o) for o in operands)), dtype=bool)
+        a, b = np.broadcast_arrays(*operands)
+        return a == b
+    (a,) = operands
+    top = np.max(a, axis=attrs.get("axis"), keepdims=True)
+    return np.sum(a == top, axis=attrs.get("axis"), keepdims=True) >= 2
+
+
+def kink_region(kink: Kink, operands: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
+    """Per operand slot, the elements whose VJP the kink decides (the rest must match the references)."""
+    mask = kink_mask(kink, operands, attrs)
+    if kink.where == "point":
+        return [mask]
+    if kink.where == "tie":
+        return [mask, mask]
+    return [np.broadcast_to(mask, operands[0].shape)]
+
+
+def _describe(values: np.ndarray, tolerance: float) -> str:
+    if values.size == 0:
+        return "unseen"
+    low, high = float(np.min(values)), float(np.max(values))
+    # + 0.0: a share of -0.0 reads as 0
+    return f"{(low + high) / 2 + 0.0:.3g}" if high - low <= tolerance else f"{low + 0.0:.3g}..{high + 0.0:.3g}"
+
+
+def judge(
+    kink: Kink, operands: list[np.ndarray], attrs: dict, cotangent: np.ndarray, vjps: list, tolerance: float
+) -> KinkAnswer:
+    """A backend's answer (`vjps`, one per operand slot) at `kink`, given the node's operands and
+    its cotangent. `tolerance` is relative to the cotangent (shares are compared to 1 within it)."""
+    g = np.asarray(cotangent, dtype=np.float64)
+    vjps = [np.asarray(v, dtype=np.float64) for v in vjps]
+    scale = float(np.max(np.abs(g), initial=0.0))
+    if kink.where == "point":
+        seen = kink_mask(kink, operands, attrs) & (np.abs(g) > tolerance * scale)
+        derivative = vjps[0][seen] / g[seen]
+        low, high = kink.derivative or (-np.inf, np.inf)
+        outside = derivative[(derivative < low - tolerance) | (derivative > high + tolerance)]
+        detail = f"local derivative {outside[0]:.3g} at the kink, outside [{low:g}, {high:g}]" if outside.size else ""
+        return KinkAnswer(_describe(derivative, tolerance), not outside.size, detail)
+    if kink.where == "tie":
+        seen = kink_mask(kink, operands, attrs) & (np.abs(g) > tolerance * scale)
+        shares_a, shares_b = vjps[0][seen] / g[seen], vjps[1][seen] / g[seen]
+        total = shares_a + shares_b
+        summary = f"{_describe(shares_a, tolerance)} / {_describe(shares_b, tolerance)}"
+        if np.any(np.abs(total - 1) > tolerance):
+            return KinkAnswer(
+                summary, False, f"the tie's parts add up to {_describe(total, tolerance)} of the cotangent"
+            )
+        if np.any((shares_a < -tolerance) | (shares_b < -tolerance)):
+            return KinkAnswer(summary, False, "a tie's part is negative: not a convex share")
+        return KinkAnswer(summary, True)
+    (a,) = operands
+    gk = _expand_reduced(g, a, attrs)
+    top = np.max(a, axis=attrs.get("axis"), keepdims=True)
+    rows = kink_mask(kink, operands, attrs) & (np.abs(gk) > tolerance * scale)
+    winners = (a == top) & rows
+    shares = np.where(winners, vjps[0] / np.where(gk == 0, 1, gk), 0.0)
+    axis = attrs.get("axis")
+    totals = np.sum(shares, axis=axis, keepdims=True)[rows]
+    tied = np.broadcast_to(np.sum(winners, axis=axis, keepdims=True), a.shape)[winners]  # maxima in each one's row
+    losers = np.broadcast_to(rows, a.shape) & ~winners
+    if np.any(np.abs(vjps[0][losers]) > tolerance * scale):
+        return KinkAnswer("a part below the maximum", False, "an element below the tied maximum gets a part")
+    seen_shares = shares[winners]
+    if np.all(np.abs(seen_shares - 1 / np.maximum(tied, 1)) <= tolerance):
+        summary = "split evenly"
+    elif np.all((np.abs(seen_shares) <= tolerance) | (np.abs(seen_shares - 1) <= tolerance)):
+        summary = "one takes all"
+    else:
+        summary = f"shares {_describe(seen_shares, tolerance)}"
+    if np.any(np.abs(totals - 1) > tolerance):
+        return KinkAnswer(summary, False, f"the tie's parts add up to {_describe(totals, tolerance)} of the cotangent")
+    if np.any(seen_shares < -tolerance):
+        return KinkAnswer(summary, False, "a tie's part is negative: not a convex share")
+    return KinkAnswer(summary, True)
+
+
+def case_kinks(graph: dict, values: dict[str, np.ndarray]) -> list[tuple[str, Kink]]:
+    """(node, kink) for every node of `graph` whose operands, in `values` (every node's value),
+    sit on a kink of its op."""
+    from .table import OPS
+
+    found = []
+    for node in graph["nodes"]:
+        op = OPS.get(node["op"])
+        if op is None or not op.kinks:
+            continue
+        operands = [np.asarray(values[name]) for name in node["inputs"]]
+        same = len(set(node["inputs"])) < len(node["inputs"])
+        kink = kink_at(op, operands, op.with_defaults(node.get("attrs")), same)
+        if kink is not None:
+            found.append((node["name"], kink))
+    return found
