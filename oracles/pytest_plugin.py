@@ -1,7 +1,7 @@
 """A pytest plugin: audit an engine plug-in as tests, one test per generated case.
 
     pytest --audit-engine mypkg.engine [--audit-graphs 100] [--audit-seed 0]
-           [--audit-oracles jax,torch,numeric] [--audit-dtype float64]
+           [--audit-oracles jax,torch,numeric] [--audit-dtype float64] [--audit-max-rank 3] [--audit-kinks]
 
 Without `--audit-engine` the plugin adds no test and changes nothing; it only registers
 the markers `jax`, `torch` and `slow` (unless the project already does), so that
@@ -177,6 +177,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"dtype of the cases ({DEFAULTS.generator.dtype})",
     )  # fmt: skip
     group.addoption(
+        "--audit-max-rank", type=int, choices=[0, 1, 2, 3], default=DEFAULTS.generator.max_rank,
+        help=f"largest tensor rank ({DEFAULTS.generator.max_rank}); 0 for a scalar-only engine",
+    )  # fmt: skip
+    group.addoption(
         "--audit-kinks", action="store_true",
         help="kink mode: some operands exactly on kinks and ties, judged by the op table's rule there",
     )  # fmt: skip
@@ -249,7 +253,12 @@ def pytest_configure(config: pytest.Config) -> None:
     engine = _load_engine(spec)
     oracles = _oracles(config.getoption("--audit-oracles"))
     dtype = config.getoption("--audit-dtype")
-    generator = dataclasses.replace(DEFAULTS.generator, dtype=dtype, kinks=config.getoption("--audit-kinks"))
+    generator = dataclasses.replace(
+        DEFAULTS.generator,
+        dtype=dtype,
+        kinks=config.getoption("--audit-kinks"),
+        max_rank=config.getoption("--audit-max-rank"),
+    )
     ops = tuple(op for op in generator.ops if op in engine.ops)  # random graphs use only the engine's ops
     if not ops:
         raise pytest.UsageError(f"--audit-engine {spec!r}: supports none of the ops {', '.join(generator.ops)}")
@@ -362,6 +371,11 @@ class AuditCase(pytest.Item):
             replay += f" --oracles {','.join(state.oracles)}"
         if self.config.getoption("--audit-oracles"):
             rerun += ["--audit-oracles", ",".join(state.oracles)]
+        # The case id names (index, seed, dtype); the generator's other options make the case too.
+        if state.generator.max_rank != DEFAULTS.generator.max_rank:
+            rerun += ["--audit-max-rank", str(state.generator.max_rank)]
+        if state.generator.kinks:
+            rerun.append("--audit-kinks")
         lines += [
             "",
             *view,

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -247,3 +248,40 @@ def test_references_that_disagree_skip_the_case_instead_of_failing_the_engine(ru
     result.assert_outcomes(skipped=3)
     reason = "references disagree, not the engine's fault: *numeric*"
     result.stdout.fnmatch_lines([f"SKIPPED [[]1] autodiff-audit::{ELEMENTWISE}::g0000?-s0: {reason}"] * 3)
+
+
+def test_a_kink_mode_failure_re_runs_with_the_options_that_made_its_case(pytester, monkeypatch):
+    # In a subprocess: kink mode needs an AD reference, and PyTorch imports once per process.
+    monkeypatch.setenv("PYTHONPATH", str(REPO), prepend=os.pathsep)
+    spec = "examples.broken_engines:maximum_strict_both_sides"
+    options = ["--audit-engine", spec, "--audit-oracles", "torch", "--audit-kinks", "--audit-graphs", "30", "-x"]
+    result = pytester.runpytest_subprocess(*plugin_option(), *options)
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    rerun = result.outlines[result.outlines.index("re-run:") + 1]
+    assert "--audit-kinks" in rerun and "--audit-max-rank" not in rerun
+    again = pytester.runpytest_subprocess(*plugin_option(), *shlex.split(rerun)[1:])
+    again.assert_outcomes(failed=1)
+
+
+def test_a_scalar_only_engine_runs_with_max_rank_0(run, pytester):
+    pytester.makepyfile(
+        scalars_only="""
+        from examples.broken_engines import correct
+
+        ops = correct.ops
+
+
+        def evaluate(graph, values, cotangent):
+            shapes = [entry["shape"] for entry in graph["inputs"]]
+            if any(shapes):
+                raise ValueError(f"this engine has scalars only, got shapes {shapes}")
+            return correct.evaluate(graph, values, cotangent)
+        """
+    )
+    result = run(
+        "--audit-engine", "scalars_only", "--audit-oracles", "numeric", "--audit-max-rank", "0", "--audit-graphs", "30"
+    )
+
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=30)

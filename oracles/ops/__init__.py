@@ -42,12 +42,13 @@ def op_table_markdown(support: dict[str, dict[str, str | None]] | None = None) -
     `support` maps backend name -> {op name: None if supported, else the reason}.
     """
     backends = sorted(support or {})
-    header = ["op", "arity", "meaning", "attrs (default)", "broadcasts", "domain", *backends]
+    header = ["op", "arity", "meaning", "attrs (default)", "broadcasts", "domain", "valid at a kink", *backends]
     rows = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for op in OPS.values():
         attrs = ", ".join(f"`{k}`: {json.dumps(v)}" for k, v in op.attrs.items()) or "none"
         domain = _domain_text(op) + (f"; {op.notes}" if op.notes else "")
-        cells = [f"`{op.name}`", str(op.arity), op.meaning, attrs, "yes" if op.broadcasts else "no", domain]
+        kinks = "; ".join(kink.describe() for kink in op.kinks) or "-"
+        cells = [f"`{op.name}`", str(op.arity), op.meaning, attrs, "yes" if op.broadcasts else "no", domain, kinks]
         for backend in backends:
             reason = support[backend].get(op.name, "not declared")  # type: ignore[index]
             cells.append("yes" if reason is None else f"no ({reason})")

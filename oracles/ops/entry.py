@@ -99,6 +99,13 @@ class Kink:
     points: tuple[float, ...] = ()
     derivative: tuple[float, float] | None = None
 
+    def describe(self) -> str:
+        if self.where == "point":
+            low, high = self.derivative or (float("-inf"), float("inf"))
+            return f"{self.label} in [{low:g}, {high:g}]"
+        shares = "the tied maxima's parts" if self.where == "axis_tie" else "each side's part"
+        return f"at a tie, {shares}: convex shares adding up to the cotangent"
+
 
 @dataclass(frozen=True)
 class Sample:
