@@ -17,6 +17,13 @@ per op and far below any wrong rule, whose error is of the order of the quantity
 
     float64: 1e-9    float32: 2e-3   (eps = 2.2e-16 and 1.2e-7; graphs of up to ~30 ops)
 
+Ops that condition differently from mult stay inside that budget because of their domains
+(ops/table.py): exp amplifies its operand's relative error by |a| <= 6.5; log, sqrt, div and
+pow's base have derivatives of size 1/a with |a| >= 0.1, at most tenfold; and the fused ops
+(softmax, log_softmax, logsumexp) subtract their operand's maximum, so their rounding is
+relative to that operand (up to ~710 when shifted past exp's overflow), not to their results
+near 1: `scale`, the largest intermediate of the graph, is that operand.
+
 The numeric oracle is judged by its own error bound (see backends/numeric_backend.py):
 an AD result agrees with it when
 
