@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .entry import Kink, Op
+from .table import OPS
 
 
 @dataclass
@@ -137,8 +138,6 @@ def judge(
 def case_kinks(graph: dict, values: dict[str, np.ndarray]) -> list[tuple[str, Kink]]:
     """(node, kink) for every node of `graph` whose operands, in `values` (every node's value),
     sit on a kink of its op."""
-    from .table import OPS
-
     found = []
     for node in graph["nodes"]:
         op = OPS.get(node["op"])
