@@ -1,7 +1,9 @@
 """The audit: generate cases, check each against every backend, diagnose what fails, shrink it.
 
-`run_audit` spreads the cases over worker processes (each loads the backends once) and
-gathers the results in case order, so a report does not depend on the number of workers.
+`run_audit` spreads the cases over worker processes (each loads the backends once, and runs
+the engine in a child process of its own: backends/isolation.py) and gathers the results in
+case order, so a report does not depend on the number of workers. A stop (a signal) kills
+the workers at once and returns what was finished.
 `AuditConfig` holds the audit's defaults, once: the CLI and the pytest plugin read them.
 """
 
@@ -9,14 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from .backends import DEFAULT_ENGINE, REFERENCES, Backend, load_engine
+from .backends import DEFAULT_ENGINE, REFERENCES, Backend, start_isolated_engine
+from .backends.isolation import DEFAULT_TIMEOUT
 from .check import Backends, CaseResult, Finding, check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, Investigation, Target, accepted, diagnose_case, investigate
 from .format import case_to_json
@@ -39,6 +45,10 @@ class AuditConfig:
     shrink_limit: int = 3  # failing graphs shrunk per (kind, backend, op) group; 0 = none
     shrink_seconds: float = 5.0  # budget of one shrink
     shrink_steps: int = 400  # candidates one shrink may try
+    timeout: float = DEFAULT_TIMEOUT  # seconds one evaluation by the engine may take
+
+
+ENGINE_LOG = "engine.log"  # in the report folder: whatever the engine prints
 
 
 def _audit_case(seed: int, index: int, generator: GeneratorConfig, backends: Backends) -> CaseResult:
@@ -62,8 +72,17 @@ def _investigate_case(seed, index, generator, finding: Finding, backends: Backen
 _worker_state: dict = {}
 
 
-def _worker_start(engine_spec: str, oracles: tuple[str, ...]) -> None:
-    _worker_state["backends"] = load_backends(engine_spec, oracles)
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:  # the audit is gone: so is this worker (its engine host follows it)
+            os._exit(1)
+
+
+def _worker_start(engine_spec: str, oracles: tuple[str, ...], timeout: float, log_path: str | None, parent: int):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the audit's main process decides when to stop
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    _worker_state["backends"] = load_backends(engine_spec, oracles, timeout=timeout, log_path=log_path)
 
 
 def _worker_what_ran(generator: GeneratorConfig) -> dict:
@@ -86,6 +105,11 @@ def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
     return generator if ops == tuple(generator.ops) else dataclasses.replace(generator, ops=ops)
 
 
+# Kinds whose graphs are not shrunk: a hang says nothing about the case's size, and shrinking
+# it would wait out the time limit once per candidate.
+NOT_SHRUNK = ("timeout",)
+
+
 def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Finding]]:
     """Which failing graphs to shrink, and for which finding: the first `limit` graphs of each
     (kind, backend, op) group, in case order, so the choice does not depend on the number of
@@ -95,9 +119,9 @@ def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Fin
     for result in results:
         groups_here = set()
         for finding in result.findings:
-            group = Target.of(finding).group()
-            if finding.kind in NOT_A_DISCREPANCY:
+            if finding.kind in NOT_A_DISCREPANCY or finding.kind in NOT_SHRUNK:
                 continue
+            group = Target.of(finding).group()
             if group in groups_here or not result.case or taken.get(group, 0) >= limit:
                 continue
             groups_here.add(group)
@@ -106,65 +130,98 @@ def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Fin
     return targets
 
 
+def probe_engine(spec: str) -> Backend:
+    """The engine's name and ops, read in a child process (so an engine whose import exits or
+    crashes is a PluginError here, not the end of the audit)."""
+    engine = start_isolated_engine(spec)
+    engine.plugin.close()
+    return engine
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Kill every worker at once; their engine hosts' watchdogs take the engines down with them."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_audit(
-    config: AuditConfig, progress: Callable[[int], None] | None = None
+    config: AuditConfig,
+    progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+    engine: Backend | None = None,
+    engine_log: Path | None = None,
 ) -> tuple[list[CaseResult], dict, list[Investigation]]:
     """Run the audit: check every case, then shrink and triage the failing ones.
 
-    Returns the per-case results (in case order), what ran, and the investigations.
-    `progress(n)` is called as cases complete, with how many completed since the last call.
+    Cases run in `config.workers` worker processes, each of which runs the engine in a child
+    process of its own. Returns the per-case results (in case order), what ran, and the
+    investigations. `progress(n)` is called as cases complete. When `stop` is set (a signal),
+    the workers are killed at once and what was finished is returned, with `ran["interrupted"]`.
+    `engine` is the engine as `probe_engine` read it, if the caller has it. The engine's own
+    output goes to `engine_log` when given (the CLI's is the report folder's ENGINE_LOG).
     """
+    stop = stop or threading.Event()
     budget = (config.shrink_steps, config.shrink_seconds)
-    if config.workers <= 1:
-        backends = load_backends(config.engine, config.oracles)
-        generator = _restricted(config.generator, backends.engine)
-        results: list[CaseResult] = []
-        for i in range(config.graphs):
-            results.append(_audit_case(config.seed, i, generator, backends))
-            if progress:
-                progress(1)
-        investigations = [
-            _investigate_case(config.seed, index, generator, finding, backends, budget)
-            for index, finding in shrink_targets(results, config.shrink_limit)
-        ]
-        return results, backends.what_ran(generator.ops), investigations
-
-    generator = _restricted(config.generator, load_engine(config.engine))
-    indices = list(range(config.graphs))
-    # Small chunks keep the progress bar moving and both cores busy to the end.
-    chunk = max(1, min(25, config.graphs // (config.workers * 8)))
-    chunks = [indices[k : k + chunk] for k in range(0, len(indices), chunk)]
-    results = []
-    investigations = []
+    engine = engine or probe_engine(config.engine)
+    generator = _restricted(config.generator, engine)
+    workers = max(1, min(config.workers, config.graphs))
+    log_path = str(engine_log) if engine_log is not None else None
+    # Small chunks keep the progress bar moving, both cores busy to the end, and a stop quick.
+    chunk = max(1, min(25, config.graphs // (workers * 8)))
+    starts = range(0, config.graphs, chunk)
+    done: dict[int, list[CaseResult]] = {}
+    investigations: list[Investigation] = []
+    ran = {**Backends(engine).what_ran(generator.ops), "references": [], "interrupted": False}
     # spawn, not fork: JAX and PyTorch hold threads that fork would copy half-alive.
-    context = get_context("spawn")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_worker_start,
+        initargs=(config.engine, config.oracles, config.timeout, log_path, os.getpid()),
+    )  # fmt: skip
     try:
-        with ProcessPoolExecutor(
-            config.workers, mp_context=context, initializer=_worker_start, initargs=(config.engine, config.oracles)
-        ) as pool:
-            # What ran is what the workers loaded: this process never imports JAX or PyTorch, so
-            # it leaves both cores to the workers while they start.
-            what_ran = pool.submit(_worker_what_ran, generator)
-            futures = [pool.submit(_worker_audit, config.seed, part, generator) for part in chunks]
-            ran = what_ran.result()
-            for future in futures:
-                part = future.result()
-                results.extend(part)
+        what_ran = pool.submit(_worker_what_ran, generator)
+        futures = {
+            pool.submit(_worker_audit, config.seed, list(range(k, min(k + chunk, config.graphs))), generator): k
+            for k in starts
+        }
+        pending: set[Future] = set(futures) | {what_ran}
+        while pending and not stop.is_set():
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if future is what_ran:
+                    ran = {**future.result(), "interrupted": False}
+                    continue
+                done[futures[future]] = future.result()
                 if progress:
-                    progress(len(part))
+                    progress(len(done[futures[future]]))
+        results = [result for k in sorted(done) for result in done[k]]
+        if not stop.is_set():
             targets = shrink_targets(results, config.shrink_limit)
             shrinking = [pool.submit(_worker_investigate, config.seed, i, generator, f, budget) for i, f in targets]
-            investigations = [future.result() for future in shrinking]
+            waiting = set(shrinking)
+            while waiting and not stop.is_set():
+                _, waiting = wait(waiting, timeout=0.2)
+            if not stop.is_set():
+                investigations = [future.result() for future in shrinking]
     except BrokenProcessPool:
-        engine = load_engine(config.engine)
-        ran = Backends(engine).what_ran(generator.ops)
-        done = len(results)
+        results = [result for k in sorted(done) for result in done[k]]
+        audited = {result.index for result in results}
+        missing = [index for index in range(config.graphs) if index not in audited]
         crash = Finding(
-            "crash", engine.name, None, None,
-            f"a worker process died while evaluating cases {done}..{config.graphs - 1} "
-            "(a crash below Python, such as a segfault, in some backend)",
+            "crash", None, None, None,
+            f"a worker process died while evaluating cases {missing[0]}..{missing[-1]}: a crash below Python "
+            "(a segfault or running out of memory) in a reference; the engine runs apart, so it is not the engine",
         )  # fmt: skip
-        results.append(CaseResult(done, {}, [], 0, 0.0, [crash], {}))
+        results.append(CaseResult(missing[0], {}, [], 0, 0.0, [crash], {}))
+        ran["incomplete"] = len(missing)
+    finally:
+        if stop.is_set():
+            ran["interrupted"] = True
+            _kill(pool)
+        else:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if stop.is_set():
+        results = [result for k in sorted(done) for result in done[k]]
     return results, ran, investigations
 
 

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .audit import AuditConfig, AuditConfigError, default_workers, run_audit
+from .audit import ENGINE_LOG, AuditConfig, AuditConfigError, default_workers, probe_engine, run_audit
 from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, support_table
 from .check import check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, diagnose_case
-from .format import DTYPES, FormatError, infer_shapes, load_case
+from .format import DTYPES, MAX_ELEMENTS, FormatError, infer_shapes, load_case
 from .generate import GeneratorConfig
 from .ops import OPS, op_table_markdown
-from .report import build_report, write_report
+from .report import ReportFolderError, build_report, claim_report_folder, write_report
 
 AUDIT, GENERATOR = AuditConfig(), GeneratorConfig()  # the defaults, defined once, in those classes
 
@@ -118,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         "and judge each backend's answer there by the op table's rule",
     )  # fmt: skip
     audit.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
+    audit.add_argument(
+        "--timeout", type=_positive_float, default=AUDIT.timeout,
+        help=f"seconds one evaluation by the engine may take before it is a timeout finding ({AUDIT.timeout:g})",
+    )  # fmt: skip
     audit.add_argument("--report", type=Path, default=AUDIT.report, help=f"report directory ({AUDIT.report})")
     audit.add_argument(
         "--shrink-limit", type=_non_negative_int, default=AUDIT.shrink_limit,
@@ -162,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare_report_dir(directory: Path) -> None:
+    """A folder the benchmark report can be written to (its own files only; see report/write.py for audits)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / ".write-test"
@@ -171,9 +179,69 @@ def _prepare_report_dir(directory: Path) -> None:
         raise UsageError(f"--report {str(directory)!r}: cannot write there: {error.strerror or error}") from None
 
 
-def _audit(args) -> int:
+MAX_GRAPHS = 10_000_000  # one audit keeps every case's result in memory; a campaign splits beyond this
+MEMORY_PER_WORKER = 600 * 2**20  # a worker with JAX and PyTorch loaded, measured
+
+
+def max_workers() -> int:
+    """Workers this machine can hold: no more than twice its cores, and about 600 MB of free memory each."""
+    cores = os.cpu_count() or 1
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2 * cores
+    return max(1, min(2 * cores, free // MEMORY_PER_WORKER))
+
+
+def _check_limits(args) -> None:
     if args.min_nodes > args.max_nodes:
         raise UsageError(f"--min-nodes {args.min_nodes} is more than --max-nodes {args.max_nodes}")
+    if args.graphs > MAX_GRAPHS:
+        raise UsageError(f"--graphs {args.graphs}: at most {MAX_GRAPHS:,} per audit (split a larger run by --seed)")
+    elements = args.max_dim**args.max_rank
+    if elements > MAX_ELEMENTS:
+        raise UsageError(
+            f"--max-dim {args.max_dim} --max-rank {args.max_rank}: tensors of up to {elements:,} elements, "
+            f"more than the limit of {MAX_ELEMENTS:,}"
+        )
+    most = max_workers()
+    if args.workers > most:
+        raise UsageError(
+            f"--workers {args.workers}: at most {most} here ({os.cpu_count()} cores, and each worker with every "
+            "oracle needs about 600 MB of memory)"
+        )
+
+
+class _StopOnSignals:
+    """SIGINT and SIGTERM set `stop`: the audit kills its workers and writes a partial report.
+    A second one exits at once (the workers' watchdogs take them down within a second)."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.signal: int | None = None
+        self.previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.stop.is_set():
+            os._exit(128 + signum)
+        self.signal = signum
+        self.stop.set()
+        name = signal.Signals(signum).name
+        print(f"autodiff-audit: {name}: stopping the workers and writing a partial report (again to exit at once)",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
+def _audit(args) -> int:
+    _check_limits(args)
     generator = GeneratorConfig(
         min_nodes=args.min_nodes,
         max_nodes=args.max_nodes,
@@ -193,19 +261,39 @@ def _audit(args) -> int:
         report=args.report,
         shrink_limit=args.shrink_limit,
         shrink_seconds=args.shrink_seconds,
+        timeout=args.timeout,
     )
-    load_engine(config.engine)  # fail fast, in one line, on a bad --engine
-    _prepare_report_dir(args.report)
-    start = time.perf_counter()
-    with _progress(config.graphs) as advance:
-        try:
-            results, ran, investigations = run_audit(config, progress=advance)
-        except AuditConfigError as error:
-            raise UsageError(str(error)) from None
-    report = build_report(results, ran, config, time.perf_counter() - start, investigations)
-    json_path, md_path = write_report(report)
+    engine = probe_engine(config.engine)  # one line, exit 2, on an engine that cannot be loaded
+    try:
+        folder = claim_report_folder(args.report)
+    except ReportFolderError as error:
+        raise UsageError(str(error)) from None
+    try:
+        log = Path(args.report) / ENGINE_LOG
+        log.touch()
+        folder.note(log)
+        start = time.perf_counter()
+        with _StopOnSignals() as signals, _progress(config.graphs) as advance:
+            try:
+                results, ran, investigations = run_audit(
+                    config, progress=advance, stop=signals.stop, engine=engine, engine_log=log
+                )
+            except AuditConfigError as error:
+                raise UsageError(str(error)) from None
+        report = build_report(results, ran, config, time.perf_counter() - start, investigations)
+        json_path, md_path = write_report(report, folder)
+    finally:
+        folder.release()
     _print_summary(report)
     print(f"report: {json_path} and {md_path}")
+    if signals.signal is not None:
+        s = report["summary"]
+        print(
+            f"autodiff-audit: interrupted by {signal.Signals(signals.signal).name} after {s['graphs']} of "
+            f"{config.graphs} graphs: the report holds those",
+            file=sys.stderr,
+        )
+        return 128 + signals.signal
     return EXIT_DISCREPANCY if report["summary"]["discrepancies"] else EXIT_CLEAN
 
 
@@ -266,6 +354,11 @@ def _print_summary(report: dict) -> None:
     for name, reason in s["backends"]["unavailable"].items():
         print(f"unavailable: {name}: {reason}")
     verdict = "no discrepancies" if not s["discrepancies"] else f"{s['discrepancies']} discrepancies"
+    declined = ""
+    if s["skipped"]["graphs"]:
+        reasons = "; ".join(f"{reason} ({count})" for reason, count in s["skipped"]["reasons"].items())
+        print(f"declined by the engine: {s['skipped']['graphs']} graphs ({reasons})")
+        declined = f" audited ({s['skipped']['graphs']} more declined by the engine)"
     conventions = s["conventions"]
     if conventions["engine_findings"]:
         verdict += f" ({conventions['engine_findings']} of them conventions: valid answers at kinks no reference gives)"
@@ -277,7 +370,7 @@ def _print_summary(report: dict) -> None:
         follows = ", ".join(f"{who} {count}" for who, count in row["engine_follows"].items())
         print(f"at {row['kink']} ({row['nodes']} nodes): {answers}; the engine follows: {follows}")
     print(
-        f"{s['graphs']} graphs, {s['checks']} checks, {verdict}; "
+        f"{s['graphs']} graphs{declined}, {s['checks']} checks, {verdict}; "
         f"engine {s['backends']['engine']} vs {', '.join(s['backends']['references'])}; "
         f"{s['wall_seconds']} s ({s['graphs_per_second']} graphs/s)"
     )
@@ -314,13 +407,30 @@ def _replay(args) -> int:
     return EXIT_DISCREPANCY if found else EXIT_CLEAN
 
 
+SHOWN_ELEMENTS = 100  # more than this, and replay abbreviates an array (the case's JSON has them all)
+
+
+def _shown(array) -> str:
+    try:
+        array = np.asarray(array)
+    except Exception:
+        return "<not an array>"
+    if array.dtype.kind not in "biuf":
+        return f"<not an array of real numbers: {array.dtype}>"
+    if array.size <= SHOWN_ELEMENTS:
+        return str(array.tolist())
+    shown = np.array2string(array, threshold=SHOWN_ELEMENTS, edgeitems=3, precision=17, max_line_width=120)
+    return f"shape {list(array.shape)}, abbreviated: " + " ".join(shown.split())
+
+
 def _print_evaluation(evaluation) -> None:
     if evaluation.crash:
         print(f"  {evaluation.backend}: crashed: {evaluation.crash}")
         return
-    print(f"  {evaluation.backend}: value = {np.asarray(evaluation.value).tolist()}")
-    for name, gradient in (evaluation.gradients or {}).items():
-        print(f"  {evaluation.backend}: vjp[{name}] = {np.asarray(gradient).tolist()}")
+    print(f"  {evaluation.backend}: value = {_shown(evaluation.value)}")
+    gradients = evaluation.gradients if isinstance(evaluation.gradients, dict) else {}
+    for name, gradient in gradients.items():
+        print(f"  {evaluation.backend}: vjp[{name}] = {_shown(gradient)}")
 
 
 def _ops(args) -> int:

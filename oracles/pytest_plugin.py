@@ -46,8 +46,8 @@ from pathlib import Path
 
 import pytest
 
-from .audit import AuditConfig
-from .backends import REFERENCES, Backend, PluginError, load_engine
+from .audit import AuditConfig, probe_engine
+from .backends import REFERENCES, Backend, PluginError
 from .check import Backends, check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, accepted, diagnose_case, engine_findings, investigate
 from .format import DTYPES, Case, case_to_json
@@ -213,7 +213,7 @@ def _oracles(text: str | None) -> tuple[str, ...]:
 
 def _load_engine(spec: str) -> Backend:
     try:
-        return load_engine(spec)
+        return probe_engine(spec)  # in a child process: an engine whose import exits cannot end the session
     except PluginError as error:
         message = str(error).replace("\n", " ")
         for prefix in (f"--engine {spec!r}: ", f"engine {spec!r}: "):  # the spec is named once, below

@@ -10,6 +10,7 @@ directional derivative per input instead of whole VJPs (see `numeric.py`).
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,9 @@ def from_plugin(plugin, name: str, role: str) -> Backend:
         if unknown:
             raise PluginError(f"engine {name!r}: ops names unknown op(s) {', '.join(map(repr, unknown))}")
     display = getattr(plugin, "name", None)
+    if isinstance(display, str):
+        # The name goes into reports, the terminal and generated reproducers' docstrings: plain characters only.
+        display = re.sub(r"[^\w.:+\-]", "_", display)[:80]
     unsupported = getattr(plugin, "unsupported", None)
     unsupported = {str(op): str(why) for op, why in unsupported.items()} if isinstance(unsupported, dict) else {}
     return Backend(
@@ -88,6 +92,15 @@ def load_engine(spec: str) -> Backend:
         plugin = getattr(module, attribute, None)
         if plugin is None:
             raise PluginError(f"--engine {spec!r}: module {module_name!r} has no attribute {attribute!r}")
+    return from_plugin(plugin, spec, role="engine")
+
+
+def start_isolated_engine(spec: str, timeout: float | None = None, log_path: str | None = None) -> Backend:
+    """The engine named by `spec`, loaded and run in a child process of its own (isolation.py).
+    PluginError, one line, if it cannot be loaded there (including an import that exits)."""
+    from .isolation import DEFAULT_TIMEOUT, start_engine
+
+    plugin = start_engine(spec, DEFAULT_TIMEOUT if timeout is None else timeout, log_path)
     return from_plugin(plugin, spec, role="engine")
 
 

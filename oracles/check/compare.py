@@ -76,6 +76,7 @@ class Evaluation:
     gradients: dict[str, np.ndarray] | None = None
     crash: str | None = None  # "ExceptionType: message"
     seconds: float = 0.0
+    timeout: bool = False  # the crash is the engine running out of time
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Check:
 class Finding:
     """A discrepancy: which backend, which quantity, what kind, and the arrays."""
 
-    kind: str  # value, gradient, nan-inf, crash, shape, dtype, references-disagree
+    kind: str  # value, gradient, nan-inf, crash, timeout, shape, dtype, references-disagree
     backend: str | None
     quantity: str | None
     input: str | None
@@ -174,7 +175,11 @@ def compare(
     gradients: dict[str, dict[str, np.ndarray]] = {name: {} for name in input_shapes}
     for e in evaluations:
         if e.crash is not None:
-            findings.append(Finding("crash", e.backend, None, None, f"{e.backend} raised {e.crash}"))
+            if e.timeout:
+                findings.append(Finding("timeout", e.backend, None, None, f"{e.backend}: {e.crash}"))
+            else:
+                verb = "crashed:" if e.crash.startswith("the engine") else "raised"
+                findings.append(Finding("crash", e.backend, None, None, f"{e.backend} {verb} {e.crash}"))
             continue
         value = _as_array(e.value)
         if value is None or value.shape != output_shape:
@@ -314,7 +319,8 @@ def _blame(quantity, input_name, label, names, agree, finite, projection, roles,
 
     def expected_for(backend):
         # What the backend should have returned: a reference it disagrees with that agrees with the most others.
-        voters = sorted(majority or set(references) - {backend}, key=lambda n: n == "numeric")
+        # Sorted by name as well: a set's order follows string hashing, which changes per process.
+        voters = sorted(majority or set(references) - {backend}, key=lambda n: (n == "numeric", n))
         for voter in voters:
             if voter != backend and (voter in finite or (voter == "numeric" and projection is not None)):
                 return voter

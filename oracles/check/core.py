@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import REFERENCES, Backend, Unavailable, load_engine, load_reference
+from ..backends import REFERENCES, Backend, Unavailable, load_engine, load_reference, start_isolated_engine
 from ..backends import numeric_backend as numeric
+from ..backends.isolation import EngineDied, EngineRaised, EngineTimeout, describe_exception
 from ..format import Case, case_to_json, infer_shapes, reference_values
 from ..ops.kinks import case_kinks
 from .compare import Evaluation, Finding, NumericResult, compare
@@ -53,9 +53,15 @@ class Backends:
         }
 
 
-def load_backends(engine_spec: str, oracles=REFERENCES) -> Backends:
-    """The engine named by `engine_spec` and the references named in `oracles`."""
-    backends = Backends(engine=load_engine(engine_spec))
+def load_backends(
+    engine_spec: str, oracles=REFERENCES, timeout: float | None = None, log_path: str | None = None,
+    isolate: bool = True,
+) -> Backends:  # fmt: skip
+    """The engine named by `engine_spec` and the references named in `oracles`. The engine runs
+    in a child process of its own (backends/isolation.py) unless `isolate` is False, with
+    `timeout` seconds per evaluation and its output in `log_path`."""
+    engine = start_isolated_engine(engine_spec, timeout, log_path) if isolate else load_engine(engine_spec)
+    backends = Backends(engine=engine)
     for name in oracles:
         loaded = load_reference(name)
         if isinstance(loaded, Unavailable):
@@ -84,9 +90,7 @@ class CaseResult:
 
 
 def describe_error(error: BaseException) -> str:
-    frame = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
-    where = f" (at {frame[0].filename}:{frame[0].lineno})" if frame else ""
-    return f"{type(error).__name__}: {error}{where}"
+    return describe_exception(error)
 
 
 def _evaluate(backend: Backend, case: Case) -> Evaluation:
@@ -99,7 +103,11 @@ def _evaluate(backend: Backend, case: Case) -> Evaluation:
         with np.errstate(all="ignore"):
             value, gradients = backend.evaluate(graph, values, case.cotangent.copy())
         evaluation = Evaluation(backend.name, backend.role, value=value, gradients=gradients)
-    except Exception as error:  # an engine's exception is a finding, never the harness's crash
+    except EngineTimeout as error:
+        evaluation = Evaluation(backend.name, backend.role, crash=str(error), timeout=True)
+    except (EngineDied, EngineRaised) as error:  # the isolated engine's own description
+        evaluation = Evaluation(backend.name, backend.role, crash=str(error))
+    except Exception as error:  # a backend's exception is a finding, never the harness's crash
         evaluation = Evaluation(backend.name, backend.role, crash=describe_error(error))
     except SystemExit as error:
         evaluation = Evaluation(backend.name, backend.role, crash=f"SystemExit: {error.code}")

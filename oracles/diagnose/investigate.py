@@ -31,8 +31,14 @@ class Target:
 
     @classmethod
     def of(cls, finding: Finding) -> Target:
-        crash_type = finding.detail.removeprefix(f"{finding.backend} raised ").split(":")[0]
-        return cls(finding.kind, finding.backend, finding.op, crash_type if finding.kind == "crash" else None)
+        crash_type = None
+        if finding.kind == "crash":
+            raised = f"{finding.backend} raised "
+            # An exception keeps its type; a process that died stays one that died (however it died).
+            crash_type = (
+                finding.detail.removeprefix(raised).split(":")[0] if finding.detail.startswith(raised) else "died"
+            )
+        return cls(finding.kind, finding.backend, finding.op, crash_type)
 
     def group(self) -> tuple:
         return (self.kind, self.backend, self.op)

@@ -103,12 +103,13 @@ def _central_difference(graph, values, cotangent, name) -> np.ndarray:
 
 def local_names(node: dict) -> list[str]:
     """One input name per operand position: a repeated operand (mult(x, x)) gets a second
-    name, so the op's own rule is checked apart from the fan-in of one node into two slots."""
+    name (x_2), so the op's own rule is checked apart from the fan-in of one node into two slots."""
     names = []
     for operand in node["inputs"]:
-        name = operand
+        name, copy = operand, 1
         while name in names or name == node["name"]:
-            name += "'"
+            copy += 1
+            name = f"{operand[:60]}_{copy}"
         names.append(name)
     return names
 

@@ -3,6 +3,7 @@
 from .graph import (
     DTYPES,
     FORMAT,
+    MAX_ELEMENTS,
     VERSION,
     Case,
     FormatError,
@@ -19,6 +20,7 @@ from .graph import (
 __all__ = [
     "DTYPES",
     "FORMAT",
+    "MAX_ELEMENTS",
     "VERSION",
     "Case",
     "FormatError",

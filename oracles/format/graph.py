@@ -8,6 +8,8 @@ file without reading this code. See `shared/graph-format.md` and the op table in
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,21 @@ DTYPES = ("float64", "float32")
 
 class FormatError(ValueError):
     """A graph or case that does not follow the format. The message is one line: where, then what."""
+
+
+# Names flow into generated Python (reproducers), Markdown and the terminal: letters, digits and
+# underscores only, so that no writer needs to escape them.
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# The most elements any input, node or cotangent may have, checked before anything is allocated.
+MAX_ELEMENTS = 1_000_000
+MAX_SEED = 2**63 - 1
+
+
+def _show(value, limit: int = 60) -> str:
+    """`value`'s repr for a one-line message, cut to `limit` characters and free of control characters."""
+    text = repr(value)
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -48,22 +65,24 @@ def validate_graph(graph, where: str = "graph") -> dict:
     if not isinstance(graph, dict):
         raise FormatError(f"{where}: expected an object, got {type(graph).__name__}")
     if graph.get("format", FORMAT) != FORMAT:
-        raise FormatError(f"{where}.format: expected {FORMAT!r}, got {graph['format']!r}")
+        raise FormatError(f"{where}.format: expected {_show(FORMAT)}, got {_show(graph['format'])}")
     version = graph.get("version", VERSION)
     if not _is_int(version) or version != VERSION:
-        raise FormatError(f"{where}.version: {graph['version']!r} is not supported (this tool reads version {VERSION})")
+        raise FormatError(
+            f"{where}.version: {_show(graph['version'])} is not supported (this tool reads version {VERSION})"
+        )
     dtype = graph.get("dtype", "float64")
     if dtype not in DTYPES:
-        raise FormatError(f"{where}.dtype: {dtype!r} is not one of {', '.join(DTYPES)}")
+        raise FormatError(f"{where}.dtype: {_show(dtype)} is not one of {', '.join(DTYPES)}")
 
     defined: dict[str, str] = {}  # name -> where it was defined
     shapes: dict[str, tuple] = {}
 
     def define(name, place):
-        if not isinstance(name, str) or not name:
-            raise FormatError(f"{place}.name: expected a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise FormatError(_not_a_name(name, place))
         if name in defined:
-            raise FormatError(f"{place}.name: {name!r} is already defined ({defined[name]})")
+            raise FormatError(f"{place}.name: {_show(name)} is already defined ({defined[name]})")
         defined[name] = place
 
     inputs = graph.get("inputs")
@@ -73,14 +92,17 @@ def validate_graph(graph, where: str = "graph") -> dict:
     for i, entry in enumerate(inputs):
         place = f"{where}.inputs[{i}]"
         if not isinstance(entry, dict):
-            raise FormatError(f"{place}: expected an object with name and shape, got {entry!r}")
+            raise FormatError(f"{place}: expected an object with name and shape, got {_show(entry)}")
         define(entry.get("name"), place)
         shape = entry.get("shape")
         if not isinstance(shape, list):
-            raise FormatError(f"{place}.shape: expected a list of sizes ([] for a scalar), got {shape!r}")
+            raise FormatError(f"{place}.shape: expected a list of sizes ([] for a scalar), got {_show(shape)}")
         for axis, size in enumerate(shape):
             if not _is_int(size) or size < 1:
-                raise FormatError(f"{place}.shape[{axis}]: {size!r} is not a positive integer")
+                raise FormatError(f"{place}.shape[{axis}]: {_show(size)} is not a positive integer")
+        if len(shape) > 32:  # numpy's limit on dimensions
+            raise FormatError(f"{place}.shape: {len(shape)} axes, more than 32")
+        _check_size(tuple(shape), place)
         shapes[entry["name"]] = tuple(shape)
         normalized_inputs.append({**entry, "shape": list(shape)})
 
@@ -91,31 +113,33 @@ def validate_graph(graph, where: str = "graph") -> dict:
     for i, node in enumerate(nodes):
         place = f"{where}.nodes[{i}]"
         if not isinstance(node, dict):
-            raise FormatError(f"{place}: expected an object with name, op and inputs, got {node!r}")
+            raise FormatError(f"{place}: expected an object with name, op and inputs, got {_show(node)}")
         name = node.get("name")
-        if not isinstance(name, str) or not name:
-            raise FormatError(f"{place}.name: expected a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise FormatError(_not_a_name(name, place))
         op_name = node.get("op")
         op = OPS.get(op_name) if isinstance(op_name, str) else None
         if op is None:
-            raise FormatError(f"{place}.op: unknown op {op_name!r} (known: {', '.join(OPS)})")
+            raise FormatError(f"{place}.op: unknown op {_show(op_name)} (known: {', '.join(OPS)})")
         operands = node.get("inputs")
         if not isinstance(operands, list) or not all(isinstance(n, str) for n in operands):
-            raise FormatError(f"{place}.inputs: expected a list of names, got {operands!r}")
+            raise FormatError(f"{place}.inputs: expected a list of names, got {_show(operands)}")
         if len(operands) != op.arity:
-            raise FormatError(f"{place}.inputs: {op.name!r} takes {op.arity} input(s), got {len(operands)}")
+            raise FormatError(f"{place}.inputs: {_show(op.name)} takes {op.arity} input(s), got {len(operands)}")
         for k, operand in enumerate(operands):
             if operand not in defined:
-                raise FormatError(f"{place}.inputs[{k}]: {operand!r} is not defined before node {name!r}")
+                raise FormatError(f"{place}.inputs[{k}]: {_show(operand)} is not defined before node {_show(name)}")
         attrs = node.get("attrs")
         if attrs is None:
             attrs = {}
         if not isinstance(attrs, dict):
-            raise FormatError(f"{place}.attrs: expected an object, got {attrs!r}")
+            raise FormatError(f"{place}.attrs: expected an object, got {_show(attrs)}")
         unknown = sorted(set(attrs) - set(op.attrs))
         if unknown:
             known = ", ".join(op.attrs) or "none"
-            raise FormatError(f"{place}.attrs: unknown attr {unknown[0]!r} for op {op.name!r} (known: {known})")
+            raise FormatError(
+                f"{place}.attrs: unknown attr {_show(unknown[0])} for op {_show(op.name)} (known: {known})"
+            )
         attrs = op.with_defaults(attrs)
         problem = op.check_attrs(attrs)
         if problem:
@@ -124,14 +148,15 @@ def validate_graph(graph, where: str = "graph") -> dict:
         try:
             shapes[name] = op.shape(*(shapes[o] for o in operands), attrs)
         except ShapeError as error:
-            raise FormatError(f"{place}: node {name!r} ({op.name}): {error}") from None
+            raise FormatError(f"{place}: node {_show(name)} ({op.name}): {error}") from None
+        _check_size(shapes[name], place)
         normalized_nodes.append({**node, "inputs": list(operands), "attrs": attrs})
 
     output = graph.get("output")
     if output is None:
         raise FormatError(f"{where}.output: missing (name the node or input whose value is the result)")
     if not isinstance(output, str) or output not in defined:
-        raise FormatError(f"{where}.output: {output!r} is not defined")
+        raise FormatError(f"{where}.output: {_show(output)} is not defined")
     return {
         **graph,
         "format": FORMAT,
@@ -141,6 +166,18 @@ def validate_graph(graph, where: str = "graph") -> dict:
         "nodes": normalized_nodes,
         "output": output,
     }
+
+
+def _not_a_name(name, place: str) -> str:
+    return f"{place}.name: {_show(name)} is not a name (letters, digits and _, not starting with a digit, at most 64)"
+
+
+def _check_size(shape: tuple, place: str) -> None:
+    elements = math.prod(shape)
+    if elements > MAX_ELEMENTS:
+        raise FormatError(
+            f"{place}: shape {list(shape)} has {elements:,} elements, more than the limit of {MAX_ELEMENTS:,}"
+        )
 
 
 def infer_shapes(graph: dict) -> dict[str, tuple]:
@@ -195,12 +232,14 @@ def validate_case(case, where: str = "case") -> Case:
     names = [entry["name"] for entry in graph["inputs"]]
     for name in values:
         if name not in names:
-            raise FormatError(f"{where}.values: {name!r} is not an input of the graph (inputs: {', '.join(names)})")
+            raise FormatError(
+                f"{where}.values: {_show(name)} is not an input of the graph (inputs: {', '.join(names)})"
+            )
     arrays = {}
     for entry in graph["inputs"]:
         name = entry["name"]
         if name not in values:
-            raise FormatError(f"{where}.values: missing value for input {name!r}")
+            raise FormatError(f"{where}.values: missing value for input {_show(name)}")
         arrays[name] = _array(values[name], dtype, f"{where}.values.{name}", tuple(entry["shape"]))
     output_shape = infer_shapes(graph)[graph["output"]]
     if case.get("cotangent") is None:
@@ -208,8 +247,10 @@ def validate_case(case, where: str = "case") -> Case:
     else:
         cotangent = _array(case["cotangent"], dtype, f"{where}.cotangent", output_shape)
     seed = case.get("seed")
-    if seed is not None and not isinstance(seed, list):
-        raise FormatError(f"{where}.seed: expected a list (root seed, graph index), got {seed!r}")
+    if seed is not None and not (
+        isinstance(seed, list) and len(seed) == 2 and all(_is_int(s) and 0 <= s <= MAX_SEED for s in seed)
+    ):
+        raise FormatError(f"{where}.seed: expected [root seed, graph index], two integers >= 0, got {_show(seed)}")
     return Case(graph=graph, values=arrays, cotangent=cotangent, seed=list(seed) if seed is not None else None)
 
 
@@ -237,6 +278,10 @@ def read_json(path: str | Path, what: str = "file"):
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise FormatError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+    except RecursionError:
+        raise FormatError(f"{path}: cannot read {what}: JSON nested too deeply") from None
+    except ValueError as error:  # an integer of more than 4300 digits
+        raise FormatError(f"{path}: cannot read {what}: {error}") from None
 
 
 def load_case(path: str | Path) -> Case:

@@ -80,7 +80,8 @@ def _check_power(attrs: dict) -> str | None:
     if not is_int(exponent):
         return f"exponent must be an integer, got {exponent!r}"
     if abs(exponent) > 64:  # beyond this any operand but 0 and +-1 over- or underflows float64
-        return f"exponent must be between -64 and 64, got {exponent}"
+        shown = str(exponent) if len(str(exponent)) <= 20 else f"a number of {len(str(exponent))} digits"
+        return f"exponent must be between -64 and 64, got {shown}"
     return None
 
 

@@ -187,6 +187,8 @@ def build_report(
     shrink_seconds = [i.shrink_seconds for i in investigations if i.minimal is not None]
     summary = {
         "graphs": graphs,
+        "graphs_requested": config.graphs,
+        "interrupted": bool(ran.get("interrupted")),
         "checks": sum(r.checks for r in results),
         "discrepancies": len(discrepancies),
         "failing_graphs": len({d["index"] for d in discrepancies}),
@@ -195,7 +197,7 @@ def build_report(
             "reference_differences": len(reference_conventions),
             "kinks": conventions(results, ran["engine"]),
         },
-        "skipped": {"graphs": sum(skipped.values()), "reasons": dict(skipped.most_common(10))},
+        "skipped": {"graphs": sum(skipped.values()), "reasons": dict(sorted(skipped.most_common(10)))},
         "generation": {
             "redraws": sum(r.redraws for r in results),
             "graphs_with_a_redraw": sum(1 for r in results if r.redraws),

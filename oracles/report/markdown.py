@@ -155,6 +155,12 @@ def render_markdown(report: dict) -> str:
     s = report["summary"]
     b = s["backends"]
     verdict = "PASS: no discrepancies" if not s["discrepancies"] else f"FAIL: {s['discrepancies']} discrepancies"
+    if s.get("interrupted"):
+        verdict = f"INTERRUPTED after {s['graphs']} of {s['graphs_requested']} graphs, " + (
+            "no discrepancy among them (not a pass)"
+            if not s["discrepancies"]
+            else f"{s['discrepancies']} discrepancies"
+        )
     lines = [
         f"# Audit of `{b['engine']}`: {verdict}",
         "",

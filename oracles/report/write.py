@@ -1,27 +1,173 @@
 """Writing a report folder: report.json, report.md, each failing graph's case, each minimal case
-and its standalone pytest reproducer, at the paths the report itself names."""
+and its standalone pytest reproducer, at the paths the report itself names.
+
+The folder is the audit's alone while it runs, and never holds a half-written file:
+- `claim_report_folder` takes a new or empty folder, or one an earlier audit wrote (its
+  manifest, `.autodiff-audit.json`, lists every file it wrote). Anything else is refused, so
+  the harness never deletes or overwrites what it did not write. It then removes the files
+  the manifest lists (they would be mistaken for this audit's), and takes a lock
+  (`.autodiff-audit.lock`, holding the audit's process id): a second audit on the folder is
+  refused while the first lives.
+- every file is written to a temporary name beside it and renamed into place, which is atomic.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
+import os
+import tempfile
 from pathlib import Path
 
 from .markdown import json_default, render_markdown
 from .reproduce import reproducer_source
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: mkstemp's files are private, a report's are as readable as any other file
+MANIFEST = ".autodiff-audit.json"
+LOCK = ".autodiff-audit.lock"
 
-def _write(path: str, text: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
+
+class ReportFolderError(Exception):
+    """A report folder the audit may not use: one line, for the user."""
 
 
-def write_report(report: dict) -> tuple[Path, Path]:
-    """Write the report into the folder it names (`summary.report_folder`)."""
-    directory = Path(report["summary"]["report_folder"])
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in ("cases", "reproducers"):  # an earlier audit's files would be mistaken for this one's
-        shutil.rmtree(directory / stale, ignore_errors=True)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ReportFolder:
+    """A claimed report folder: locked, and emptied of the files an earlier audit wrote there."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.written: list[str] = []
+
+    def claim(self) -> ReportFolder:
+        directory = self.directory
+        where = f"--report {str(directory)!r}"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ReportFolderError(f"{where}: cannot write there: {error.strerror or error}") from None
+        if not directory.is_dir():
+            raise ReportFolderError(f"{where}: not a folder")
+        lock = directory / LOCK
+        try:
+            descriptor = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and _alive(holder):
+                raise ReportFolderError(f"{where}: another audit (process {holder}) is writing there") from None
+            lock.unlink(missing_ok=True)  # a lock left by an audit that is gone
+            return self.claim()
+        except OSError as error:
+            raise ReportFolderError(f"{where}: cannot write there: {error.strerror or error}") from None
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        try:
+            self._clear_earlier(where)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _clear_earlier(self, where: str) -> None:
+        directory = self.directory
+        manifest = directory / MANIFEST
+        ours: list[str] = []
+        if manifest.exists():
+            try:
+                ours = [str(name) for name in json.loads(manifest.read_text())["files"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ReportFolderError(f"{where}: its {MANIFEST} is unreadable; use another folder") from None
+        foreign = sorted(
+            str(path.relative_to(directory))
+            for path in directory.rglob("*")
+            if path.is_file()
+            and path.name not in (MANIFEST, LOCK)
+            and not (path.name.startswith(".") and path.name.endswith(".tmp"))  # a write this harness left unfinished
+            and str(path.relative_to(directory)) not in ours
+        )
+        if foreign:
+            more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+            raise ReportFolderError(
+                f"{where}: the folder holds files an audit did not write ({foreign[0]!r}{more}); "
+                "name a new or empty folder"
+            )
+        for name in ours:
+            (directory / name).unlink(missing_ok=True)
+        for path in directory.rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
+        for folder in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: the earlier audit's own folders
+        manifest.unlink(missing_ok=True)
+
+    def write(self, path: str | Path, text: str) -> None:
+        """Write `text` at `path` (inside the folder) atomically, and list it in the manifest."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(temporary, 0o666 & ~_UMASK)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self.note(path)
+
+    def note(self, path: str | Path) -> None:
+        """List a file written into the folder (by this process or another) in the manifest."""
+        relative = os.path.relpath(Path(path), self.directory)
+        if relative not in self.written:
+            self.written.append(relative)
+            self.write_manifest()
+
+    def write_manifest(self) -> None:
+        manifest = self.directory / MANIFEST
+        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f"{MANIFEST}.", suffix=".tmp")
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump({"written_by": "autodiff-audit", "files": sorted(self.written)}, handle, indent=1)
+        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.replace(temporary, manifest)
+
+    def release(self) -> None:
+        lock = self.directory / LOCK
+        with contextlib.suppress(OSError, ValueError):
+            if int(lock.read_text().strip() or 0) == os.getpid():
+                lock.unlink()
+
+    def __enter__(self) -> ReportFolder:
+        return self.claim()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def claim_report_folder(directory: Path) -> ReportFolder:
+    return ReportFolder(directory).claim()
+
+
+def write_report(report: dict, folder: ReportFolder | None = None) -> tuple[Path, Path]:
+    """Write the report into the folder it names (`summary.report_folder`), claiming it unless
+    the caller has (`folder`)."""
+    if folder is None:
+        with ReportFolder(Path(report["summary"]["report_folder"])) as claimed:
+            return write_report(report, claimed)
+    directory = folder.directory
+    _write = folder.write
     for entry in report["discrepancies"]:
         if entry["case_file"] and not Path(entry["case_file"]).exists():
             _write(entry["case_file"], json.dumps(entry["case"], indent=1) + "\n")
@@ -32,6 +178,6 @@ def write_report(report: dict) -> tuple[Path, Path]:
         if investigation["reproducer"]:
             _write(investigation["reproducer"], reproducer_source(investigation, spec, seed))
     json_path, md_path = directory / "report.json", directory / "report.md"
-    json_path.write_text(json.dumps(report, indent=1, default=json_default) + "\n")
-    md_path.write_text(render_markdown(report))
+    _write(json_path, json.dumps(report, indent=1, default=json_default) + "\n")
+    _write(md_path, render_markdown(report))
     return json_path, md_path
