@@ -356,8 +356,10 @@ def _print_summary(report: dict) -> None:
     verdict = "no discrepancies" if not s["discrepancies"] else f"{s['discrepancies']} discrepancies"
     declined = ""
     if s["skipped"]["graphs"]:
-        reasons = "; ".join(f"{reason} ({count})" for reason, count in s["skipped"]["reasons"].items())
-        print(f"declined by the engine: {s['skipped']['graphs']} graphs ({reasons})")
+        common = sorted(s["skipped"]["reasons"].items(), key=lambda item: -item[1])
+        reasons = "; ".join(f"{reason} ({count})" for reason, count in common[:3])
+        more = f"; and {len(common) - 3} more reasons in report.md" if len(common) > 3 else ""
+        print(f"declined by the engine: {s['skipped']['graphs']} graphs ({reasons}{more})")
         declined = f" audited ({s['skipped']['graphs']} more declined by the engine)"
     conventions = s["conventions"]
     if conventions["engine_findings"]:

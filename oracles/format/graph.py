@@ -143,12 +143,12 @@ def validate_graph(graph, where: str = "graph") -> dict:
         attrs = op.with_defaults(attrs)
         problem = op.check_attrs(attrs)
         if problem:
-            raise FormatError(f"{place}.attrs: {problem}")
+            raise FormatError(f"{place}.attrs: {_clip(problem)}")
         define(name, place)
         try:
             shapes[name] = op.shape(*(shapes[o] for o in operands), attrs)
         except ShapeError as error:
-            raise FormatError(f"{place}: node {_show(name)} ({op.name}): {error}") from None
+            raise FormatError(f"{place}: node {_show(name)} ({op.name}): {_clip(str(error))}") from None
         _check_size(shapes[name], place)
         normalized_nodes.append({**node, "inputs": list(operands), "attrs": attrs})
 
@@ -168,6 +168,12 @@ def validate_graph(graph, where: str = "graph") -> dict:
     }
 
 
+def _clip(text: str, limit: int = 300) -> str:
+    """A message from an op's own check, for one line: no control characters, at most `limit` characters."""
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _not_a_name(name, place: str) -> str:
     return f"{place}.name: {_show(name)} is not a name (letters, digits and _, not starting with a digit, at most 64)"
 
@@ -176,7 +182,8 @@ def _check_size(shape: tuple, place: str) -> None:
     elements = math.prod(shape)
     if elements > MAX_ELEMENTS:
         raise FormatError(
-            f"{place}: shape {list(shape)} has {elements:,} elements, more than the limit of {MAX_ELEMENTS:,}"
+            f"{place}: shape {_show(list(shape))} has {_show(elements, 30)} elements, more than the limit of "
+            f"{MAX_ELEMENTS:,}"
         )
 
 
