@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pytest
 
-from .audit import AuditConfig, probe_engine
+from .audit import NOT_SHRUNK, AuditConfig, probe_engine
 from .backends import REFERENCES, Backend, PluginError
 from .check import Backends, check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, accepted, diagnose_case, engine_findings, investigate
@@ -77,13 +77,14 @@ class AuditSession:
     generator: GeneratorConfig
     cases: list[tuple[int, int, str]]  # (index, seed, dtype) of every case to collect
     shrink_seconds: float
+    timeout: float = DEFAULTS.timeout  # seconds one evaluation by the engine may take
     backends: Backends | None = None  # loaded on first use
     outcomes: dict[str, str] = field(default_factory=dict)  # node id -> passed, failed or skipped
     selected: int = 0  # audit items left after selection (-k, -m, node ids)
 
     def loaded(self) -> Backends:
         if self.backends is None:  # once per session: importing JAX or PyTorch takes seconds
-            self.backends = load_backends(self.spec, self.oracles)
+            self.backends = load_backends(self.spec, self.oracles, timeout=self.timeout)
         return self.backends
 
     def reference_names(self) -> list[str]:
@@ -185,6 +186,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="kink mode: some operands exactly on kinks and ties, judged by the op table's rule there",
     )  # fmt: skip
     group.addoption(
+        "--audit-timeout", metavar="T", type=float, default=DEFAULTS.timeout,
+        help=f"seconds one evaluation by the engine may take before it is a timeout finding ({DEFAULTS.timeout:g})",
+    )  # fmt: skip
+    group.addoption(
         "--audit-shrink-seconds", metavar="T", type=float, default=DEFAULTS.shrink_seconds,
         help=f"time budget of one shrink ({DEFAULTS.shrink_seconds:g})",
     )  # fmt: skip
@@ -269,6 +274,7 @@ def pytest_configure(config: pytest.Config) -> None:
         generator=dataclasses.replace(generator, ops=ops),
         cases=_selected_cases(config, spec, [(i, seed, dtype) for i in range(graphs)]),
         shrink_seconds=config.getoption("--audit-shrink-seconds"),
+        timeout=config.getoption("--audit-timeout"),
     )
     config.stash[STATE] = state
     config.pluginmanager.register(state, f"{ROOT}-session")
@@ -344,10 +350,14 @@ class AuditCase(pytest.Item):
         state = self.config.stash[STATE]
         first = findings[0]
         assert self.case.seed is not None
-        shrunk = investigate(self.case, self.case.seed[1], first, state.loaded(), max_seconds=state.shrink_seconds)
-        if shrunk.minimal is None:  # a diagnosis that fails leaves the finding as it was found
+        if first.kind in NOT_SHRUNK:  # a hang: shrinking would wait out the time limit once per candidate
+            shrunk = None
+        else:
+            shrunk = investigate(self.case, self.case.seed[1], first, state.loaded(), max_seconds=state.shrink_seconds)
+        if shrunk is None or shrunk.minimal is None:  # a diagnosis that fails leaves the finding as it was found
             lines = [f"{first.kind}: {first.detail}"]
-            view = [f"the case could not be shrunk ({shrunk.error}); the whole case:"]
+            why = "a timeout is not shrunk" if shrunk is None else f"the case could not be shrunk ({shrunk.error})"
+            view = [f"{why}; the whole case:"]
             minimal = case_to_json(self.case)
         else:
             where = f"op {shrunk.op!r}" if shrunk.op else "no single op (composition)"
