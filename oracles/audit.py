@@ -209,8 +209,9 @@ def run_audit(
         missing = [index for index in range(config.graphs) if index not in audited]
         crash = Finding(
             "crash", None, None, None,
-            f"a worker process died while evaluating cases {missing[0]}..{missing[-1]}: a crash below Python "
-            "(a segfault or running out of memory) in a reference; the engine runs apart, so it is not the engine",
+            f"a worker process died or could not start, so cases {missing[0]}..{missing[-1]} were not audited: "
+            "a crash below Python (a segfault, running out of memory) in a reference, or backends that failed to "
+            "load there; the engine runs apart, so not the engine",
         )  # fmt: skip
         results.append(CaseResult(missing[0], {}, [], 0, 0.0, [crash], {}))
         ran["incomplete"] = len(missing)
