@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -91,35 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"root seed; graph i is made from (seed, i) ({AUDIT.seed})",
     )
     _engine_and_oracles(audit)
-    audit.add_argument("--ops", type=_names(list(OPS), "op"), default=GENERATOR.ops, help="comma-separated op subset")
-    audit.add_argument(
-        "--min-nodes",
-        type=_positive_int,
-        default=GENERATOR.min_nodes,
-        help=f"fewest op nodes per graph ({GENERATOR.min_nodes})",
-    )
-    audit.add_argument(
-        "--max-nodes",
-        type=_positive_int,
-        default=GENERATOR.max_nodes,
-        help=f"most op nodes per graph ({GENERATOR.max_nodes})",
-    )
-    audit.add_argument(
-        "--max-rank", type=int, choices=[0, 1, 2, 3], default=GENERATOR.max_rank,
-        help=f"largest tensor rank ({GENERATOR.max_rank}); 0 for a scalar-only engine",
-    )  # fmt: skip
-    audit.add_argument(
-        "--max-dim",
-        type=_positive_int,
-        default=GENERATOR.max_dim,
-        help=f"largest size of an axis ({GENERATOR.max_dim})",
-    )
-    audit.add_argument("--dtype", choices=DTYPES, default=GENERATOR.dtype)
-    audit.add_argument(
-        "--kinks", action="store_true",
-        help="kink mode: put some operands exactly on kinks and ties (relu, abs at 0; maximum, reduce_max ties) "
-        "and judge each backend's answer there by the op table's rule",
-    )  # fmt: skip
+    _generator_arguments(audit)
     audit.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
     audit.add_argument(
         "--timeout", type=_positive_float, default=AUDIT.timeout,
@@ -139,12 +112,69 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("cases", nargs="+", type=Path, metavar="CASE.json")
     _engine_and_oracles(replay)
 
+    selftest = commands.add_parser(
+        "selftest", help="measure what an audit with these settings catches, on the project's planted bugs"
+    )
+    selftest.add_argument(
+        "--graphs", type=_positive_int, default=AUDIT.graphs,
+        help=f"most graphs to hunt each bug in, per seed ({AUDIT.graphs})",
+    )  # fmt: skip
+    selftest.add_argument("--seeds", type=_positive_int, default=3, help="root seeds 0..N-1 to hunt in (3)")
+    selftest.add_argument(
+        "--oracles", type=_names(list(REFERENCES), "oracle"), default=AUDIT.oracles, help="jax,torch,numeric (all)"
+    )
+    _generator_arguments(selftest)
+    selftest.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
+    selftest.add_argument(
+        "--report", type=Path, default=Path("selftest-report"), help="report directory (selftest-report)"
+    )
+
     commands.add_parser("ops", help="print the op table and which backends support each op")
 
     bench = commands.add_parser("bench", help="time forward and backward against PyTorch and JAX; write a report")
     bench.add_argument("--quick", action="store_true", help="the small sweep (about a minute)")
     bench.add_argument("--report", type=Path, default=Path("bench-report"), help="report directory (bench-report)")
     return parser
+
+
+def _generator_arguments(parser):
+    """The flags that shape random graphs: the same for `audit` and `selftest`."""
+    parser.add_argument("--ops", type=_names(list(OPS), "op"), default=GENERATOR.ops, help="comma-separated op subset")
+    parser.add_argument(
+        "--min-nodes",
+        type=_positive_int,
+        default=GENERATOR.min_nodes,
+        help=f"fewest op nodes per graph ({GENERATOR.min_nodes})",
+    )
+    parser.add_argument(
+        "--max-nodes",
+        type=_positive_int,
+        default=GENERATOR.max_nodes,
+        help=f"most op nodes per graph ({GENERATOR.max_nodes})",
+    )
+    parser.add_argument(
+        "--max-rank", type=int, choices=[0, 1, 2, 3], default=GENERATOR.max_rank,
+        help=f"largest tensor rank ({GENERATOR.max_rank}); 0 for a scalar-only engine",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-dim",
+        type=_positive_int,
+        default=GENERATOR.max_dim,
+        help=f"largest size of an axis ({GENERATOR.max_dim})",
+    )
+    parser.add_argument("--dtype", choices=DTYPES, default=GENERATOR.dtype)
+    parser.add_argument(
+        "--kinks", action="store_true",
+        help="kink mode: put some operands exactly on kinks and ties (relu, abs at 0; maximum, reduce_max ties) "
+        "and judge each backend's answer there by the op table's rule",
+    )  # fmt: skip
+
+
+def _generator(args) -> GeneratorConfig:
+    return GeneratorConfig(
+        min_nodes=args.min_nodes, max_nodes=args.max_nodes, ops=args.ops, max_rank=args.max_rank,
+        max_dim=args.max_dim, dtype=args.dtype, kinks=args.kinks,
+    )  # fmt: skip
 
 
 def _engine_and_oracles(parser):
@@ -157,7 +187,8 @@ def _engine_and_oracles(parser):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"audit": _audit, "replay": _replay, "ops": _ops, "bench": _bench}[args.command](args)
+        commands = {"audit": _audit, "replay": _replay, "selftest": _selftest, "ops": _ops, "bench": _bench}
+        return commands[args.command](args)
     except (UsageError, PluginError, FormatError) as error:
         print(
             f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
@@ -243,15 +274,7 @@ class _StopOnSignals:
 
 def _audit(args) -> int:
     _check_limits(args)
-    generator = GeneratorConfig(
-        min_nodes=args.min_nodes,
-        max_nodes=args.max_nodes,
-        ops=args.ops,
-        max_rank=args.max_rank,
-        max_dim=args.max_dim,
-        dtype=args.dtype,
-        kinks=args.kinks,
-    )
+    generator = _generator(args)
     config = AuditConfig(
         graphs=args.graphs,
         seed=args.seed,
@@ -301,8 +324,9 @@ def _audit(args) -> int:
 class _progress:
     """A rich progress bar on a terminal; plain lines (about every 10%) otherwise."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, unit: str = "graphs", verb: str = "audited"):
         self.total, self.done, self.next_line = total, 0, 0
+        self.unit, self.verb = unit, verb
         self.bar = None
         if sys.stderr.isatty():
             try:
@@ -323,7 +347,7 @@ class _progress:
         if self.bar:
             self.bar.update(self.task, advance=n)
         elif self.done >= self.next_line or self.done == self.total:
-            print(f"audited {self.done}/{self.total} graphs", file=sys.stderr, flush=True)
+            print(f"{self.verb} {self.done}/{self.total} {self.unit}", file=sys.stderr, flush=True)
             self.next_line = self.done + max(1, self.total // 10)
 
     def __exit__(self, *exc):
@@ -377,6 +401,68 @@ def _print_summary(report: dict) -> None:
         f"engine {s['backends']['engine']} vs {', '.join(s['backends']['references'])}; "
         f"{s['wall_seconds']} s ({s['graphs_per_second']} graphs/s)"
     )
+
+
+def _selftest(args) -> int:
+    from .selftest.run import SEEDS, battery, render_markdown, run_selftest
+
+    args.timeout = AUDIT.timeout
+    _check_limits(args)
+    generator = _generator(args)
+    seeds = tuple(range(args.seeds)) if args.seeds != len(SEEDS) else SEEDS
+    try:
+        folder = claim_report_folder(args.report)
+    except ReportFolderError as error:
+        raise UsageError(str(error)) from None
+    try:
+        with _StopOnSignals() as signals, _progress(len(battery()), "bugs", "hunting") as advance:
+            results, interrupted = run_selftest(
+                generator, args.graphs, args.oracles, args.workers, seeds, progress=advance, stop=signals.stop
+            )
+        rows = [result.row() for result in results]
+        caught = sum(row["caught"] for row in rows)
+        settings = {
+            "--max-rank": generator.max_rank, "--max-dim": generator.max_dim, "--dtype": generator.dtype,
+            "--min-nodes": generator.min_nodes, "--max-nodes": generator.max_nodes,
+            "--ops": "all" if tuple(generator.ops) == tuple(OPS) else ",".join(generator.ops),
+            "--kinks": generator.kinks,
+        }  # fmt: skip
+        summary = {
+            "bugs": len(rows), "caught": caught, "kill_rate": caught / len(rows) if rows else 0.0,
+            "graphs": args.graphs, "seeds": list(seeds), "settings": settings, "interrupted": interrupted,
+            "survivors": [row["bug"] for row in rows if not row["caught"]],
+        }  # fmt: skip
+        json_path, md_path = Path(args.report) / "report.json", Path(args.report) / "report.md"
+        folder.write(json_path, json.dumps({"summary": summary, "bugs": rows}, indent=1) + "\n")
+        folder.write(md_path, render_markdown(summary, rows))
+    finally:
+        folder.release()
+    _print_selftest(summary, rows)
+    print(f"report: {json_path} and {md_path}")
+    if signals.signal is not None:
+        return 128 + signals.signal
+    return EXIT_DISCREPANCY if summary["survivors"] or caught < len(rows) else EXIT_CLEAN
+
+
+def _print_selftest(summary: dict, rows: list[dict]) -> None:
+    header = ["bug", "category", "op", "caught", "graphs (median/worst)", "minimal (op nodes)", "blamed right"]
+    table = []
+    for row in rows:
+        taken = f"{row['median_graphs']:g}/{row['worst_graphs']}" if row["caught"] else "-"
+        right = {True: "yes", False: f"no: {row['kind']} in {row['blamed_op']}", None: "-"}[row["blamed_right"]]
+        table.append([row["bug"], row["category"], row["op"] or "-",
+                      f"{row['seeds_caught']}/{len(summary['seeds'])}" if row["caught"] else "NO", taken,
+                      str(row["minimal_op_nodes"] or "-"), right])  # fmt: skip
+    widths = [max(len(line[k]) for line in [header, *table]) for k in range(len(header))]
+    for line in [header, *table]:  # plain columns: a bug's name is its handle, never cut
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    settings = " ".join(f"{k} {v}" for k, v in summary["settings"].items())
+    print(
+        f"selftest: {summary['caught']} of {summary['bugs']} planted bugs caught (kill rate "
+        f"{summary['kill_rate']:.0%}) within {summary['graphs']} graphs of seeds {summary['seeds']}; {settings}"
+    )
+    if summary["survivors"]:
+        print(f"survived (these settings cannot see them): {', '.join(summary['survivors'])}")
 
 
 def _replay(args) -> int:

@@ -45,7 +45,7 @@ P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one valu
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
 P_SHIFT = 0.5  # a fresh input for a slot whose domain has a `shift` gets it: operands past exp's overflow
-P_SHIFTED_INPUT = 0.2  # such a slot takes a fresh, shifted input outright, however much budget is left
+P_SHIFTED_INPUT = 0.4  # such a slot takes a fresh, shifted input outright, however much budget is left
 P_KINK = 0.6  # in kink mode, a node of an op with a kink gets fresh inputs exactly on it
 P_KINK_ELEMENT = 0.5  # each element (or row) of such an input sits on the kink; at least one does
 

@@ -1,0 +1,1 @@
+"""`autodiff-audit selftest`: the audit's power, measured on planted single-rule bugs (`planted.py`)."""

@@ -1,0 +1,331 @@
+"""Engines with one planted bug each, behind the plug-in protocol: what the audit must catch,
+and what `autodiff-audit selftest` measures the audit's power with.
+
+`ReverseEngine` is a compact, correct reverse-mode interpreter of the graph format (a
+different implementation from `autodiff`, so the tests do not audit our engine against
+itself). Each planted bug changes exactly one rule:
+- BUGS: one op's local rule (SEED_BUGS in the seed's seven ops, NEW_OP_BUGS in the rest);
+- ENGINE_BUGS: how the engine combines rules: composition (fan-out, the same operand twice),
+  broadcasting, dtype, and a crash;
+- CONVENTIONS: valid answers at a kink that no reference gives (findings only in kink mode).
+
+Audit one with, for example (examples/broken_engines.py re-exports them all):
+
+    autodiff-audit audit --engine examples.broken_engines:power_without_x
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+
+def _unbroadcast(gradient, shape):
+    gradient = np.asarray(gradient)
+    while gradient.ndim > len(shape):
+        gradient = gradient.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and gradient.shape[axis] != 1:
+            gradient = gradient.sum(axis=axis, keepdims=True)
+    return gradient
+
+
+def _sigmoid(a):
+    return 0.5 * (1 + np.tanh(a / 2))  # an overflow-free form, different from autodiff's
+
+
+def _dot_vjp(g, a, b, transpose=True):
+    a2 = a.reshape(1, -1) if a.ndim == 1 else a
+    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+    g2 = np.reshape(g, (a2.shape[0], b2.shape[1]))
+    if transpose:
+        return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
+    # The bug: B and A used untransposed; reshaped to fit, so only the numbers are wrong.
+    return (g2 @ b2.reshape(b2.shape[::-1])).reshape(a.shape), (a2.reshape(a2.shape[::-1]) @ g2).reshape(b.shape)
+
+
+def _expand_reduced(g, a, attrs):
+    """The cotangent of a reduction, given back its reduced axes so it broadcasts against `a`."""
+    axis = attrs["axis"]
+    if axis is None:
+        return np.reshape(g, (1,) * a.ndim)
+    return g if attrs["keepdims"] else np.expand_dims(g, axis)
+
+
+def _reduce_sum_vjp(g, a, attrs):
+    return (np.broadcast_to(_expand_reduced(g, a, attrs), a.shape),)
+
+
+def _reduce_mean_vjp(g, a, attrs, count=None):
+    if count is None:
+        count = a.size if attrs["axis"] is None else a.shape[attrs["axis"]]
+    return (np.broadcast_to(_expand_reduced(g, a, attrs), a.shape) / count,)
+
+
+def _reduce_max_vjp(g, y, a, attrs, to_every_element=False):
+    top = _expand_reduced(y, a, attrs)
+    winners = np.ones(a.shape, a.dtype) if to_every_element else (a == top).astype(a.dtype)
+    count = winners.sum(axis=attrs["axis"], keepdims=True)  # a tie shares its cotangent evenly
+    return (_expand_reduced(g, a, attrs) * winners / count,)
+
+
+def _inverse_permutation(axes, ndim):
+    perm = list(range(ndim))[::-1] if axes is None else list(axes)
+    return perm, list(np.argsort(perm))
+
+
+def _transpose_vjp(g, a, attrs, use_inverse=True):
+    perm, inverse = _inverse_permutation(attrs["axes"], a.ndim)
+    return (np.transpose(g, inverse if use_inverse else perm),)
+
+
+def _along(attrs):
+    return {"axis": attrs["axis"], "keepdims": True}
+
+
+def _logsumexp(a, attrs, stable=True):
+    top = np.max(a, axis=attrs["axis"], keepdims=True) if stable else 0.0
+    total = top + np.log(np.sum(np.exp(a - top), axis=attrs["axis"], keepdims=True))
+    if attrs.get("keepdims", True):
+        return total
+    return total.reshape(()) if attrs["axis"] is None else np.squeeze(total, axis=attrs["axis"])
+
+
+def _softmax(a, attrs):
+    return np.exp(a - _logsumexp(a, _along(attrs)))
+
+
+def _softmax_vjp(g, y, attrs, diagonal_only=False):
+    if diagonal_only:  # the bug: d y_i / d a_i alone, as if softmax were elementwise
+        return (g * y * (1 - y),)
+    return (y * (g - np.sum(g * y, axis=attrs["axis"], keepdims=True)),)
+
+
+def _maximum_vjp(g, a, b, strict=False):
+    if strict:  # the bug: a tie (or the same operand twice) gives neither side anything
+        return g * (a > b), g * (b > a)
+    share = np.where(a == b, 0.5, 1.0).astype(g.dtype)
+    return g * share * (a >= b), g * share * (b >= a)
+
+
+def _broadcast_to_vjp(g, a, summed=True):
+    if summed:
+        return (g,)  # summed back to a's shape by _unbroadcast
+    # The bug: the first copy along each stretched axis, instead of the sum of all copies.
+    lead = g.ndim - a.ndim
+    first = g[(0,) * lead]
+    index = tuple(slice(0, 1) if size == 1 else slice(None) for size in a.shape)
+    return (first[index],)
+
+
+FORWARD: dict[str, Callable] = {
+    "add": lambda a, b, attrs: a + b,
+    "subtract": lambda a, b, attrs: a - b,
+    "mult": lambda a, b, attrs: a * b,
+    "power": lambda a, attrs: a ** attrs["exponent"],
+    "reduce_sum": lambda a, attrs: np.sum(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "dot": lambda a, b, attrs: a @ b,
+    "sigmoid": lambda a, attrs: _sigmoid(a),
+    "neg": lambda a, attrs: -a,
+    "exp": lambda a, attrs: np.exp(a),
+    "log": lambda a, attrs: np.log(a),
+    "sqrt": lambda a, attrs: np.sqrt(a),
+    "tanh": lambda a, attrs: np.tanh(a),
+    "sin": lambda a, attrs: np.sin(a),
+    "cos": lambda a, attrs: np.cos(a),
+    "relu": lambda a, attrs: a * (a > 0),
+    "abs": lambda a, attrs: np.abs(a),
+    "div": lambda a, b, attrs: a / b,
+    "maximum": lambda a, b, attrs: np.maximum(a, b),
+    "pow": lambda a, b, attrs: a**b,
+    "reduce_mean": lambda a, attrs: np.mean(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "reduce_max": lambda a, attrs: np.max(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "transpose": lambda a, attrs: np.transpose(a, attrs["axes"]),
+    "reshape": lambda a, attrs: np.reshape(a, attrs["shape"]),
+    "broadcast_to": lambda a, attrs: np.broadcast_to(a, attrs["shape"]),
+    "softmax": lambda a, attrs: _softmax(a, attrs),
+    "log_softmax": lambda a, attrs: a - _logsumexp(a, _along(attrs)),
+    "logsumexp": lambda a, attrs: _logsumexp(a, attrs),
+}
+
+# op -> (g, value, *operands, attrs) -> one contribution per operand, before unbroadcasting.
+VJP: dict[str, Callable] = {
+    "add": lambda g, y, a, b, attrs: (g, g),
+    "subtract": lambda g, y, a, b, attrs: (g, -g),
+    "mult": lambda g, y, a, b, attrs: (g * b, g * a),
+    "power": lambda g, y, a, attrs: (g * attrs["exponent"] * a ** (attrs["exponent"] - 1),),
+    "reduce_sum": lambda g, y, a, attrs: _reduce_sum_vjp(g, a, attrs),
+    "dot": lambda g, y, a, b, attrs: _dot_vjp(g, a, b),
+    "sigmoid": lambda g, y, a, attrs: (g * y * (1 - y),),
+    "neg": lambda g, y, a, attrs: (-g,),
+    "exp": lambda g, y, a, attrs: (g * y,),
+    "log": lambda g, y, a, attrs: (g / a,),
+    "sqrt": lambda g, y, a, attrs: (g / (2 * y),),
+    "tanh": lambda g, y, a, attrs: (g * (1 - y * y),),
+    "sin": lambda g, y, a, attrs: (g * np.cos(a),),
+    "cos": lambda g, y, a, attrs: (-g * np.sin(a),),
+    "relu": lambda g, y, a, attrs: (g * (a > 0),),  # relu'(0) = 0, as PyTorch and JAX
+    "abs": lambda g, y, a, attrs: (g * np.sign(a),),  # abs'(0) = 0, as PyTorch
+    "div": lambda g, y, a, b, attrs: (g / b, -g * a / (b * b)),
+    "maximum": lambda g, y, a, b, attrs: _maximum_vjp(g, a, b),
+    "pow": lambda g, y, a, b, attrs: (g * b * a ** (b - 1), g * y * np.log(a)),
+    "reduce_mean": lambda g, y, a, attrs: _reduce_mean_vjp(g, a, attrs),
+    "reduce_max": lambda g, y, a, attrs: _reduce_max_vjp(g, y, a, attrs),
+    "transpose": lambda g, y, a, attrs: _transpose_vjp(g, a, attrs),
+    "reshape": lambda g, y, a, attrs: (np.reshape(g, a.shape),),
+    "broadcast_to": lambda g, y, a, attrs: _broadcast_to_vjp(g, a),
+    "softmax": lambda g, y, a, attrs: _softmax_vjp(g, y, attrs),
+    "log_softmax": lambda g, y, a, attrs: (g - np.exp(y) * np.sum(g, axis=attrs["axis"], keepdims=True),),
+    "logsumexp": lambda g, y, a, attrs: (_expand_reduced(g, a, attrs) * np.exp(a - _expand_reduced(y, a, attrs)),),
+}
+
+
+class Bug(NamedTuple):
+    """One planted bug: the op whose rule it replaces, and the replacement (a VJP rule, or a forward)."""
+
+    op: str
+    vjp: Callable | None = None
+    forward: Callable | None = None
+
+
+# The planted bugs: each replaces one rule. SEED_BUGS are in the seed's seven ops; NEW_OP_BUGS
+# are in the wider op set. Every one of them is wrong away from kinks, where a default audit looks.
+SEED_BUGS = {
+    "power_without_x": Bug("power", lambda g, y, a, attrs: (g * attrs["exponent"] * np.ones_like(a),)),
+    "power_exponent_off_by_one": Bug("power", lambda g, y, a, attrs: (g * attrs["exponent"] * a ** attrs["exponent"],)),
+    "dot_missing_transpose": Bug("dot", lambda g, y, a, b, attrs: _dot_vjp(g, a, b, transpose=False)),
+    "subtract_sign": Bug("subtract", lambda g, y, a, b, attrs: (g, g)),
+    "mult_same_side": Bug("mult", lambda g, y, a, b, attrs: (g * a, g * b)),
+    "sigmoid_without_one_minus": Bug("sigmoid", lambda g, y, a, attrs: (g * y,)),
+    "add_drops_second": Bug("add", lambda g, y, a, b, attrs: (g, np.zeros_like(g))),
+    "reduce_sum_halved": Bug("reduce_sum", lambda g, y, a, attrs: tuple(0.5 * c for c in _reduce_sum_vjp(g, a, attrs))),
+}
+NEW_OP_BUGS = {
+    # Correct only for permutations that are their own inverse (every one of rank <= 2).
+    "transpose_with_permutation": Bug(
+        "transpose", lambda g, y, a, attrs: _transpose_vjp(g, a, attrs, use_inverse=False)
+    ),
+    "softmax_diagonal_jacobian": Bug("softmax", lambda g, y, a, attrs: _softmax_vjp(g, y, attrs, diagonal_only=True)),
+    # Divides by every element's count, right only for a mean over all axes.
+    "reduce_mean_wrong_count": Bug("reduce_mean", lambda g, y, a, attrs: _reduce_mean_vjp(g, a, attrs, count=a.size)),
+    "reduce_max_to_every_element": Bug(
+        "reduce_max", lambda g, y, a, attrs: _reduce_max_vjp(g, y, a, attrs, to_every_element=True)
+    ),
+    # Fortran order: right only when the order of the elements does not matter (a vector, a scalar).
+    "reshape_gradient_wrong_order": Bug("reshape", lambda g, y, a, attrs: (np.reshape(g, a.shape, order="F"),)),
+    "broadcast_to_first_copy": Bug("broadcast_to", lambda g, y, a, attrs: _broadcast_to_vjp(g, a, summed=False)),
+    "log_softmax_without_sum": Bug("log_softmax", lambda g, y, a, attrs: (g - np.exp(y) * g,)),
+    # exp(a) / sum(exp(a)) without the max shift: inf / inf past 709 (88 in float32).
+    "logsumexp_unstable": Bug("logsumexp", forward=lambda a, attrs: _logsumexp(a, attrs, stable=False)),
+    "exp_gradient_without_value": Bug("exp", lambda g, y, a, attrs: (g,)),
+    "log_gradient_squared": Bug("log", lambda g, y, a, attrs: (g / (a * a),)),
+    "sqrt_missing_half": Bug("sqrt", lambda g, y, a, attrs: (g / y,)),
+    "div_denominator_sign": Bug("div", lambda g, y, a, b, attrs: (g / b, g * a / (b * b))),
+    "pow_exponent_without_log": Bug("pow", lambda g, y, a, b, attrs: (g * b * a ** (b - 1), g * y)),
+    # A tie, and so the same operand twice (maximum(x, x)), gives neither side any part.
+    "maximum_strict_both_sides": Bug("maximum", lambda g, y, a, b, attrs: _maximum_vjp(g, a, b, strict=True)),
+    "relu_gradient_unmasked": Bug("relu", lambda g, y, a, attrs: (g,)),
+    "abs_gradient_without_sign": Bug("abs", lambda g, y, a, attrs: (g,)),
+    "tanh_gradient_plus": Bug("tanh", lambda g, y, a, attrs: (g * (1 + y * y),)),
+    "cos_gradient_sign": Bug("cos", lambda g, y, a, attrs: (g * np.sin(a),)),
+    "neg_gradient_identity": Bug("neg", lambda g, y, a, attrs: (g,)),
+}
+BUGS = {**SEED_BUGS, **NEW_OP_BUGS}
+
+# Valid answers at a kink that no reference gives: `convention` findings in kink mode, passes elsewhere.
+CONVENTIONS = {
+    "relu_derivative_one_at_zero": Bug("relu", lambda g, y, a, attrs: (g * (a >= 0),)),
+    "abs_derivative_half_at_zero": Bug(
+        "abs", lambda g, y, a, attrs: (g * np.where(a == 0, 0.5, np.sign(a)).astype(g.dtype),)
+    ),
+}
+
+
+# Bugs in how the engine puts rules together, by what they break.
+ENGINE_BUGS = {
+    "fan_out_overwritten": ("composition", "a node used by several nodes keeps only the last one's gradient"),
+    "same_operand_overwritten": (
+        "composition",
+        "an operand in both slots of one node (mult(x, x)) keeps one slot's part",
+    ),
+    "unbroadcast_takes_first": (
+        "broadcasting",
+        "a broadcast operand's gradient takes the first copy along a size-1 axis",
+    ),
+    "other_dtype": ("dtype", "computes and answers a graph in the other dtype (float32 for float64, and back)"),
+    "dot_crashes_on_vectors": ("crash", "dot raises on a 1-D operand"),
+}
+
+
+def _unbroadcast_first_copy(gradient, shape):
+    """The broadcasting bug: leading axes summed, but a size-1 axis keeps only its first copy."""
+    gradient = np.asarray(gradient)
+    while gradient.ndim > len(shape):
+        gradient = gradient.sum(axis=0)
+    index = tuple(slice(0, 1) if size == 1 and gradient.shape[axis] != 1 else slice(None)
+                  for axis, size in enumerate(shape))  # fmt: skip
+    return gradient[index]
+
+
+class ReverseEngine:
+    """A correct reverse-mode engine, unless `bug` names one of BUGS, ENGINE_BUGS or CONVENTIONS."""
+
+    def __init__(self, bug: str | None = None):
+        planted = {**BUGS, **CONVENTIONS}
+        if bug is not None and bug not in planted and bug not in ENGINE_BUGS and bug != "upcast":
+            raise ValueError(f"unknown bug {bug!r}")
+        self.bug = bug
+        self.name = f"broken:{bug}" if bug else "reverse-engine"
+        self.forward: dict[str, Callable] = dict(FORWARD)
+        self.vjp: dict[str, Callable] = dict(VJP)
+        self.ops = self.forward.keys()
+        if bug in planted:
+            replacement = planted[bug]
+            if replacement.vjp is not None:
+                self.vjp[replacement.op] = replacement.vjp
+            if replacement.forward is not None:
+                self.forward[replacement.op] = replacement.forward
+
+    def evaluate(self, graph, values, cotangent):
+        dtype = np.dtype(graph["dtype"])
+        if self.bug == "upcast" or (self.bug == "other_dtype" and dtype == np.float32):
+            dtype = np.dtype(np.float64)
+        elif self.bug == "other_dtype":
+            dtype = np.dtype(np.float32)
+        computed = {name: np.asarray(value, dtype=dtype) for name, value in values.items()}
+        for node in graph["nodes"]:
+            operands = [computed[o] for o in node["inputs"]]
+            if self.bug == "dot_crashes_on_vectors" and node["op"] == "dot" and min(o.ndim for o in operands) == 1:
+                raise ValueError("dot: 1-D operands are not supported")
+            computed[node["name"]] = np.asarray(self.forward[node["op"]](*operands, node["attrs"]))
+        adjoint = {graph["output"]: np.asarray(cotangent, dtype=dtype)}
+        for node in reversed(graph["nodes"]):
+            g = adjoint.get(node["name"])
+            if g is None:
+                continue
+            operands = [computed[o] for o in node["inputs"]]
+            parts = self.vjp[node["op"]](g, computed[node["name"]], *operands, node["attrs"])
+            unbroadcast = _unbroadcast_first_copy if self.bug == "unbroadcast_takes_first" else _unbroadcast
+            before = {operand: adjoint.get(operand) for operand in node["inputs"]}
+            for operand, part in zip(node["inputs"], parts):
+                part = unbroadcast(part, computed[operand].shape)
+                if self.bug == "same_operand_overwritten" and node["inputs"].count(operand) > 1:
+                    kept = before[operand]  # this node's earlier slot is dropped
+                    adjoint[operand] = part if kept is None else kept + part
+                elif operand in adjoint and self.bug != "fan_out_overwritten":
+                    adjoint[operand] = adjoint[operand] + part
+                else:
+                    adjoint[operand] = part
+        gradients = {
+            entry["name"]: adjoint.get(entry["name"], np.zeros(entry["shape"], dtype=dtype))
+            for entry in graph["inputs"]
+        }
+        return computed[graph["output"]], gradients
+
+
+correct = ReverseEngine()
+# One module attribute per planted bug, so `--engine oracles.selftest.planted:<bug>` names it.
+globals().update({bug: ReverseEngine(bug) for bug in (*BUGS, *ENGINE_BUGS, *CONVENTIONS, "upcast")})
+# "upcast" (float32 computed and answered in float64) is the dtype bug only a float32 audit sees.
