@@ -26,7 +26,7 @@ from .backends.isolation import DEFAULT_TIMEOUT
 from .check import Backends, CaseResult, Finding, check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, Investigation, Target, accepted, diagnose_case, investigate
 from .format import case_to_json
-from .generate import GeneratorConfig, generate_case
+from .generate import GeneratorConfig, case_features, generate_case, op_pairs
 
 
 class AuditConfigError(ValueError):
@@ -60,6 +60,7 @@ def _audit_case(seed: int, index: int, generator: GeneratorConfig, backends: Bac
         return CaseResult(index, case_to_json(case), ops, 0, 0.0, [], {}, skipped=reason, redraws=case.redraws)
     result = check_case(case, backends, index)
     diagnose_case(case, result, backends)
+    result.features, result.op_pairs = sorted(case_features(case)), sorted(op_pairs(case))
     return result
 
 

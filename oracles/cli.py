@@ -378,6 +378,16 @@ def _print_summary(report: dict) -> None:
         Console().print(table)
     for name, reason in s["backends"]["unavailable"].items():
         print(f"unavailable: {name}: {reason}")
+    coverage = s["coverage"]
+    print(
+        f"coverage: {sum(1 for n in coverage['ops'].values() if n)} of {len(coverage['ops'])} ops, "
+        f"{coverage['op_pairs_seen']} of {coverage['op_pairs_possible']} op pairs, "
+        f"{coverage['features_seen']} of {coverage['features_total']} graph features"
+    )
+    if coverage["out_of_reach"]:
+        shown = ", ".join(list(coverage["out_of_reach"])[:6])
+        more = f" and {len(coverage['out_of_reach']) - 6} more" if len(coverage["out_of_reach"]) > 6 else ""
+        print(f"never produced with these flags (see report.md): {shown}{more}")
     verdict = "no discrepancies" if not s["discrepancies"] else f"{s['discrepancies']} discrepancies"
     declined = ""
     if s["skipped"]["graphs"]:

@@ -75,8 +75,11 @@ def from_plugin(plugin, name: str, role: str) -> Backend:
 
 
 def load_engine(spec: str) -> Backend:
-    """Load `package.module:attribute` (or `package.module`) as the engine under test."""
-    module_name, _, attribute = spec.partition(":")
+    """Load `package.module:attribute` (or `package.module`) as the engine under test. A short name
+    of oracles/engines (autograd, mygrad, tensorflow, tinygrad, micrograd) is that adapter."""
+    from ..engines import SHORT_NAMES
+
+    module_name, _, attribute = SHORT_NAMES.get(spec, spec).partition(":")
     if not module_name:
         raise PluginError(f"--engine {spec!r}: expected package.module or package.module:attribute")
     try:

@@ -87,6 +87,8 @@ class CaseResult:
     redraws: int = 0  # values the generator rebuilt to keep a domain
     kink_nodes: list[str] = field(default_factory=list)  # nodes whose operands sit exactly on a kink
     kinks: list[dict] = field(default_factory=list)  # what each backend answers there (diagnosis fills it in)
+    features: list[str] = field(default_factory=list)  # the graph features the case exercised (coverage)
+    op_pairs: list[str] = field(default_factory=list)  # producer>consumer op pairs in the case
 
 
 def describe_error(error: BaseException) -> str:

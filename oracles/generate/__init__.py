@@ -13,7 +13,7 @@ from .builder import (
     generate_case,
 )
 from .choices import ChoiceSource, HypothesisChoices, NumpyChoices
-from .features import STRUCTURAL_FEATURES, all_features, case_features, node_features
+from .features import STRUCTURAL_FEATURES, all_features, case_features, features_out_of_reach, node_features, op_pairs
 from .samples import sample_case, sample_cases
 
 __all__ = [
@@ -31,8 +31,10 @@ __all__ = [
     "all_features",
     "case_features",
     "cases",
+    "features_out_of_reach",
     "generate_case",
     "node_features",
+    "op_pairs",
     "sample_case",
     "sample_cases",
 ]

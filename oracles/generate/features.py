@@ -73,3 +73,54 @@ def case_features(case: Case) -> set[str]:
     if any(graph["output"] not in reaches[entry["name"]] for entry in graph["inputs"]):
         found.add("unused_input")
     return found
+
+
+def features_out_of_reach(config) -> dict[str, str]:
+    """Every feature of `all_features()` that graphs made with `config` (a GeneratorConfig) can
+    never contain, with why. Read off the generator itself: each op's planner is asked, many
+    times, for operands of every result shape the config allows, and the features of what it
+    plans are collected; a feature no plan shows cannot occur."""
+    from itertools import product
+
+    from .builder import _GraphBuilder
+    from .choices import NumpyChoices
+
+    ops = set(config.ops)
+    builder = _GraphBuilder(NumpyChoices(np.random.default_rng(0)), config)
+    dims = range(1, min(config.max_dim, 4) + 1)
+    shapes = [shape for rank in range(config.max_rank + 1) for shape in product(dims, repeat=rank)]
+    seen: set[str] = set()
+    for name in ops:
+        op = OPS[name]
+        for shape in shapes:
+            if not op.planner.produces(shape, config.max_rank):
+                continue
+            for _ in range(12):
+                operand_shapes, attrs = op.planner.plan(builder, shape)
+                if any(len(s) > config.max_rank for s in operand_shapes):
+                    continue
+                values = [np.full(s, 1e3) for s in operand_shapes]  # large: what a shifted input would be
+                seen |= op.features(operand_shapes, op.with_defaults(attrs), values)
+    reasons: dict[str, str] = {}
+    owners = {feature: op.name for op in OPS.values() for feature in op.feature_names}
+    binary = [name for name in ops if OPS[name].arity == 2]
+    broadcasting = [name for name in ops if OPS[name].broadcasts]
+    for feature in all_features():
+        if feature in STRUCTURAL_FEATURES:
+            if feature in ("fan_out", "diamond") and config.max_nodes < 2:
+                reasons[feature] = "needs at least 2 op nodes (--max-nodes)"
+            elif feature == "same_operand_twice" and not binary:
+                reasons[feature] = "needs an op with two operands"
+            elif feature.startswith("broadcast_") and (not broadcasting or config.max_rank == 0):
+                reasons[feature] = "needs a broadcasting op and tensors (--max-rank >= 1)"
+        elif owners.get(feature) not in ops:
+            reasons[feature] = f"op {owners.get(feature)!r} is not audited (the engine's ops, or --ops)"
+        elif feature not in seen:
+            reasons[feature] = f"not producible with --max-rank {config.max_rank} --max-dim {config.max_dim}"
+    return reasons
+
+
+def op_pairs(case: Case) -> set[str]:
+    """`producer>consumer` for every node that takes another node's value."""
+    made_by = {node["name"]: node["op"] for node in case.graph["nodes"]}
+    return {f"{made_by[o]}>{node['op']}" for node in case.graph["nodes"] for o in node["inputs"] if o in made_by}

@@ -155,6 +155,32 @@ def conventions(results: list[CaseResult], engine: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def coverage(results: list[CaseResult], generator, ops: list[str]) -> dict:
+    """What the audit exercised, with counts (graphs per op, op pair and feature), and what its
+    flags can never produce (features_out_of_reach)."""
+    from ..generate import GeneratorConfig, all_features, features_out_of_reach
+
+    audited = [r for r in results if r.case and not r.skipped]
+    features: Counter = Counter(f for r in audited for f in r.features)
+    pairs: Counter = Counter(p for r in audited for p in r.op_pairs)
+    kinks: Counter = Counter(record["kink"] for r in audited for record in r.kinks)
+    config = GeneratorConfig(**{**generator.__dict__, "ops": tuple(ops)})
+    out_of_reach = features_out_of_reach(config)
+    names = all_features()
+    return {
+        "ops": {op: sum(op in r.ops for r in audited) for op in ops},
+        "op_pairs": dict(sorted(pairs.items())),
+        "op_pairs_seen": len(pairs),
+        "op_pairs_possible": len(ops) ** 2,
+        "features": {name: features.get(name, 0) for name in names},
+        "features_seen": sum(1 for name in names if features.get(name)),
+        "features_total": len(names),
+        "out_of_reach": out_of_reach,  # feature -> why these flags can never produce it
+        "not_seen": [name for name in names if not features.get(name) and name not in out_of_reach],
+        "kinks": dict(sorted(kinks.items())) if generator.kinks else None,
+    }
+
+
 def build_report(
     results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float, investigations=()
 ) -> dict:
@@ -192,6 +218,7 @@ def build_report(
         "checks": sum(r.checks for r in results),
         "discrepancies": len(discrepancies),
         "failing_graphs": len({d["index"] for d in discrepancies}),
+        "coverage": coverage(results, config.generator, list(ran["ops"])),
         "conventions": {
             "engine_findings": sum(1 for d in discrepancies if d["kind"] == "convention"),
             "reference_differences": len(reference_conventions),

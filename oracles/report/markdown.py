@@ -151,6 +151,32 @@ def _conventions_section(s: dict, report: dict, shrunk: dict) -> list[str]:
     return lines
 
 
+def _coverage_section(coverage: dict | None) -> list[str]:
+    """What the audit exercised, and what its flags can never produce."""
+    if not coverage:
+        return []
+    lines = [
+        "## Coverage",
+        "",
+        f"- ops: {sum(1 for n in coverage['ops'].values() if n)} of {len(coverage['ops'])} exercised",
+        f"- producer-to-consumer op pairs: {coverage['op_pairs_seen']} of {coverage['op_pairs_possible']}",
+        f"- graph features: {coverage['features_seen']} of {coverage['features_total']}",
+    ]
+    if coverage["kinks"] is not None:
+        lines.append("- kinks: " + (", ".join(f"{k} ({n})" for k, n in coverage["kinks"].items()) or "none reached"))
+    else:
+        lines.append("- kinks: none (not in kink mode: --kinks)")
+    if coverage["out_of_reach"]:
+        lines += ["", "**Never produced with these flags**, so a bug that needs them cannot be caught here:", ""]
+        lines += [f"- `{feature}`: {why}" for feature, why in coverage["out_of_reach"].items()]
+    if coverage["not_seen"]:
+        lines += ["", "Possible with these flags but not reached in this audit (more graphs would): "
+                  + ", ".join(f"`{f}`" for f in coverage["not_seen"])]  # fmt: skip
+    lines += ["", "| feature | graphs |", "| --- | ---: |"]
+    lines += [f"| `{feature}` | {count} |" for feature, count in coverage["features"].items()]
+    return [*lines, ""]
+
+
 def render_markdown(report: dict) -> str:
     s = report["summary"]
     b = s["backends"]
@@ -207,6 +233,7 @@ def render_markdown(report: dict) -> str:
             lines += _group_section(g, investigation, b["engine_spec"])
     lines += _conventions_section(s, report, shrunk)
 
+    lines += _coverage_section(s.get("coverage"))
     lines += ["## Per op", "", "| op | graphs | checks | worst engine margin | failing graphs |"]
     lines += ["| --- | ---: | ---: | ---: | ---: |"]
     for op, e in s["ops"].items():

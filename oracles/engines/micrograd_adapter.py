@@ -1,0 +1,40 @@
+"""micrograd (Karpathy's scalar engine) behind the plug-in protocol. It has scalars only, in
+Python floats: it declines tensors and float32 graphs (audit it with `--max-rank 0`), and has
++, -, *, /, a number power, negation and relu."""
+
+from importlib.metadata import version
+
+import numpy as np
+from micrograd.engine import Value
+
+name = f"micrograd-{version('micrograd')}"
+
+OPS = {
+    "add": lambda a, b, attrs: a + b,
+    "subtract": lambda a, b, attrs: a - b,
+    "mult": lambda a, b, attrs: a * b,
+    "div": lambda a, b, attrs: a / b,
+    "power": lambda a, attrs: a ** attrs["exponent"],
+    "neg": lambda a, attrs: -a,
+    "relu": lambda a, attrs: a.relu(),
+}
+ops = set(OPS)
+
+
+def accepts(graph):
+    if graph["dtype"] != "float64":
+        return "micrograd computes in Python floats: float64 only"
+    tensors = [entry["name"] for entry in graph["inputs"] if entry["shape"]]
+    return f"micrograd has scalars only (input {tensors[0]!r} is a tensor)" if tensors else None
+
+
+def evaluate(graph, values, cotangent):
+    names = [entry["name"] for entry in graph["inputs"]]
+    inputs = {n: Value(float(values[n])) for n in names}
+    computed = dict(inputs)
+    for node in graph["nodes"]:
+        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
+    output = computed[graph["output"]]
+    (output * float(cotangent)).backward()  # v * output: its gradient is the VJP
+    # Python numbers carry no dtype (relu gives the int 0): they are float64, as micrograd computes.
+    return np.asarray(float(output.data)), {n: np.asarray(float(value.grad)) for n, value in inputs.items()}

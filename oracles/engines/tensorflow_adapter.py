@@ -1,0 +1,64 @@
+"""TensorFlow (CPU) behind the plug-in protocol: the graph in eager TensorFlow under a
+GradientTape, the VJP by `tape.gradient(..., output_gradients=cotangent)`."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import numpy as np
+import tensorflow as tf
+
+name = f"tensorflow-{tf.__version__}"
+
+
+def _transpose(a, axes):
+    return tf.transpose(a, perm=list(reversed(range(len(a.shape)))) if axes is None else axes)
+
+
+OPS = {
+    "add": lambda a, b, attrs: tf.add(a, b),
+    "subtract": lambda a, b, attrs: tf.subtract(a, b),
+    "mult": lambda a, b, attrs: tf.multiply(a, b),
+    "power": lambda a, attrs: tf.pow(a, tf.constant(attrs["exponent"], dtype=a.dtype)),
+    "reduce_sum": lambda a, attrs: tf.reduce_sum(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "dot": lambda a, b, attrs: tf.tensordot(a, b, axes=1),
+    "sigmoid": lambda a, attrs: tf.sigmoid(a),
+    "neg": lambda a, attrs: tf.negative(a),
+    "exp": lambda a, attrs: tf.exp(a),
+    "log": lambda a, attrs: tf.math.log(a),
+    "sqrt": lambda a, attrs: tf.sqrt(a),
+    "tanh": lambda a, attrs: tf.tanh(a),
+    "sin": lambda a, attrs: tf.sin(a),
+    "cos": lambda a, attrs: tf.cos(a),
+    "relu": lambda a, attrs: tf.nn.relu(a),
+    "abs": lambda a, attrs: tf.abs(a),
+    "div": lambda a, b, attrs: tf.divide(a, b),
+    "maximum": lambda a, b, attrs: tf.maximum(a, b),
+    "pow": lambda a, b, attrs: tf.pow(a, b),
+    "reduce_mean": lambda a, attrs: tf.reduce_mean(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "reduce_max": lambda a, attrs: tf.reduce_max(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "transpose": lambda a, attrs: _transpose(a, attrs["axes"]),
+    "reshape": lambda a, attrs: tf.reshape(a, attrs["shape"]),
+    "broadcast_to": lambda a, attrs: tf.broadcast_to(a, attrs["shape"]),
+    "softmax": lambda a, attrs: tf.nn.softmax(a, axis=attrs["axis"]),
+    "log_softmax": lambda a, attrs: tf.nn.log_softmax(a, axis=attrs["axis"]),
+    "logsumexp": lambda a, attrs: tf.reduce_logsumexp(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+}
+ops = set(OPS)
+
+
+def evaluate(graph, values, cotangent):
+    names = [entry["name"] for entry in graph["inputs"]]
+    inputs = [tf.constant(values[n]) for n in names]
+    with tf.GradientTape() as tape:
+        for tensor in inputs:
+            tape.watch(tensor)
+        computed = dict(zip(names, inputs))
+        for node in graph["nodes"]:
+            computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
+        output = computed[graph["output"]]
+    gradients = tape.gradient(
+        output, inputs, output_gradients=tf.constant(cotangent), unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    return output.numpy(), {n: np.asarray(g) for n, g in zip(names, gradients)}

@@ -1,0 +1,76 @@
+"""tinygrad (its CPU device, which compiles kernels with clang) behind the plug-in protocol: the
+graph in tinygrad Tensors, the VJP by `output.gradient(*inputs, gradient=cotangent)`."""
+
+from importlib.metadata import version
+
+import numpy as np
+from tinygrad import Tensor
+
+name = f"tinygrad-{version('tinygrad')}"
+
+
+def _broadcast_to(a, shape):
+    # numpy's broadcast_to adds leading axes; tinygrad's expand needs them spelled as size 1 first.
+    shape = tuple(shape)
+    return a.reshape((1,) * (len(shape) - len(a.shape)) + tuple(a.shape)).expand(shape)
+
+
+OPS = {
+    "add": lambda a, b, attrs: a + b,
+    "subtract": lambda a, b, attrs: a - b,
+    "mult": lambda a, b, attrs: a * b,
+    "power": lambda a, attrs: a.pow(attrs["exponent"]),
+    "reduce_sum": lambda a, attrs: a.sum(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+    "dot": lambda a, b, attrs: a.dot(b),
+    "sigmoid": lambda a, attrs: a.sigmoid(),
+    "neg": lambda a, attrs: -a,
+    "exp": lambda a, attrs: a.exp(),
+    "log": lambda a, attrs: a.log(),
+    "sqrt": lambda a, attrs: a.sqrt(),
+    "tanh": lambda a, attrs: a.tanh(),
+    "sin": lambda a, attrs: a.sin(),
+    "cos": lambda a, attrs: a.cos(),
+    "relu": lambda a, attrs: a.relu(),
+    "abs": lambda a, attrs: a.abs(),
+    "div": lambda a, b, attrs: a / b,
+    "maximum": lambda a, b, attrs: a.maximum(b),
+    "pow": lambda a, b, attrs: a.pow(b),
+    "reduce_mean": lambda a, attrs: a.mean(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+    "reduce_max": lambda a, attrs: a.max(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+    "transpose": lambda a, attrs: a.permute(attrs["axes"] or tuple(reversed(range(len(a.shape))))),
+    "reshape": lambda a, attrs: a.reshape(tuple(attrs["shape"])),
+    "broadcast_to": lambda a, attrs: _broadcast_to(a, attrs["shape"]),
+    "softmax": lambda a, attrs: a.softmax(axis=attrs["axis"]),
+    "log_softmax": lambda a, attrs: a.log_softmax(axis=attrs["axis"]),
+    "logsumexp": lambda a, attrs: a.logsumexp(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+}
+ops = set(OPS)
+
+
+def _reaching(graph) -> set[str]:
+    """The inputs the output depends on: tinygrad is asked for their gradients only (zeros for the rest)."""
+    needed, inputs = {graph["output"]}, set()
+    for node in reversed(graph["nodes"]):
+        if node["name"] in needed:
+            needed.update(node["inputs"])
+    for entry in graph["inputs"]:
+        if entry["name"] in needed:
+            inputs.add(entry["name"])
+    return inputs
+
+
+def evaluate(graph, values, cotangent):
+    names = [entry["name"] for entry in graph["inputs"]]
+    inputs = {n: Tensor(np.array(values[n], order="C")) for n in names}
+    computed = dict(inputs)
+    for node in graph["nodes"]:
+        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
+    output = computed[graph["output"]]
+    reached = [n for n in names if n in _reaching(graph) and n != graph["output"]]
+    gradients = {n: np.zeros_like(values[n]) for n in names}
+    if graph["output"] in inputs:  # the output is an input itself: its VJP is the cotangent
+        gradients[graph["output"]] = np.asarray(cotangent)
+    if reached:
+        found = output.gradient(*(inputs[n] for n in reached), gradient=Tensor(np.array(cotangent, order="C")))
+        gradients.update({n: g.numpy() for n, g in zip(reached, found)})
+    return output.numpy(), gradients

@@ -1,0 +1,51 @@
+"""Real engines, through the adapters of oracles/engines, audited the way a user types it:
+`autodiff-audit audit --engine <short name>`. Each test is skipped unless its engine is installed
+(`pip install -e '.[<name>]'`; `tox -m engines` runs them all). An audit of a real engine may
+find only the real bugs listed here, each shown by its minimal case in the README: anything
+else would be a false alarm of the harness (or a new bug of the engine, to be looked at)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+AUDIT = str(Path(sys.executable).parent / "autodiff-audit")
+
+# engine -> (package, audit flags, the real bugs it has: {(kind, op)})
+ENGINES = {
+    "autograd": ("autograd", ["--graphs", "300"], {("crash", "broadcast_to"), ("crash", "logsumexp"),
+                                                   ("shape", "logsumexp")}),
+    "mygrad": ("mygrad", ["--graphs", "300"], {("gradient", "maximum")}),
+    "tensorflow": ("tensorflow", ["--graphs", "300"], set()),
+    "tinygrad": ("tinygrad", ["--graphs", "100"], {("gradient", "sin"), ("gradient", "cos")}),
+    "micrograd": ("micrograd", ["--graphs", "300", "--max-rank", "0"], set()),
+}  # fmt: skip
+
+
+def audit(tmp_path: Path, engine: str, flags: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
+    report = tmp_path / "report"
+    command = [AUDIT, "audit", "--engine", engine, *flags, "--oracles", "torch,numeric", "--report", str(report)]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    return done, json.loads((report / "report.json").read_text())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_real_engine_is_audited_by_its_short_name_with_no_finding_but_its_known_bugs(tmp_path, engine):
+    package, flags, known = ENGINES[engine]
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed (pip install -e '.[{engine}]')")
+    done, report = audit(tmp_path, engine, flags)
+
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    summary = report["summary"]
+    assert summary["backends"]["engine"].startswith(f"{engine}-")
+    assert summary["graphs"] > 0 and summary["checks"] > 0
+    found = {(d["kind"], d["op"]) for d in report["discrepancies"]}
+    assert found <= known, f"findings beyond {engine}'s known bugs: {sorted(found - known, key=str)}"
+    assert done.returncode == (1 if found else 0)
