@@ -23,7 +23,9 @@ ENGINES = {
                                                    ("shape", "logsumexp")}),
     "mygrad": ("mygrad", ["--graphs", "300"], {("gradient", "maximum")}),
     "tensorflow": ("tensorflow", ["--graphs", "300"], set()),
-    "tinygrad": ("tinygrad", ["--graphs", "100"], {("gradient", "sin"), ("gradient", "cos")}),
+    # float64 sin and cos lose about 8 digits past |x| = 700; pow of a pow can raise on a NaN cast.
+    "tinygrad": ("tinygrad", ["--graphs", "100"], {("gradient", "sin"), ("gradient", "cos"), ("value", "sin"),
+                                                   ("value", "cos"), ("crash", None), ("crash", "pow")}),
     "micrograd": ("micrograd", ["--graphs", "300", "--max-rank", "0"], set()),
 }  # fmt: skip
 
