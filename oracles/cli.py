@@ -473,6 +473,9 @@ def _print_selftest(summary: dict, rows: list[dict]) -> None:
     )
     if summary["survivors"]:
         print(f"survived (these settings cannot see them): {', '.join(summary['survivors'])}")
+    for row in rows:
+        if row["error"]:  # a hunt that could not finish counts as a survivor, never as a catch
+            print(f"selftest: {row['bug']}: the hunt could not finish: {row['error']}")
 
 
 def _replay(args) -> int:

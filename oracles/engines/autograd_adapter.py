@@ -1,6 +1,7 @@
 """HIPS autograd behind the plug-in protocol: the graph as one function of autograd.numpy, its
 VJP by `autograd.make_vjp`."""
 
+from collections.abc import Callable
 from importlib.metadata import version
 
 import autograd
@@ -15,7 +16,7 @@ def _along(a, axis):
     return logsumexp(a, axis=axis, keepdims=True)
 
 
-OPS = {
+OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: a + b,
     "subtract": lambda a, b, attrs: a - b,
     "mult": lambda a, b, attrs: a * b,

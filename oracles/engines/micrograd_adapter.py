@@ -2,6 +2,7 @@
 Python floats: it declines tensors and float32 graphs (audit it with `--max-rank 0`), and has
 +, -, *, /, a number power, negation and relu."""
 
+from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
@@ -9,7 +10,7 @@ from micrograd.engine import Value
 
 name = f"micrograd-{version('micrograd')}"
 
-OPS = {
+OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: a + b,
     "subtract": lambda a, b, attrs: a - b,
     "mult": lambda a, b, attrs: a * b,

@@ -1,6 +1,7 @@
 """mygrad behind the plug-in protocol: the graph in mygrad tensors, the VJP by
 `output.backward(cotangent)` and each input's `.grad`."""
 
+from collections.abc import Callable
 from importlib.metadata import version
 
 import mygrad as mg
@@ -19,7 +20,7 @@ def _logsumexp(a, axis, keepdims):
     return mg.reshape(total, ()) if axis is None else mg.squeeze(total, axis=axis)
 
 
-OPS = {
+OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: mg.add(a, b),
     "subtract": lambda a, b, attrs: mg.subtract(a, b),
     "mult": lambda a, b, attrs: mg.multiply(a, b),

@@ -2,6 +2,7 @@
 GradientTape, the VJP by `tape.gradient(..., output_gradients=cotangent)`."""
 
 import os
+from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -16,7 +17,7 @@ def _transpose(a, axes):
     return tf.transpose(a, perm=list(reversed(range(len(a.shape)))) if axes is None else axes)
 
 
-OPS = {
+OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: tf.add(a, b),
     "subtract": lambda a, b, attrs: tf.subtract(a, b),
     "mult": lambda a, b, attrs: tf.multiply(a, b),

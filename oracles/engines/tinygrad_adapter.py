@@ -1,6 +1,7 @@
 """tinygrad (its CPU device, which compiles kernels with clang) behind the plug-in protocol: the
 graph in tinygrad Tensors, the VJP by `output.gradient(*inputs, gradient=cotangent)`."""
 
+from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
@@ -15,7 +16,7 @@ def _broadcast_to(a, shape):
     return a.reshape((1,) * (len(shape) - len(a.shape)) + tuple(a.shape)).expand(shape)
 
 
-OPS = {
+OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: a + b,
     "subtract": lambda a, b, attrs: a - b,
     "mult": lambda a, b, attrs: a * b,
