@@ -453,3 +453,15 @@ def test_the_readme_showcase_prints_what_the_readme_shows_and_its_replay_command
     replay = readme_block_after("it replays with", "bash").strip()
     replayed = run(*replay.split()[1:], cwd=tmp_path)
     assert replayed.returncode == 1 and "FINDING gradient" in replayed.stdout, replayed.stderr
+
+
+def test_a_manifest_cannot_make_an_audit_delete_files_outside_its_folder(tmp_path):
+    report = tmp_path / "r"
+    report.mkdir()
+    (tmp_path / "precious.txt").write_text("keep")
+    (report / ".autodiff-audit.json").write_text(
+        json.dumps({"written_by": "autodiff-audit", "files": ["../precious.txt"]})
+    )
+    done = run("audit", "--graphs", "2", *QUICK, "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep"

@@ -87,7 +87,7 @@ class ReportFolder:
         ours: list[str] = []
         if manifest.exists():
             try:
-                ours = [str(name) for name in json.loads(manifest.read_text())["files"]]
+                ours = [os.path.normpath(str(name)) for name in json.loads(manifest.read_text())["files"]]
             except (OSError, ValueError, KeyError, TypeError):
                 raise ReportFolderError(f"{where}: its {MANIFEST} is unreadable; use another folder") from None
         foreign = sorted(
@@ -104,8 +104,11 @@ class ReportFolder:
                 f"{where}: the folder holds files an audit did not write ({foreign[0]!r}{more}); "
                 "name a new or empty folder"
             )
+        inside = directory.resolve()
         for name in ours:
-            (directory / name).unlink(missing_ok=True)
+            path = (directory / name).resolve()
+            if path.is_relative_to(inside) and path != inside:  # a manifest names files in its folder only
+                path.unlink(missing_ok=True)
         for path in directory.rglob(".*.tmp"):
             path.unlink(missing_ok=True)
         for folder in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
