@@ -152,6 +152,8 @@ def run_audit(
     stop: threading.Event | None = None,
     engine: Backend | None = None,
     engine_log: Path | None = None,
+    finished: list[CaseResult] | tuple = (),
+    on_finished: Callable[[list[CaseResult]], None] | None = None,
 ) -> tuple[list[CaseResult], dict, list[Investigation]]:
     """Run the audit: check every case, then shrink and triage the failing ones.
 
@@ -161,6 +163,8 @@ def run_audit(
     the workers are killed at once and what was finished is returned, with `ran["interrupted"]`.
     `engine` is the engine as `probe_engine` read it, if the caller has it. The engine's own
     output goes to `engine_log` when given (the CLI's is the report folder's ENGINE_LOG).
+    `finished` are cases a resumed campaign has already (they are not redone), and
+    `on_finished(results)` is called with each batch of cases as it completes (the campaign store).
     """
     stop = stop or threading.Event()
     budget = (config.shrink_steps, config.shrink_seconds)
@@ -168,10 +172,14 @@ def run_audit(
     generator = _restricted(config.generator, engine)
     workers = max(1, min(config.workers, config.graphs))
     log_path = str(engine_log) if engine_log is not None else None
+    already = {result.index for result in finished}
+    remaining = [index for index in range(config.graphs) if index not in already]
     # Small chunks keep the progress bar moving, both cores busy to the end, and a stop quick.
-    chunk = max(1, min(25, config.graphs // (workers * 8)))
-    starts = range(0, config.graphs, chunk)
-    done: dict[int, list[CaseResult]] = {}
+    chunk = max(1, min(25, len(remaining) // (workers * 8)))
+    parts = [remaining[k : k + chunk] for k in range(0, len(remaining), chunk)]
+    done: dict[int, list[CaseResult]] = {-1: list(finished)}
+    if progress and finished:
+        progress(len(finished))
     investigations: list[Investigation] = []
     ran = {**Backends(engine).what_ran(generator.ops), "references": [], "interrupted": False}
     # spawn, not fork: JAX and PyTorch hold threads that fork would copy half-alive.
@@ -181,21 +189,20 @@ def run_audit(
     )  # fmt: skip
     try:
         what_ran = pool.submit(_worker_what_ran, generator)
-        futures = {
-            pool.submit(_worker_audit, config.seed, list(range(k, min(k + chunk, config.graphs))), generator): k
-            for k in starts
-        }
+        futures = {pool.submit(_worker_audit, config.seed, part, generator): k for k, part in enumerate(parts)}
         pending: set[Future] = set(futures) | {what_ran}
         while pending and not stop.is_set():
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in finished:
+            completed, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in completed:
                 if future is what_ran:
                     ran = {**future.result(), "interrupted": False}
                     continue
                 done[futures[future]] = future.result()
+                if on_finished:
+                    on_finished(done[futures[future]])
                 if progress:
                     progress(len(done[futures[future]]))
-        results = [result for k in sorted(done) for result in done[k]]
+        results = _in_case_order(done)
         if not stop.is_set():
             targets = shrink_targets(results, config.shrink_limit)
             shrinking = [pool.submit(_worker_investigate, config.seed, i, generator, f, budget) for i, f in targets]
@@ -205,7 +212,7 @@ def run_audit(
             if not stop.is_set():
                 investigations = [future.result() for future in shrinking]
     except BrokenProcessPool:
-        results = [result for k in sorted(done) for result in done[k]]
+        results = _in_case_order(done)
         audited = {result.index for result in results}
         missing = [index for index in range(config.graphs) if index not in audited]
         crash = Finding(
@@ -223,8 +230,12 @@ def run_audit(
         else:
             pool.shutdown(wait=True, cancel_futures=True)
     if stop.is_set():
-        results = [result for k in sorted(done) for result in done[k]]
+        results = _in_case_order(done)
     return results, ran, investigations
+
+
+def _in_case_order(done: dict[int, list[CaseResult]]) -> list[CaseResult]:
+    return sorted((result for part in done.values() for result in part), key=lambda result: result.index)
 
 
 def default_workers() -> int:

@@ -7,6 +7,7 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -21,6 +22,7 @@ import numpy as np
 
 from .audit import ENGINE_LOG, AuditConfig, AuditConfigError, default_workers, probe_engine, run_audit
 from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, support_table
+from .campaign import STORE, CampaignError, CampaignStore
 from .check import check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, diagnose_case
 from .format import DTYPES, MAX_ELEMENTS, FormatError, infer_shapes, load_case
@@ -77,6 +79,19 @@ def _names(known, what):
     return parse
 
 
+def _duration(text: str) -> float:
+    """Seconds in `text`: 90, 90s, 10m or 2h."""
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (90s, 10m, 2h)") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autodiff-audit", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -99,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds one evaluation by the engine may take before it is a timeout finding ({AUDIT.timeout:g})",
     )  # fmt: skip
     audit.add_argument("--report", type=Path, default=AUDIT.report, help=f"report directory ({AUDIT.report})")
+    audit.add_argument(
+        "--resume", type=Path, metavar="DIR",
+        help="continue the campaign in DIR (its campaign.jsonl) to its target, redoing no finished case; "
+        "its settings are the campaign's own",
+    )  # fmt: skip
+    audit.add_argument(
+        "--time", type=_duration, metavar="BUDGET",
+        help="stop after this long (90s, 10m, 2h) and write the report; --resume continues",
+    )  # fmt: skip
     audit.add_argument(
         "--shrink-limit", type=_non_negative_int, default=AUDIT.shrink_limit,
         help=f"failing graphs to shrink per (kind, backend, op) group; 0 = none ({AUDIT.shrink_limit})",
@@ -287,23 +311,43 @@ def _audit(args) -> int:
         shrink_seconds=args.shrink_seconds,
         timeout=args.timeout,
     )
+    finished: list = []
+    if args.resume is not None:
+        try:
+            stored, finished = CampaignStore(args.resume / STORE).load()
+        except CampaignError as error:
+            raise UsageError(str(error)) from None
+        config = dataclasses.replace(stored, workers=min(args.workers, stored.graphs), report=args.resume)
     engine = probe_engine(config.engine)  # one line, exit 2, on an engine that cannot be loaded
     try:
-        folder = claim_report_folder(args.report)
+        folder = claim_report_folder(config.report, keep=(STORE, ENGINE_LOG) if args.resume else ())
     except ReportFolderError as error:
         raise UsageError(str(error)) from None
     try:
-        log = Path(args.report) / ENGINE_LOG
+        log, store = Path(config.report) / ENGINE_LOG, CampaignStore(Path(config.report) / STORE)
         log.touch()
         folder.note(log)
+        if args.resume is None:
+            store.start(config)
+        folder.note(store.path)
         start = time.perf_counter()
         with _StopOnSignals() as signals, _progress(config.graphs) as advance:
+            budget = threading.Timer(args.time, signals.stop.set) if args.time else None
+            if budget:
+                budget.daemon = True
+                budget.start()
             try:
                 results, ran, investigations = run_audit(
-                    config, progress=advance, stop=signals.stop, engine=engine, engine_log=log
-                )
+                    config, progress=advance, stop=signals.stop, engine=engine, engine_log=log,
+                    finished=finished, on_finished=store.append,
+                )  # fmt: skip
             except AuditConfigError as error:
                 raise UsageError(str(error)) from None
+            finally:
+                if budget:
+                    budget.cancel()
+        if signals.signal is None and ran.get("interrupted"):
+            ran = {**ran, "interrupted": False, "time_budget": args.time}  # the budget was spent, as asked
         report = build_report(results, ran, config, time.perf_counter() - start, investigations)
         json_path, md_path = write_report(report, folder)
     finally:

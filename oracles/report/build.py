@@ -215,6 +215,7 @@ def build_report(
         "graphs": graphs,
         "graphs_requested": config.graphs,
         "interrupted": bool(ran.get("interrupted")),
+        "time_budget_seconds": ran.get("time_budget"),  # set when --time ended the audit before its target
         "checks": sum(r.checks for r in results),
         "discrepancies": len(discrepancies),
         "failing_graphs": len({d["index"] for d in discrepancies}),

@@ -181,6 +181,9 @@ def render_markdown(report: dict) -> str:
     s = report["summary"]
     b = s["backends"]
     verdict = "PASS: no discrepancies" if not s["discrepancies"] else f"FAIL: {s['discrepancies']} discrepancies"
+    if s.get("time_budget_seconds") and s["graphs"] < s["graphs_requested"]:
+        spent = f"the time budget of {s['time_budget_seconds']:g} s was spent"
+        verdict += f" in {s['graphs']} of {s['graphs_requested']} graphs ({spent})"
     if s.get("interrupted"):
         verdict = f"INTERRUPTED after {s['graphs']} of {s['graphs_requested']} graphs, " + (
             "no discrepancy among them (not a pass)"

@@ -49,7 +49,9 @@ class ReportFolder:
         self.directory = Path(directory)
         self.written: list[str] = []
 
-    def claim(self) -> ReportFolder:
+    def claim(self, keep: tuple[str, ...] = ()) -> ReportFolder:
+        """Lock the folder and remove an earlier audit's files, except those named in `keep`
+        (a resumed campaign keeps its store and its engine log)."""
         directory = self.directory
         where = f"--report {str(directory)!r}"
         try:
@@ -69,19 +71,19 @@ class ReportFolder:
             if holder and _alive(holder):
                 raise ReportFolderError(f"{where}: another audit (process {holder}) is writing there") from None
             lock.unlink(missing_ok=True)  # a lock left by an audit that is gone
-            return self.claim()
+            return self.claim(keep)
         except OSError as error:
             raise ReportFolderError(f"{where}: cannot write there: {error.strerror or error}") from None
         with os.fdopen(descriptor, "w") as handle:
             handle.write(f"{os.getpid()}\n")
         try:
-            self._clear_earlier(where)
+            self._clear_earlier(where, keep)
         except BaseException:
             self.release()
             raise
         return self
 
-    def _clear_earlier(self, where: str) -> None:
+    def _clear_earlier(self, where: str, keep: tuple[str, ...] = ()) -> None:
         directory = self.directory
         manifest = directory / MANIFEST
         ours: list[str] = []
@@ -106,6 +108,9 @@ class ReportFolder:
             )
         inside = directory.resolve()
         for name in ours:
+            if name in keep:
+                self.written.append(name)
+                continue
             path = (directory / name).resolve()
             if path.is_relative_to(inside) and path != inside:  # a manifest names files in its folder only
                 path.unlink(missing_ok=True)
@@ -159,8 +164,8 @@ class ReportFolder:
         self.release()
 
 
-def claim_report_folder(directory: Path) -> ReportFolder:
-    return ReportFolder(directory).claim()
+def claim_report_folder(directory: Path, keep: tuple[str, ...] = ()) -> ReportFolder:
+    return ReportFolder(directory).claim(keep)
 
 
 def write_report(report: dict, folder: ReportFolder | None = None) -> tuple[Path, Path]:
