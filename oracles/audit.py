@@ -13,7 +13,6 @@ import dataclasses
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -22,7 +21,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from .backends import DEFAULT_ENGINE, REFERENCES, Backend, start_isolated_engine
-from .backends.isolation import DEFAULT_TIMEOUT
+from .backends.isolation import DEFAULT_TIMEOUT, watch_parent
 from .check import Backends, CaseResult, Finding, check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, Investigation, Target, accepted, diagnose_case, investigate
 from .format import case_to_json
@@ -73,16 +72,13 @@ def _investigate_case(seed, index, generator, finding: Finding, backends: Backen
 _worker_state: dict = {}
 
 
-def _watch_parent(parent: int) -> None:
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:  # the audit is gone: so is this worker (its engine host follows it)
-            os._exit(1)
+def _exit_worker() -> None:
+    os._exit(1)  # the audit is gone: so is this worker (its engine host follows it)
 
 
 def _worker_start(engine_spec: str, oracles: tuple[str, ...], timeout: float, log_path: str | None, parent: int):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the audit's main process decides when to stop
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(parent, _exit_worker), daemon=True).start()
     _worker_state["backends"] = load_backends(engine_spec, oracles, timeout=timeout, log_path=log_path)
 
 
@@ -139,7 +135,7 @@ def probe_engine(spec: str) -> Backend:
     return engine
 
 
-def _kill(pool: ProcessPoolExecutor) -> None:
+def kill_pool(pool: ProcessPoolExecutor) -> None:
     """Kill every worker at once; their engine hosts' watchdogs take the engines down with them."""
     for process in list(getattr(pool, "_processes", {}).values()):
         process.kill()
@@ -226,7 +222,7 @@ def run_audit(
     finally:
         if stop.is_set():
             ran["interrupted"] = True
-            _kill(pool)
+            kill_pool(pool)
         else:
             pool.shutdown(wait=True, cancel_futures=True)
     if stop.is_set():

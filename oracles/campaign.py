@@ -18,27 +18,13 @@ from pathlib import Path
 from .audit import AuditConfig
 from .check import CaseResult, Finding
 from .generate import GeneratorConfig
+from .report.markdown import json_default
 
 STORE = "campaign.jsonl"
 
 
 class CampaignError(ValueError):
     """A store that cannot be resumed: one line, for the user."""
-
-
-def _json_default(value):
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        pass
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)
 
 
 def config_json(config: AuditConfig) -> dict:
@@ -74,12 +60,12 @@ class CampaignStore:
 
     def start(self, config: AuditConfig) -> None:
         with open(self.path, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps({"campaign": config_json(config)}, default=_json_default) + "\n")
+            handle.write(json.dumps({"campaign": config_json(config)}, default=json_default) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
     def append(self, results: list[CaseResult]) -> None:
-        lines = "".join(json.dumps({"case": result_json(r)}, default=_json_default) + "\n" for r in results)
+        lines = "".join(json.dumps({"case": result_json(r)}, default=json_default) + "\n" for r in results)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()

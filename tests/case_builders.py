@@ -49,3 +49,12 @@ def case_around(op: str, avoid: tuple[str, ...] = ()) -> Case:
         nodes.append(("total", "reduce_sum", ["weighted"], {"axis": None, "keepdims": False}))
         output = "total"
     return make_case(inputs, nodes, output, values, None if output == "total" else core.cotangent.tolist())
+
+
+def without_keys(value, keys):
+    """A JSON value with every dict entry named in `keys` dropped, at any depth (timings, paths)."""
+    if isinstance(value, dict):
+        return {k: without_keys(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [without_keys(v, keys) for v in value]
+    return value

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from case_builders import without_keys
+
 REPO = Path(__file__).resolve().parent.parent
 AUDIT = str(Path(sys.executable).parent / "autodiff-audit")
 CAMPAIGN = ("audit", "--graphs", "3000", "--oracles", "numeric", "--shrink-limit", "1",
@@ -26,14 +28,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def report(folder: Path) -> dict:
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in TIMINGS}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    return strip(json.loads((folder / "report.json").read_text()))
+    return without_keys(json.loads((folder / "report.json").read_text()), TIMINGS)
 
 
 def stored_cases(folder: Path) -> int:

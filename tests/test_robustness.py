@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+from case_builders import without_keys
 
 from oracles.generate import generate_case
 
@@ -298,11 +299,7 @@ TIMINGS = ("wall_seconds", "graphs_per_second", "backend_seconds", "median_secon
 
 
 def without_timings(value):
-    if isinstance(value, dict):
-        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
-    if isinstance(value, list):
-        return [without_timings(v) for v in value]
-    return value
+    return without_keys(value, TIMINGS)
 
 
 def test_report_json_is_the_same_across_hash_seeds_and_worker_counts(tmp_path):

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..format.graph import printable
+
 # The longest an engine's import may take (tinygrad and TensorFlow take seconds).
 IMPORT_SECONDS = 120.0
 DEFAULT_TIMEOUT = 10.0  # seconds one evaluation of one case may take
@@ -51,11 +53,8 @@ class EngineRaised(Exception):
 
 
 def safe_text(text: str, limit: int = 2000) -> str:
-    """`text` for a terminal, Markdown or a generated file's comment: control characters (ANSI
-    escapes, NUL, RTL overrides) shown as escapes, and at most `limit` characters."""
-    shown = "".join(c if c.isprintable() or c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
-                    for c in text[: limit + 1])  # fmt: skip
-    return shown if len(shown) <= limit else shown[:limit] + "..."
+    """`text` (an engine's message or name) made safe to print: see format's `printable`."""
+    return printable(text, limit, keep_newlines=True)
 
 
 def describe_exception(error: BaseException) -> str:
@@ -100,11 +99,17 @@ def _portable(x):
     return f"<{type(x).__name__}>"
 
 
-def _watch_parent(parent: int) -> None:
+def watch_parent(parent: int, when_gone) -> None:
+    """Call `when_gone()` as soon as the process `parent` that started this one is gone (checked
+    twice a second). Run it in a daemon thread."""
     while True:
         time.sleep(0.5)
-        if os.getppid() != parent:  # the audit's process is gone: so is everything the engine started
-            os.killpg(0, signal.SIGKILL)
+        if os.getppid() != parent:
+            when_gone()
+
+
+def _kill_own_group() -> None:
+    os.killpg(0, signal.SIGKILL)  # the audit's process is gone: so is everything the engine started
 
 
 def _host_main(spec: str, connection, log_path: str | None, parent: int) -> None:
@@ -115,7 +120,7 @@ def _host_main(spec: str, connection, log_path: str | None, parent: int) -> None
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the audit decides when to stop
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(parent, _kill_own_group), daemon=True).start()
     if log_path is not None:
         try:
             log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -263,7 +263,7 @@ def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, 
     agree: dict[frozenset, Check] = {}
     names = sorted(finite)
     for a, b in itertools.combinations(names, 2):
-        check = _array_check(quantity, input_name, a, finite[a], b, finite[b], scale, case_dtype)
+        check = array_check(quantity, input_name, a, finite[a], b, finite[b], scale, case_dtype)
         checks.append(check)
         agree[frozenset((a, b))] = check
     if projection is not None:
@@ -278,7 +278,7 @@ def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, 
     _blame(quantity, input_name, label, names, agree, finite, projection, roles, findings)
 
 
-def _array_check(quantity, input_name, a, x, b, y, scale, case_dtype) -> Check:
+def array_check(quantity, input_name, a, x, b, y, scale, case_dtype) -> Check:
     # The looser dtype of the two decides: a float32 engine against float64 numpy is float32.
     dtype = "float32" if "float32" in (_float_kind(x), _float_kind(y), case_dtype) else "float64"
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
@@ -291,7 +291,7 @@ def _projection_check(input_name, backend, gradient, direction, estimate, bound,
     g = gradient.astype(np.float64)
     rtol = RTOL["float32"] if "float32" in (_float_kind(gradient), case_dtype) else RTOL_FINITE_DIFFERENCES
     error = abs(float(np.sum(g * direction)) - estimate)
-    # The AD side's own rounding, as in _array_check, seen through a unit direction:
+    # The AD side's own rounding, as in array_check, seen through a unit direction:
     # |<e, d>| <= |e|_2 <= sqrt(size) |e|_inf.
     ad_rounding = rtol * (float(np.linalg.norm(g)) + scale * np.sqrt(g.size))
     tolerance = NUMERIC_BOUND_FACTOR * bound + ad_rounding + np.finfo(np.float64).tiny

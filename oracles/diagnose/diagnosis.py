@@ -65,15 +65,16 @@ def diagnose_case(case: Case, result: CaseResult, backends: Backends) -> Triage 
         _explain_reference_conventions(result, local, backends.engine.name)
         if not mine and local.op is not None and local.kind is not None:
             # The whole-case vote could not blame the engine (the references disagreed), but its own rule is wrong.
-            node = next(n for n in local.nodes if n.name == local.node)
+            node = local.culprit()
+            assert node is not None  # triage named this node
             detail = f"{node.name} = {node.op}(...): {node.detail or 'the local rule disagrees with the references'}"
             quantity = "value" if local.kind == "value" else "gradient"
             mine = [Finding(local.kind, backends.engine.name, quantity, None, detail)]
             result.findings.extend(mine)
     for finding in mine:
         finding.kind, finding.op = settle(finding.kind, local)
-        if finding.kind == "convention" and local is not None:
-            node = next(n for n in local.nodes if n.name == local.node)
+        node = local.culprit() if local is not None else None
+        if finding.kind == "convention" and node is not None:
             finding.detail = f"{node.name} = {node.op}(...): {node.detail}"
     return local
 

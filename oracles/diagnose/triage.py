@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..check import Backends, CaseResult, check_case
-from ..check.compare import RTOL
+from ..check.compare import RTOL, array_check
 from ..format import Case, reference_values
 from ..ops import OPS
 from ..ops.kinks import judge, kink_at, kink_region
@@ -50,10 +50,15 @@ class NodeReport:
 
 @dataclass
 class Triage:
+    """The diagnosis of one case: the culprit (kind, op, node) and every node's report."""
+
     kind: str | None  # value, gradient, crash, shape, nan-inf, composition; None if the case passes
     op: str | None
     node: str | None
     nodes: list[NodeReport]
+
+    def culprit(self) -> NodeReport | None:
+        return next((report for report in self.nodes if report.name == self.node), None)
 
 
 def _tail_graph(graph: dict, cut: str) -> dict:
@@ -181,11 +186,8 @@ CULPRIT_ORDER = {"value": 0, "convention": 2}  # every other verdict: 1
 
 
 def _close(a: np.ndarray, b: np.ndarray, scale: float, dtype: str) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        return False
-    bound = RTOL[dtype] * (max(float(np.max(np.abs(a), initial=0)), float(np.max(np.abs(b), initial=0))) + scale)
-    return bool(np.all(np.abs(a - b) <= bound))
+    """Whether two local answers agree, by the comparison's own error model."""
+    return a.shape == b.shape and array_check("gradient", None, "a", a, "b", b, scale, dtype).passed
 
 
 def _judge_kink(report: NodeReport, node: dict, local: Case, result: CaseResult, backends: Backends) -> None:

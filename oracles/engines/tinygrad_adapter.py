@@ -67,7 +67,8 @@ def evaluate(graph, values, cotangent):
     for node in graph["nodes"]:
         computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
     output = computed[graph["output"]]
-    reached = [n for n in names if n in _reaching(graph) and n != graph["output"]]
+    reaching = _reaching(graph)
+    reached = [n for n in names if n in reaching and n != graph["output"]]
     gradients = {n: np.zeros_like(values[n]) for n in names}
     if graph["output"] in inputs:  # the output is an input itself: its VJP is the cotangent
         gradients[graph["output"]] = np.asarray(cotangent)

@@ -34,11 +34,23 @@ MAX_ELEMENTS = 1_000_000
 MAX_SEED = 2**63 - 1
 
 
+def printable(text: str, limit: int, keep_newlines: bool = False) -> str:
+    """`text` for a terminal, Markdown or a generated file: control characters (ANSI escapes, NUL,
+    RTL overrides) shown as escapes, newlines too unless kept, and at most `limit` characters."""
+    shown = "".join(
+        c
+        if c.isprintable() or (keep_newlines and c == "\n")
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 256
+        else f"\\u{ord(c):04x}"
+        for c in text[: limit + 1]
+    )
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
 def _show(value, limit: int = 60) -> str:
     """`value`'s repr for a one-line message, cut to `limit` characters and free of control characters."""
-    text = repr(value)
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
-    return text if len(text) <= limit else text[:limit] + "..."
+    return printable(repr(value), limit)
 
 
 @dataclass
@@ -170,8 +182,7 @@ def validate_graph(graph, where: str = "graph") -> dict:
 
 def _clip(text: str, limit: int = 300) -> str:
     """A message from an op's own check, for one line: no control characters, at most `limit` characters."""
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[: limit + 1])
-    return text if len(text) <= limit else text[:limit] + "..."
+    return printable(text, limit)
 
 
 def _not_a_name(name, place: str) -> str:

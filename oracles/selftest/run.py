@@ -20,7 +20,9 @@ from multiprocessing import get_context
 
 import numpy as np
 
+from ..audit import _exit_worker, kill_pool
 from ..backends import start_isolated_engine
+from ..backends.isolation import watch_parent
 from ..check import Backends, check_case, load_backends
 from ..diagnose import diagnose_case, investigate
 from ..generate import GeneratorConfig, generate_case
@@ -104,10 +106,8 @@ _references: dict = {}
 
 
 def _worker_start(oracles: tuple[str, ...], parent: int) -> None:
-    from ..audit import _watch_parent
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=watch_parent, args=(parent, _exit_worker), daemon=True).start()
     loaded = load_backends("oracles.selftest.planted:correct", oracles).fast()
     loaded.engine.plugin.close()
     _references["backends"] = loaded
@@ -179,9 +179,7 @@ def run_selftest(
                     progress(1)
     finally:
         if stop.is_set():
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
+            kill_pool(pool)
         else:
             pool.shutdown(wait=True)
     return [done[k] for k in sorted(done)], stop.is_set()
