@@ -1,9 +1,10 @@
 """The audit: generate cases, check each against every backend, diagnose what fails, shrink it.
 
-`run_audit` spreads the cases over worker processes (each loads the backends once, and runs
-the engine in a child process of its own: backends/isolation.py) and gathers the results in
-case order, so a report does not depend on the number of workers. A stop (a signal) kills
-the workers at once and returns what was finished.
+`run_audit` spreads the cases over workers (each loads the backends once, and runs the engine
+in a child process of its own: backends/isolation.py) and gathers the results in case order,
+so a report does not depend on the number or kind of workers. The workers are a process pool
+on this machine (`ProcessPool`, the default) or a Dask cluster (oracles/cluster.py): both are a
+`Workers`. A stop (a signal) kills the workers at once and returns what was finished.
 `AuditConfig` holds the audit's defaults, once: the CLI and the pytest plugin read them.
 """
 
@@ -22,14 +23,18 @@ from pathlib import Path
 
 from .backends import DEFAULT_ENGINE, REFERENCES, Backend, start_isolated_engine
 from .backends.isolation import DEFAULT_TIMEOUT, watch_parent
-from .check import Backends, CaseResult, Finding, check_case, load_backends
+from .check import Backends, CaseResult, CheckMode, Finding, check_in_mode, load_backends
 from .diagnose import NOT_A_DISCREPANCY, Investigation, Target, accepted, diagnose_case, investigate
-from .format import case_to_json
+from .format import case_to_json, validate_case
 from .generate import GeneratorConfig, case_features, generate_case, op_pairs
 
 
 class AuditConfigError(ValueError):
     """An audit that cannot run as configured (say, the engine supports none of --ops)."""
+
+
+class ClusterError(RuntimeError):
+    """A Dask cluster (--cluster) that cannot run the audit: one line, for the user."""
 
 
 @dataclass
@@ -45,19 +50,21 @@ class AuditConfig:
     shrink_seconds: float = 5.0  # budget of one shrink
     shrink_steps: int = 400  # candidates one shrink may try
     timeout: float = DEFAULT_TIMEOUT  # seconds one evaluation by the engine may take
+    mode: str = "full"  # or "tiered": JAX only where anything disagrees, and on a sample (check.CheckMode)
+    jax_sample: float = 0.05  # tiered mode: the fraction of the other cases JAX checks too
 
 
 ENGINE_LOG = "engine.log"  # in the report folder: whatever the engine prints
 
 
-def _audit_case(seed: int, index: int, generator: GeneratorConfig, backends: Backends) -> CaseResult:
+def _audit_case(seed: int, index: int, generator: GeneratorConfig, backends: Backends, mode: CheckMode) -> CaseResult:
     """Generate case `index`, check it, and diagnose each finding against the engine."""
     case = generate_case(seed, index, generator)
     reason = accepted(backends.engine, case.graph)
     if reason:
         ops = sorted({node["op"] for node in case.graph["nodes"]})
         return CaseResult(index, case_to_json(case), ops, 0, 0.0, [], {}, skipped=reason, redraws=case.redraws)
-    result = check_case(case, backends, index)
+    result = check_in_mode(case, backends, index, mode)
     diagnose_case(case, result, backends)
     result.features, result.op_pairs = sorted(case_features(case)), sorted(op_pairs(case))
     return result
@@ -68,30 +75,125 @@ def _investigate_case(seed, index, generator, finding: Finding, backends: Backen
     return investigate(case, index, finding, backends, max_steps=budget[0], max_seconds=budget[1])
 
 
-# Each worker process loads the backends once; they stay in these globals for its life.
-_worker_state: dict = {}
+# Each worker process loads the backends once, under the name of the audit it serves (a Dask
+# worker may serve several), and keeps them for its life. A lock makes a worker with several
+# threads run one case at a time: the engine host answers one call at a time.
+_loaded: dict[str, tuple[Future, threading.Lock]] = {}
+
+
+def load_worker_backends(name: str, engine_spec: str, oracles, timeout: float, log_path: str | None) -> None:
+    """Load the backends of audit `name` in this worker (the pool's initializer, a Dask worker plugin)."""
+    loading: Future = Future()
+    _loaded[name] = (loading, threading.Lock())
+    try:
+        loading.set_result(load_backends(engine_spec, oracles, timeout=timeout, log_path=log_path))
+    except BaseException as error:
+        loading.set_exception(error)
+        raise
+
+
+def forget_worker_backends(name: str) -> None:
+    """Close audit `name`'s engine host in this worker."""
+    loading, _ = _loaded.pop(name, (None, None))
+    if loading is not None and loading.done() and loading.exception() is None:
+        loading.result().engine.plugin.close()
+
+
+def _run_with_backends(name: str, work: Callable[[Backends], object]):
+    loading, lock = _loaded[name]
+    with lock:
+        return work(loading.result())
 
 
 def _exit_worker() -> None:
     os._exit(1)  # the audit is gone: so is this worker (its engine host follows it)
 
 
-def _worker_start(engine_spec: str, oracles: tuple[str, ...], timeout: float, log_path: str | None, parent: int):
+def _pool_worker_start(name, engine_spec, oracles, timeout, log_path, parent: int):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the audit's main process decides when to stop
     threading.Thread(target=watch_parent, args=(parent, _exit_worker), daemon=True).start()
-    _worker_state["backends"] = load_backends(engine_spec, oracles, timeout=timeout, log_path=log_path)
+    load_worker_backends(name, engine_spec, oracles, timeout, log_path)
 
 
-def _worker_what_ran(generator: GeneratorConfig) -> dict:
-    return _worker_state["backends"].what_ran(generator.ops)
+def _worker_what_ran(name: str, generator: GeneratorConfig) -> dict:
+    return _run_with_backends(name, lambda backends: backends.what_ran(generator.ops))
 
 
-def _worker_audit(seed: int, indices: list[int], generator: GeneratorConfig) -> list[CaseResult]:
-    return [_audit_case(seed, i, generator, _worker_state["backends"]) for i in indices]
+def _worker_audit(name: str, seed: int, indices: list[int], generator: GeneratorConfig, mode) -> list[CaseResult]:
+    return _run_with_backends(name, lambda backends: [_audit_case(seed, i, generator, backends, mode) for i in indices])
 
 
-def _worker_investigate(seed, index, generator, finding, budget) -> Investigation:
-    return _investigate_case(seed, index, generator, finding, _worker_state["backends"], budget)
+def _worker_replay(name: str, case_json: dict, mode) -> CaseResult:
+    def replay(backends: Backends) -> CaseResult:
+        case = validate_case(case_json)
+        reason = accepted(backends.engine, case.graph)
+        if reason:
+            return CaseResult(-1, case_json, [], 0, 0.0, [], {}, skipped=reason)
+        result = check_in_mode(case, backends, -1, mode)
+        diagnose_case(case, result, backends)
+        return result
+
+    return _run_with_backends(name, replay)
+
+
+def _worker_investigate(name: str, seed, index, generator, finding, budget) -> Investigation:
+    return _run_with_backends(
+        name, lambda backends: _investigate_case(seed, index, generator, finding, backends, budget)
+    )
+
+
+class Workers:
+    """Where an audit's cases run: `submit(function, *arguments)` gives a concurrent.futures
+    Future of `function(name, *arguments)` run in a worker that has loaded the backends.
+    A future whose worker was lost raises one of `lost`."""
+
+    name: str
+    lost: tuple[type[BaseException], ...]
+    description: str
+
+    def submit(self, function, *arguments) -> Future:
+        raise NotImplementedError
+
+    def lost_cases(self, first: int, last: int) -> str:
+        """Why cases first..last have no result."""
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """Stop now: a signal asked for it."""
+
+    def close(self) -> None:
+        """Finished: let the workers go."""
+
+
+class ProcessPool(Workers):
+    """The embedded default: `count` worker processes on this machine, spawned (not forked: JAX
+    and PyTorch hold threads that fork would copy half-alive)."""
+
+    name = "pool"
+    lost = (BrokenProcessPool,)
+
+    def __init__(self, count: int, config: AuditConfig, log_path: str | None):
+        self.description = f"a process pool of {count} on this machine"
+        self.pool = ProcessPoolExecutor(
+            count, mp_context=get_context("spawn"), initializer=_pool_worker_start,
+            initargs=(self.name, config.engine, config.oracles, config.timeout, log_path, os.getpid()),
+        )  # fmt: skip
+
+    def submit(self, function, *arguments) -> Future:
+        return self.pool.submit(function, self.name, *arguments)
+
+    def lost_cases(self, first: int, last: int) -> str:
+        return (
+            f"a worker process died or could not start, so cases {first}..{last} were not audited: a crash below "
+            "Python (a segfault, running out of memory) in a reference, or backends that failed to load there; "
+            "the engine runs apart, so not the engine"
+        )
+
+    def kill(self) -> None:
+        kill_pool(self.pool)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
@@ -150,84 +252,114 @@ def run_audit(
     engine_log: Path | None = None,
     finished: list[CaseResult] | tuple = (),
     on_finished: Callable[[list[CaseResult]], None] | None = None,
+    cluster: str | None = None,
+    known: list[dict] | tuple = (),
+    on_replayed: Callable[[int, CaseResult], None] | None = None,
 ) -> tuple[list[CaseResult], dict, list[Investigation]]:
     """Run the audit: check every case, then shrink and triage the failing ones.
 
-    Cases run in `config.workers` worker processes, each of which runs the engine in a child
-    process of its own. Returns the per-case results (in case order), what ran, and the
-    investigations. `progress(n)` is called as cases complete. When `stop` is set (a signal),
-    the workers are killed at once and what was finished is returned, with `ran["interrupted"]`.
-    `engine` is the engine as `probe_engine` read it, if the caller has it. The engine's own
-    output goes to `engine_log` when given (the CLI's is the report folder's ENGINE_LOG).
-    `finished` are cases a resumed campaign has already (they are not redone), and
-    `on_finished(results)` is called with each batch of cases as it completes (the campaign store).
+    Cases run in `config.workers` worker processes (or on the Dask cluster at `cluster`: an
+    address, or "local"), each of which runs the engine in a child process of its own. Returns
+    the per-case results (in case order), what ran, and the investigations. `progress(n)` is
+    called as cases complete. When `stop` is set (a signal), the workers are stopped at once and
+    what was finished is returned, with `ran["interrupted"]`. `engine` is the engine as
+    `probe_engine` read it, if the caller has it. The engine's own output goes to `engine_log`
+    when given (the CLI's is the report folder's ENGINE_LOG). `finished` are cases a resumed
+    campaign has already (they are not redone), and `on_finished(results)` is called with each
+    batch of cases as it completes (the campaign store). `known` are cases (graph format) to replay
+    before the first random graph (the failure database's); `on_replayed(k, result)` is called as
+    each is replayed, and `ran["replayed"]` holds the results by k.
     """
     stop = stop or threading.Event()
     budget = (config.shrink_steps, config.shrink_seconds)
     engine = engine or probe_engine(config.engine)
     generator = _restricted(config.generator, engine)
-    workers = max(1, min(config.workers, config.graphs))
+    mode = CheckMode(tiered=config.mode == "tiered", jax_sample=config.jax_sample)
     log_path = str(engine_log) if engine_log is not None else None
     already = {result.index for result in finished}
     remaining = [index for index in range(config.graphs) if index not in already]
-    # Small chunks keep the progress bar moving, both cores busy to the end, and a stop quick.
-    chunk = max(1, min(25, len(remaining) // (workers * 8)))
+    count = max(1, min(config.workers, len(remaining) or 1))
+    # Small chunks keep the progress bar moving, every core busy to the end, and a stop quick.
+    chunk = max(1, min(25, len(remaining) // (count * 8)))
     parts = [remaining[k : k + chunk] for k in range(0, len(remaining), chunk)]
     done: dict[int, list[CaseResult]] = {-1: list(finished)}
-    if progress and finished:
-        progress(len(finished))
+    lost: list[int] = []
     investigations: list[Investigation] = []
     ran = {**Backends(engine).what_ran(generator.ops), "references": [], "interrupted": False}
-    # spawn, not fork: JAX and PyTorch hold threads that fork would copy half-alive.
-    pool = ProcessPoolExecutor(
-        workers, mp_context=get_context("spawn"), initializer=_worker_start,
-        initargs=(config.engine, config.oracles, config.timeout, log_path, os.getpid()),
-    )  # fmt: skip
+    workers = _start_workers(cluster, count, config, log_path)
+    ran["workers"] = workers.description
+    replayed: dict[int, CaseResult] = {}
     try:
-        what_ran = pool.submit(_worker_what_ran, generator)
-        futures = {pool.submit(_worker_audit, config.seed, part, generator): k for k, part in enumerate(parts)}
-        pending: set[Future] = set(futures) | {what_ran}
-        while pending and not stop.is_set():
+        # The known failing cases go first, all of them, before any random graph: a regression
+        # shows at once, whatever the workers' order.
+        replays = {workers.submit(_worker_replay, case, mode): k for k, case in enumerate(known)}
+        what_ran = workers.submit(_worker_what_ran, generator)
+        futures: dict[Future, int] = {}
+        pending: set[Future] = set(replays) | {what_ran}
+        while (pending or len(futures) < len(parts)) and not stop.is_set():
+            if not set(replays) & pending and not futures:
+                futures = {
+                    workers.submit(_worker_audit, config.seed, part, generator, mode): k for k, part in enumerate(parts)
+                }
+                pending |= set(futures)
             completed, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in completed:
-                if future is what_ran:
-                    ran = {**future.result(), "interrupted": False}
+                try:
+                    outcome = future.result()
+                except workers.lost:
+                    if future in futures:
+                        lost += parts[futures[future]]
+                    continue  # a known case that could not be replayed is reported as not replayed
+                if future in replays:
+                    replayed[replays[future]] = outcome
+                    if on_replayed:
+                        on_replayed(replays[future], outcome)
                     continue
-                done[futures[future]] = future.result()
+                if future is what_ran:
+                    ran = {**outcome, "workers": workers.description, "interrupted": False}
+                    continue
+                done[futures[future]] = outcome
                 if on_finished:
-                    on_finished(done[futures[future]])
+                    on_finished(outcome)
                 if progress:
-                    progress(len(done[futures[future]]))
-        results = _in_case_order(done)
+                    progress(len(outcome))
         if not stop.is_set():
-            targets = shrink_targets(results, config.shrink_limit)
-            shrinking = [pool.submit(_worker_investigate, config.seed, i, generator, f, budget) for i, f in targets]
+            targets = shrink_targets(_in_case_order(done), config.shrink_limit)
+            try:
+                shrinking = [
+                    workers.submit(_worker_investigate, config.seed, index, generator, finding, budget)
+                    for index, finding in targets
+                ]
+            except workers.lost:  # a broken pool takes no more work: the report says what was lost
+                shrinking = []
             waiting = set(shrinking)
             while waiting and not stop.is_set():
                 _, waiting = wait(waiting, timeout=0.2)
             if not stop.is_set():
-                investigations = [future.result() for future in shrinking]
-    except BrokenProcessPool:
-        results = _in_case_order(done)
-        audited = {result.index for result in results}
-        missing = [index for index in range(config.graphs) if index not in audited]
-        crash = Finding(
-            "crash", None, None, None,
-            f"a worker process died or could not start, so cases {missing[0]}..{missing[-1]} were not audited: "
-            "a crash below Python (a segfault, running out of memory) in a reference, or backends that failed to "
-            "load there; the engine runs apart, so not the engine",
-        )  # fmt: skip
-        results.append(CaseResult(missing[0], {}, [], 0, 0.0, [crash], {}))
-        ran["incomplete"] = len(missing)
+                investigations = [future.result() for future in shrinking if future.exception() is None]
     finally:
         if stop.is_set():
             ran["interrupted"] = True
-            kill_pool(pool)
+            workers.kill()
         else:
-            pool.shutdown(wait=True, cancel_futures=True)
-    if stop.is_set():
-        results = _in_case_order(done)
+            workers.close()
+    ran["replayed"] = replayed
+    results = _in_case_order(done)
+    if lost and not stop.is_set():
+        lost.sort()
+        crash = Finding("crash", None, None, None, workers.lost_cases(lost[0], lost[-1]))
+        results.append(CaseResult(lost[0], {}, [], 0, 0.0, [crash], {}))
+        results.sort(key=lambda result: result.index)
+        ran["incomplete"] = len(lost)
     return results, ran, investigations
+
+
+def _start_workers(cluster: str | None, count: int, config: AuditConfig, log_path: str | None) -> Workers:
+    if cluster is None:
+        return ProcessPool(count, config, log_path)
+    from .cluster import DaskWorkers  # Dask is an optional extra
+
+    return DaskWorkers(cluster, count, config, log_path)
 
 
 def _in_case_order(done: dict[int, list[CaseResult]]) -> list[CaseResult]:

@@ -1,7 +1,8 @@
-"""`autodiff-audit`: audit, replay, ops.
+"""`autodiff-audit`: audit, replay, selftest, failures, ops, bench.
 
-Exit codes: 0 clean, 1 a discrepancy was found, 2 a usage or input error (one line on
-stderr, never a traceback).
+Exit codes: 0 clean, 1 a discrepancy was found, 2 a usage or input error, 3 a Dask cluster
+(--cluster) that cannot run the audit (each one line on stderr, never a traceback), 128+N
+stopped by signal N.
 """
 
 from __future__ import annotations
@@ -20,23 +21,45 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import ENGINE_LOG, AuditConfig, AuditConfigError, default_workers, probe_engine, run_audit
+from .audit import (
+    ENGINE_LOG,
+    AuditConfig,
+    AuditConfigError,
+    ClusterError,
+    default_workers,
+    probe_engine,
+    run_audit,
+)  # fmt: skip
 from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, support_table
 from .campaign import STORE, CampaignError, CampaignStore
-from .check import check_case, load_backends
+from .check import MODES, CheckMode, check_case, load_backends
 from .diagnose import NOT_A_DISCREPANCY, diagnose_case
-from .format import DTYPES, MAX_ELEMENTS, FormatError, infer_shapes, load_case
+from .failures import (
+    DEFAULT_FOLDER,
+    ENVIRONMENT,
+    FIXED,
+    REGRESSION,
+    STILL_FAILS,
+    FailureDatabase,
+    FailureDatabaseError,
+    default_folder,
+)  # fmt: skip
+from .format import DTYPES, MAX_ELEMENTS, FormatError, case_to_json, infer_shapes, load_case
 from .generate import GeneratorConfig
 from .ops import OPS, op_table_markdown
 from .report import ReportFolderError, build_report, claim_report_folder, write_report
 
 AUDIT, GENERATOR = AuditConfig(), GeneratorConfig()  # the defaults, defined once, in those classes
 
-EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE = 0, 1, 2
+EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 
 
 class UsageError(Exception):
     """A problem with what the user asked for: printed as one line, exit 2."""
+
+
+class ClusterUnusable(Exception):
+    """--cluster names a cluster that cannot run the audit: printed as one line, exit 3."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +115,35 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def _mode_arguments(parser) -> None:
+    parser.add_argument(
+        "--mode", choices=MODES, default=AUDIT.mode,
+        help="full: every reference on every graph; tiered: PyTorch and finite differences on every graph, JAX "
+        f"where anything disagrees and on a sample ({AUDIT.mode})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jax-sample", type=_fraction, default=AUDIT.jax_sample, metavar="FRACTION",
+        help=f"tiered mode: the fraction of the other graphs JAX checks too ({AUDIT.jax_sample:g})",
+    )  # fmt: skip
+
+
+def _failures_argument(parser) -> None:
+    parser.add_argument(
+        "--failures", type=Path, metavar="DIR", default=None,
+        help=f"the failure database ({ENVIRONMENT} or {DEFAULT_FOLDER}/ in the working folder)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autodiff-audit", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -124,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this long (90s, 10m, 2h) and write the report; --resume continues",
     )  # fmt: skip
     audit.add_argument(
+        "--cluster", metavar="ADDRESS",
+        help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786), or on a LocalCluster "
+        "of --workers workers (local); needs the dask extra",
+    )  # fmt: skip
+    _mode_arguments(audit)
+    _failures_argument(audit)
+    audit.add_argument(
+        "--no-failures", action="store_true",
+        help="neither replay nor keep failing cases (the failure database is left as it is)",
+    )  # fmt: skip
+    audit.add_argument(
         "--shrink-limit", type=_non_negative_int, default=AUDIT.shrink_limit,
         help=f"failing graphs to shrink per (kind, backend, op) group; 0 = none ({AUDIT.shrink_limit})",
     )  # fmt: skip
@@ -148,10 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--oracles", type=_names(list(REFERENCES), "oracle"), default=AUDIT.oracles, help="jax,torch,numeric (all)"
     )
     _generator_arguments(selftest)
+    _mode_arguments(selftest)
     selftest.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
     selftest.add_argument(
         "--report", type=Path, default=Path("selftest-report"), help="report directory (selftest-report)"
     )
+
+    failures = commands.add_parser(
+        "failures", help="list or clear the failure database: the minimal failing cases an audit replays first"
+    )
+    failures.add_argument("action", choices=("list", "clear"))
+    failures.add_argument("--engine", help="only this engine's cases (its spec, as given to audit --engine)")
+    _failures_argument(failures)
 
     commands.add_parser("ops", help="print the op table and which backends support each op")
 
@@ -211,13 +282,19 @@ def _engine_and_oracles(parser):
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        commands = {"audit": _audit, "replay": _replay, "selftest": _selftest, "ops": _ops, "bench": _bench}
+        commands = {
+            "audit": _audit, "replay": _replay, "selftest": _selftest, "failures": _failures, "ops": _ops,
+            "bench": _bench,
+        }  # fmt: skip
         return commands[args.command](args)
-    except (UsageError, PluginError, FormatError) as error:
+    except (UsageError, PluginError, FormatError, FailureDatabaseError) as error:
         print(
             f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
         )
         return EXIT_USAGE
+    except ClusterUnusable as error:
+        print(f"autodiff-audit: error: {error}", file=sys.stderr)
+        return EXIT_CLUSTER
     except KeyboardInterrupt:
         print("autodiff-audit: interrupted", file=sys.stderr)
         return 130
@@ -310,6 +387,8 @@ def _audit(args) -> int:
         shrink_limit=args.shrink_limit,
         shrink_seconds=args.shrink_seconds,
         timeout=args.timeout,
+        mode=args.mode,
+        jax_sample=args.jax_sample,
     )
     finished: list = []
     if args.resume is not None:
@@ -319,6 +398,8 @@ def _audit(args) -> int:
             raise UsageError(str(error)) from None
         config = dataclasses.replace(stored, workers=min(args.workers, stored.graphs), report=args.resume)
     engine = probe_engine(config.engine)  # one line, exit 2, on an engine that cannot be loaded
+    database = None if args.no_failures else FailureDatabase(args.failures or default_folder())
+    known = _KnownFailures(database, config, engine.name)
     try:
         folder = claim_report_folder(config.report, keep=(STORE, ENGINE_LOG) if args.resume else ())
     except ReportFolderError as error:
@@ -331,7 +412,7 @@ def _audit(args) -> int:
             store.start(config)
         folder.note(store.path)
         start = time.perf_counter()
-        with _StopOnSignals() as signals, _progress(config.graphs) as advance:
+        with _StopOnSignals() as signals, _progress(config.graphs, already=len(finished)) as advance:
             budget = threading.Timer(args.time, signals.stop.set) if args.time else None
             if budget:
                 budget.daemon = True
@@ -339,15 +420,19 @@ def _audit(args) -> int:
             try:
                 results, ran, investigations = run_audit(
                     config, progress=advance, stop=signals.stop, engine=engine, engine_log=log,
-                    finished=finished, on_finished=store.append,
+                    finished=finished, on_finished=store.append, cluster=args.cluster,
+                    known=known.cases, on_replayed=known.replayed,
                 )  # fmt: skip
             except AuditConfigError as error:
                 raise UsageError(str(error)) from None
+            except ClusterError as error:
+                raise ClusterUnusable(str(error)) from None
             finally:
                 if budget:
                     budget.cancel()
         if signals.signal is None and ran.get("interrupted"):
             ran = {**ran, "interrupted": False, "time_budget": args.time}  # the budget was spent, as asked
+        ran["failure_database"] = known.summary(investigations)
         report = build_report(results, ran, config, time.perf_counter() - start, investigations)
         json_path, md_path = write_report(report, folder)
     finally:
@@ -362,41 +447,147 @@ def _audit(args) -> int:
             file=sys.stderr,
         )
         return 128 + signals.signal
-    return EXIT_DISCREPANCY if report["summary"]["discrepancies"] else EXIT_CLEAN
+    known_failing = (report["summary"]["failure_database"] or {}).get("failing", 0)
+    return EXIT_DISCREPANCY if report["summary"]["discrepancies"] or known_failing else EXIT_CLEAN
+
+
+class _KnownFailures:
+    """The failure database's side of an audit: the engine's known cases to replay first, a line on
+    the terminal for each as it is replayed, and the audit's new minimal cases kept at the end."""
+
+    def __init__(self, database: FailureDatabase | None, config: AuditConfig, engine_name: str):
+        self.database, self.config, self.engine_name = database, config, engine_name
+        self.entries, self.cases = [], []
+        for entry in database.entries(config.engine) if database else []:
+            try:
+                self.cases.append(case_to_json(database.load(entry)))  # type: ignore[union-attr]
+                self.entries.append(entry)
+            except FailureDatabaseError as error:  # a damaged entry is skipped, not the audit
+                print(f"autodiff-audit: warning: {error}: skipped", file=sys.stderr)
+        self.outcomes: dict[str, list[str]] = {STILL_FAILS: [], FIXED: [], REGRESSION: []}
+        if self.entries:
+            print(f"failure database: replaying {len(self.entries)} known failing cases of {config.engine} first",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    def replayed(self, k: int, result) -> None:
+        entry = self.entries[k]
+        if result.skipped:
+            return  # the engine declines it now: neither fixed nor failing
+        fails = any(f.kind not in NOT_A_DISCREPANCY and f.backend == self.engine_name for f in result.findings)
+        assert self.database is not None
+        outcome = self.database.record(entry, fails)
+        self.outcomes[outcome].append(entry.id)
+        print(f"failure database: {entry.describe()}: {outcome.upper() if outcome == REGRESSION else outcome}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def summary(self, investigations) -> dict | None:
+        if self.database is None:
+            return None
+        added = []
+        for investigation in investigations:
+            if investigation.minimal is None or investigation.backend != self.engine_name:
+                continue  # a reference's finding is not this engine's bug
+            new = self.database.add(
+                self.config.engine, investigation.minimal, investigation.kind, investigation.op, investigation.node,
+                str(self.config.report),
+            )  # fmt: skip
+            if new:
+                added.append(self.database.id_of(investigation.minimal))
+        replayed = sum(len(ids) for ids in self.outcomes.values())
+        return {
+            "folder": str(self.database.root),
+            "known": len(self.entries),
+            "replayed": replayed,
+            "not_replayed": len(self.entries) - replayed,
+            "failing": len(self.outcomes[STILL_FAILS]) + len(self.outcomes[REGRESSION]),
+            "still_fails": self.outcomes[STILL_FAILS],
+            "regressions": self.outcomes[REGRESSION],
+            "fixed": self.outcomes[FIXED],
+            "added": sorted(set(added)),
+        }
+
+
+def _failures(args) -> int:
+    database = FailureDatabase(args.failures or default_folder())
+    entries = database.entries(args.engine)
+    if args.action == "clear":
+        removed = database.clear(args.engine)
+        print(
+            f"failure database {database.root}: removed {removed} cases" + (f" of {args.engine}" if args.engine else "")
+        )
+        return EXIT_CLEAN
+    if not entries:
+        print(f"failure database {database.root}: empty" + (f" for {args.engine}" if args.engine else ""))
+        return EXIT_CLEAN
+    print(f"failure database {database.root}: {len(entries)} cases")
+    for entry in entries:
+        checked = f", last replayed {entry.checked}" if entry.checked else ""
+        print(f"  {entry.engine}  {entry.describe()}: {entry.status} (found {entry.found}{checked})")
+        print(f"    autodiff-audit replay {database.case_path(entry)} --engine {entry.engine}")
+    return EXIT_CLEAN
 
 
 class _progress:
-    """A rich progress bar on a terminal; plain lines (about every 10%) otherwise."""
+    """Progress with its rate and the time left: a rich bar on a terminal; plain lines (about every
+    10%) otherwise. `already` were done before (a resumed campaign): they count toward the total,
+    not toward the rate."""
 
-    def __init__(self, total: int, unit: str = "graphs", verb: str = "audited"):
-        self.total, self.done, self.next_line = total, 0, 0
+    def __init__(self, total: int, unit: str = "graphs", verb: str = "audited", already: int = 0):
+        self.total, self.done, self.already, self.next_line = total, already, already, already
         self.unit, self.verb = unit, verb
+        self.first: tuple[float, int] | None = None  # when the first result came, and the count then
         self.bar = None
         if sys.stderr.isatty():
             try:
-                from rich.progress import Progress
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             except ImportError:
                 pass
             else:
-                self.bar = Progress(transient=True)
+                rate = TextColumn("{task.fields[rate]}")
+                self.bar = Progress(
+                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), rate,
+                    TextColumn("ETA"), TimeRemainingColumn(), transient=True,
+                )  # fmt: skip
 
     def __enter__(self):
         if self.bar:
             self.bar.start()
-            self.task = self.bar.add_task("auditing", total=self.total)
+            self.task = self.bar.add_task(self.verb, total=self.total, completed=self.already, rate="")
         return self.advance
+
+    def rate(self) -> float:
+        # Counted from the first result on: the workers' start-up is not the audit's pace.
+        if self.first is None:
+            return 0.0
+        elapsed = time.perf_counter() - self.first[0]
+        return (self.done - self.first[1]) / elapsed if elapsed > 0 else 0.0
 
     def advance(self, n: int) -> None:
         self.done += n
+        if self.first is None:
+            self.first = (time.perf_counter(), self.done)
+        rate = self.rate()
         if self.bar:
-            self.bar.update(self.task, advance=n)
+            self.bar.update(self.task, advance=n, rate=f"{rate:.1f} {self.unit}/s")
         elif self.done >= self.next_line or self.done == self.total:
-            print(f"{self.verb} {self.done}/{self.total} {self.unit}", file=sys.stderr, flush=True)
+            pace = f" ({rate:.1f}/s" if rate else ""
+            if rate and self.done < self.total:
+                pace += f", about {_seconds((self.total - self.done) / rate)} left"
+            pace += ")" if rate else ""
+            print(f"{self.verb} {self.done}/{self.total} {self.unit}{pace}", file=sys.stderr, flush=True)
             self.next_line = self.done + max(1, self.total // 10)
 
     def __exit__(self, *exc):
         if self.bar:
             self.bar.stop()
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _print_summary(report: dict) -> None:
@@ -470,21 +661,27 @@ def _selftest(args) -> int:
         raise UsageError(str(error)) from None
     try:
         with _StopOnSignals() as signals, _progress(len(battery()), "bugs", "hunting") as advance:
+            mode = CheckMode(tiered=args.mode == "tiered", jax_sample=args.jax_sample)
             results, interrupted = run_selftest(
-                generator, args.graphs, args.oracles, args.workers, seeds, progress=advance, stop=signals.stop
-            )
+                generator, args.graphs, args.oracles, args.workers, seeds, progress=advance, stop=signals.stop,
+                mode=mode,
+            )  # fmt: skip
         rows = [result.row() for result in results]
         caught = sum(row["caught"] for row in rows)
         settings = {
             "--max-rank": generator.max_rank, "--max-dim": generator.max_dim, "--dtype": generator.dtype,
             "--min-nodes": generator.min_nodes, "--max-nodes": generator.max_nodes,
             "--ops": "all" if tuple(generator.ops) == tuple(OPS) else ",".join(generator.ops),
-            "--kinks": generator.kinks,
+            "--kinks": generator.kinks, "--mode": args.mode,
+            **({"--jax-sample": args.jax_sample} if args.mode == "tiered" else {}),
         }  # fmt: skip
+        checked = sum(result.graphs_checked for result in results)
         summary = {
             "bugs": len(rows), "caught": caught, "kill_rate": caught / len(rows) if rows else 0.0,
             "graphs": args.graphs, "seeds": list(seeds), "settings": settings, "interrupted": interrupted,
             "survivors": [row["bug"] for row in rows if not row["caught"]],
+            "graphs_checked": checked,
+            "jax_fraction": round(sum(result.jax_graphs for result in results) / checked, 4) if checked else None,
         }  # fmt: skip
         json_path, md_path = Path(args.report) / "report.json", Path(args.report) / "report.md"
         folder.write(json_path, json.dumps({"summary": summary, "bugs": rows}, indent=1) + "\n")

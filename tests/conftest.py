@@ -1,5 +1,7 @@
 """Options for the project's own tests."""
 
+import pytest
+
 
 def pytest_addoption(parser):
     parser.addoption(
@@ -20,3 +22,10 @@ def pytest_generate_tests(metafunc):
             [(seed, i) for i in range(count)],
             ids=[f"g{i:05d}-s{seed}" for i in range(count)],
         )
+
+
+@pytest.fixture(autouse=True)
+def failure_database_of_its_own(tmp_path_factory, monkeypatch):
+    """Each test's audits keep their failing cases in a failure database of the test's own (the
+    CLIs it starts inherit the variable), never in the checkout's `.autodiff-audit/`."""
+    monkeypatch.setenv("AUTODIFF_AUDIT_FAILURES", str(tmp_path_factory.mktemp("failure-database")))

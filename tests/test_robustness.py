@@ -295,7 +295,8 @@ def test_a_second_audit_on_the_same_folder_is_refused_while_the_first_runs(tmp_p
 # ---- stable reports ------------------------------------------------------------------------------
 
 TIMINGS = ("wall_seconds", "graphs_per_second", "backend_seconds", "median_seconds", "max_seconds", "shrink_seconds",
-           "workers", "report_folder", "case_file", "minimal_file", "reproducer", "shrink_steps")  # fmt: skip
+           "workers", "report_folder", "case_file", "minimal_file", "reproducer", "shrink_steps",
+           "ran_on", "failure_database")  # fmt: skip
 
 
 def without_timings(value):

@@ -2,18 +2,21 @@
 model, comparison and blame (`compare.py`)."""
 
 from .compare import RTOL, Check, Evaluation, Finding, NumericResult, Verdict, compare
-from .core import Backends, CaseResult, check_case, describe_error, load_backends
+from .core import MODES, Backends, CaseResult, CheckMode, check_case, check_in_mode, describe_error, load_backends
 
 __all__ = [
+    "MODES",
     "RTOL",
     "Backends",
     "CaseResult",
     "Check",
+    "CheckMode",
     "Evaluation",
     "Finding",
     "NumericResult",
     "Verdict",
     "check_case",
+    "check_in_mode",
     "compare",
     "describe_error",
     "load_backends",

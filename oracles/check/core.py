@@ -89,6 +89,7 @@ class CaseResult:
     kinks: list[dict] = field(default_factory=list)  # what each backend answers there (diagnosis fills it in)
     features: list[str] = field(default_factory=list)  # the graph features the case exercised (coverage)
     op_pairs: list[str] = field(default_factory=list)  # producer>consumer op pairs in the case
+    jax: str | None = None  # tiered mode: why JAX saw this case ("disagreement", "kink", "sample"), or None
 
 
 def describe_error(error: BaseException) -> str:
@@ -184,4 +185,45 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     )
 
 
-__all__ = ["Backends", "CaseResult", "check_case", "describe_error", "load_backends"]
+MODES = ("full", "tiered")
+
+
+@dataclass(frozen=True)
+class CheckMode:
+    """How many references check each case.
+
+    Full mode checks every case with every reference. Tiered mode checks every case with the
+    cheap ones (all but JAX, which costs most of an audit's time), and again with every
+    reference where anything disagrees (so a finding is confirmed and blamed by the same
+    majority as in full mode), at a kink (where the verdict weighs every convention), and on a
+    random `jax_sample` of the rest, which keeps the references honest with each other.
+    """
+
+    tiered: bool = False
+    jax_sample: float = 0.05
+
+    def samples(self, case: Case) -> bool:
+        # Drawn from the case's own seed: the same cases are sampled whatever the workers.
+        return bool(np.random.default_rng([*(case.seed or [0, 0]), 2]).random() < self.jax_sample)
+
+
+def check_in_mode(case: Case, backends: Backends, index: int, mode: CheckMode) -> CaseResult:
+    """`check_case` with every reference (full mode), or in tiers (see CheckMode)."""
+    cheap = backends.fast()
+    if not mode.tiered or len(cheap.references) == len(backends.references):  # no JAX here
+        return check_case(case, backends, index)
+    if mode.samples(case):
+        reason = "sample"
+    else:
+        first = check_case(case, cheap, index)
+        if not first.findings and not first.kink_nodes:
+            return first
+        reason = "disagreement" if first.findings else "kink"
+    result = check_case(case, backends, index)
+    result.jax = reason
+    return result
+
+
+__all__ = [
+    "MODES", "Backends", "CaseResult", "CheckMode", "check_case", "check_in_mode", "describe_error", "load_backends",
+]  # fmt: skip

@@ -230,6 +230,8 @@ def build_report(
             "redraws": sum(r.redraws for r in results),
             "graphs_with_a_redraw": sum(1 for r in results if r.redraws),
         },
+        "mode": _mode(results, config, ran),
+        "failure_database": ran.get("failure_database"),  # the known failing cases replayed first (oracles/failures.py)
         "kinds": dict(Counter(d["kind"] for d in discrepancies)),
         "groups": groups,
         "shrinking": {
@@ -254,6 +256,7 @@ def build_report(
         "error_model": {"rtol": RTOL, "rtol_finite_differences": RTOL_FINITE_DIFFERENCES},
         "versions": versions(),
         "workers": config.workers,
+        "ran_on": ran.get("workers"),
         "wall_seconds": round(wall_seconds, 3),
         "graphs_per_second": round(graphs / wall_seconds, 1) if wall_seconds > 0 else None,
         "backend_seconds": {name: round(s, 3) for name, s in sorted(seconds.items())},
@@ -271,6 +274,25 @@ def build_report(
         "discrepancies": discrepancies,
         "reference_conventions": reference_conventions[:50],
         "minimal_cases": minimal_cases,
+    }
+
+
+def _mode(results: list[CaseResult], config, ran: dict) -> dict:
+    """Which references checked how much: full mode gives JAX every graph; tiered mode only those
+    where anything disagreed, a kink, and a sample (check.CheckMode)."""
+    graphs = [r for r in results if r.case and not r.skipped]
+    if "jax" not in ran["references"]:
+        seen: Counter = Counter()
+    elif config.mode == "tiered":
+        seen = Counter(r.jax for r in graphs if r.jax)
+    else:
+        seen = Counter({"every graph": len(graphs)})
+    return {
+        "name": config.mode,
+        "jax_sample": config.jax_sample if config.mode == "tiered" else None,
+        "jax_graphs": sum(seen.values()),
+        "jax_fraction": round(sum(seen.values()) / len(graphs), 4) if graphs else None,
+        "jax_because": dict(sorted(seen.items())),
     }
 
 

@@ -195,8 +195,11 @@ def render_markdown(report: dict) -> str:
         "",
         f"{s['graphs']} random graphs (seed {s['seed']}), {s['checks']} checks, "
         f"{s['failing_graphs']} failing graphs, in {s['wall_seconds']} s ({s['graphs_per_second']} graphs/s, "
-        f"{s['workers']} workers).",
+        f"on {s['ran_on'] or str(s['workers']) + ' workers'}).",
         "",
+        _mode_line(s["mode"]),
+        "",
+        *_failure_database_lines(s.get("failure_database")),
         f"- engine under test: `{b['engine_spec']}`",
         f"- references: {', '.join(b['references']) or 'none'}",
     ]
@@ -269,3 +272,30 @@ def render_markdown(report: dict) -> str:
         lines.append(f"- shrinking: {shrinking['shrunk']} cases, median {shrinking['median_seconds']} s each")
     lines += ["", f"Command line: `{shlex.join(sys.argv)}`", ""]
     return "\n".join(lines)
+
+
+def _mode_line(mode: dict) -> str:
+    if mode["name"] == "full":
+        return "Mode: full (every reference checks every graph)."
+    because = ", ".join(f"{n} {why}" for why, n in mode["jax_because"].items()) or "none"
+    fraction = "no graph" if mode["jax_fraction"] is None else f"{mode['jax_fraction']:.1%} of the graphs"
+    return (
+        f"Mode: tiered (PyTorch and finite differences check every graph; JAX saw {fraction}: {because}; "
+        f"sample rate {mode['jax_sample']:g})."
+    )
+
+
+def _failure_database_lines(known: dict | None) -> list[str]:
+    if not known:
+        return []
+    if not known["known"] and not known["added"]:
+        return [f"Failure database `{known['folder']}`: no known failing case of this engine.", ""]
+    parts = [f"{len(known[key])} {label}" for key, label in
+             (("still_fails", "still fail"), ("regressions", "REGRESSED (fixed before, failing again)"),
+              ("fixed", "fixed"))]  # fmt: skip
+    lines = [f"Failure database `{known['folder']}`: {known['known']} known failing cases replayed first: "
+             + ", ".join(parts) + (f", {known['not_replayed']} not replayed" if known["not_replayed"] else "")
+             + f"; {len(known['added'])} new minimal cases kept."]  # fmt: skip
+    for key, label in (("regressions", "regression"), ("still_fails", "still fails"), ("fixed", "fixed")):
+        lines += [f"- `{case}`: {label}" for case in known[key]]
+    return [*lines, ""]

@@ -2,8 +2,8 @@
 planted bugs of `planted.py`.
 
 For every planted bug, and for each of a few root seeds, the audit's own cases are checked in
-order (with the fast references: every AD reference but JAX, and finite differences) until
-the bug shows, at most `graphs` of them. That gives how many graphs it takes to catch; the
+order, in the audit's mode (full or tiered: check.CheckMode), until the bug shows, at most
+`graphs` of them. That gives how many graphs it takes to catch; the
 first catch is then diagnosed and shrunk, which gives the minimal case's size and whether
 the blame lands where the bug is. A bug that no seed catches survived: the settings cannot
 see it (say, a transpose permutation bug with `--max-rank 2`).
@@ -23,13 +23,14 @@ import numpy as np
 from ..audit import _exit_worker, kill_pool
 from ..backends import start_isolated_engine
 from ..backends.isolation import watch_parent
-from ..check import Backends, check_case, load_backends
+from ..check import Backends, CheckMode, check_in_mode, load_backends
 from ..diagnose import diagnose_case, investigate
 from ..generate import GeneratorConfig, generate_case
 from ..ops import OPS
 from .planted import BUGS, ENGINE_BUGS, SEED_BUGS
 
 SEEDS = (0, 1, 2)
+FULL = CheckMode()  # every reference on every graph, as a default audit
 # Where a gradient is summed back over broadcast axes: the broadcasting ops, and broadcast_to.
 BROADCASTING_OPS = frozenset(name for name, op in OPS.items() if op.broadcasts) | {"broadcast_to"}
 
@@ -81,6 +82,8 @@ class BugResult:
     minimal_op_nodes: int | None = None
     minimal_elements: int | None = None
     error: str | None = None
+    graphs_checked: int = 0  # every graph the hunt checked, over all seeds
+    jax_graphs: int = 0  # of those, the ones JAX checked
 
     @property
     def caught(self) -> bool:
@@ -108,13 +111,17 @@ _references: dict = {}
 def _worker_start(oracles: tuple[str, ...], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=watch_parent, args=(parent, _exit_worker), daemon=True).start()
-    loaded = load_backends("oracles.selftest.planted:correct", oracles).fast()
+    loaded = load_backends("oracles.selftest.planted:correct", oracles)
     loaded.engine.plugin.close()
     _references["backends"] = loaded
 
 
-def hunt(bug: PlantedBug, generator: GeneratorConfig, graphs: int, seeds=SEEDS, timeout: float = 10.0) -> BugResult:
-    """Check the audit's cases of each seed in order until `bug` shows; diagnose and shrink the first catch."""
+def hunt(
+    bug: PlantedBug, generator: GeneratorConfig, graphs: int, seeds=SEEDS, timeout: float = 10.0,
+    mode: CheckMode = FULL,
+) -> BugResult:  # fmt: skip
+    """Check the audit's cases of each seed in order, in `mode`, until `bug` shows; diagnose and
+    shrink the first catch."""
     result = BugResult(bug.name, bug.category, bug.op, bug.description)
     engine = start_isolated_engine(bug.spec, timeout, os.devnull)  # a planted engine's numpy warnings are noise
     backends = Backends(engine, _references["backends"].references, _references["backends"].numeric)
@@ -123,7 +130,9 @@ def hunt(bug: PlantedBug, generator: GeneratorConfig, graphs: int, seeds=SEEDS, 
             result.caught_by_seed[str(seed)] = None
             for index in range(graphs):
                 case = generate_case(seed, index, generator)
-                checked = check_case(case, backends, index)
+                checked = check_in_mode(case, backends, index, mode)
+                result.graphs_checked += 1
+                result.jax_graphs += "jax" in checked.seconds
                 mine = [f for f in checked.findings if f.backend == engine.name]
                 if not mine:
                     continue
@@ -143,8 +152,8 @@ def hunt(bug: PlantedBug, generator: GeneratorConfig, graphs: int, seeds=SEEDS, 
     return result
 
 
-def _worker_hunt(bug, generator, graphs, seeds, timeout) -> BugResult:
-    return hunt(bug, generator, graphs, seeds, timeout)
+def _worker_hunt(bug, generator, graphs, seeds, timeout, mode) -> BugResult:
+    return hunt(bug, generator, graphs, seeds, timeout, mode)
 
 
 def run_selftest(
@@ -156,6 +165,7 @@ def run_selftest(
     timeout: float = 10.0,
     progress=None,
     stop: threading.Event | None = None,
+    mode: CheckMode = FULL,
 ) -> tuple[list[BugResult], bool]:
     """Every planted bug hunted with these settings; returns the results (in battery order) and
     whether a stop cut it short."""
@@ -166,7 +176,7 @@ def run_selftest(
         initargs=(oracles, os.getpid()),
     )  # fmt: skip
     futures: dict[Future, int] = {
-        pool.submit(_worker_hunt, bug, generator, graphs, seeds, timeout): k for k, bug in enumerate(bugs)
+        pool.submit(_worker_hunt, bug, generator, graphs, seeds, timeout, mode): k for k, bug in enumerate(bugs)
     }
     done: dict[int, BugResult] = {}
     pending = set(futures)
@@ -192,7 +202,8 @@ def render_markdown(summary: dict, rows: list[dict]) -> str:
         f"(kill rate {summary['kill_rate']:.0%})" + (" - INTERRUPTED" if summary["interrupted"] else ""),
         "",
         f"Settings: {settings}. Each bug is hunted in the audit's own cases of seeds "
-        f"{', '.join(map(str, summary['seeds']))}, up to {summary['graphs']} graphs each.",
+        f"{', '.join(map(str, summary['seeds']))}, up to {summary['graphs']} graphs each; JAX checked "
+        f"{summary['jax_fraction'] or 0:.1%} of the {summary['graphs_checked']} graphs checked.",
         "",
         "| bug | category | op | caught (seeds) | graphs to catch (median / worst) | minimal case | blamed right |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -1,0 +1,127 @@
+"""Audits on a Dask cluster: `autodiff-audit audit --cluster tcp://host:8786`, or `--cluster local`
+for a `LocalCluster` on this machine.
+
+The workers are Dask's; the audit's logic is not. A worker plugin loads the engine and the
+references once in each worker, when it joins (and again in a worker that replaces a dead
+one), and the cases go out as ordinary tasks of the same functions the process pool runs
+(oracles/audit.py). Dask reruns the task of a worker that died elsewhere, so no case is lost,
+and the results are gathered in case order, so a report does not depend on the cluster.
+
+Dask is an optional extra (`pip install 'autodiff-oracles[dask]'`). Every worker needs the
+same environment as the audit: this package, the references and the engine under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import uuid
+from concurrent.futures import CancelledError, Future
+from pathlib import Path
+
+from .audit import ENGINE_LOG, AuditConfig, ClusterError, Workers, forget_worker_backends, load_worker_backends
+
+try:
+    from distributed import Client, KilledWorker, LocalCluster
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # the CLI says how to install the extra
+    Client = KilledWorker = LocalCluster = None  # type: ignore[assignment,misc]
+    WorkerPlugin = object  # type: ignore[assignment,misc]
+
+CONNECT_SECONDS = 15  # how long to wait for a scheduler, and for its first worker
+
+
+class LoadBackends(WorkerPlugin):  # type: ignore[misc,valid-type]
+    """Loads an audit's backends in a worker as it joins; closes its engine host when the audit ends."""
+
+    def __init__(self, name: str, config: AuditConfig, log_path: str | None):
+        self.name = name
+        self.engine, self.oracles, self.timeout = config.engine, config.oracles, config.timeout
+        self.log_path = log_path
+
+    async def setup(self, worker) -> None:
+        # A nanny starts its worker as a daemonic process, and multiprocessing lets no daemonic
+        # process start a child; the engine host is one. What the flag would give (the host
+        # dies with the worker) the host's own watchdog gives (isolation.watch_parent).
+        multiprocessing.current_process().daemon = False
+        log_path = self.log_path
+        if log_path is None or not Path(log_path).parent.is_dir():  # a worker on another machine
+            log_path = os.path.join(worker.local_directory, ENGINE_LOG)
+        # Loading takes seconds (JAX, PyTorch): off the worker's event loop, which keeps its heartbeat.
+        arguments = (self.name, self.engine, self.oracles, self.timeout, log_path)
+        await asyncio.get_running_loop().run_in_executor(None, load_worker_backends, *arguments)
+
+    def teardown(self, worker) -> None:
+        forget_worker_backends(self.name)
+
+
+class DaskWorkers(Workers):
+    """The workers of a Dask cluster at `address` ("local": a LocalCluster of `count` workers)."""
+
+    lost = (KilledWorker, CancelledError) if KilledWorker is not None else ()
+
+    def __init__(self, address: str, count: int, config: AuditConfig, log_path: str | None):
+        if Client is None:
+            raise ClusterError(
+                "--cluster needs Dask distributed, which is not installed: pip install 'autodiff-oracles[dask]'"
+            )
+        # The client logs a lost scheduler with a traceback; the report says which cases it cost.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        self.cluster = None
+        self.name = f"autodiff-audit-{uuid.uuid4().hex[:12]}"  # one plug-in per audit: a cluster may run several
+        try:
+            if address == "local":
+                # One thread per worker: a case keeps a core busy, and the engine host answers one call at a time.
+                self.cluster = LocalCluster(
+                    n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+                    silence_logs=logging.CRITICAL,
+                )  # fmt: skip
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(address, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as error:
+            self._close_cluster()
+            raise ClusterError(f"--cluster {address}: cannot reach a Dask scheduler there ({error})") from None
+        try:
+            self.client.wait_for_workers(1, timeout=CONNECT_SECONDS)
+        except TimeoutError:
+            self.close()
+            raise ClusterError(f"--cluster {address}: no worker joined within {CONNECT_SECONDS} s") from None
+        try:
+            self.client.register_plugin(LoadBackends(self.name, config, log_path), name=self.name)
+        except Exception as error:
+            self.close()
+            raise ClusterError(f"--cluster {address}: a worker could not load the backends: {error}") from None
+        workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
+        where = "a local Dask cluster" if address == "local" else f"the Dask cluster at {address}"
+        self.description = f"{where} of {workers} worker{'s' * (workers != 1)}"
+        self.executor = self.client.get_executor(pure=False)
+
+    def submit(self, function, *arguments) -> Future:
+        return self.executor.submit(function, self.name, *arguments)
+
+    def lost_cases(self, first: int, last: int) -> str:
+        return (
+            f"cases {first}..{last} were not audited: the cluster lost them (a worker died on each of Dask's "
+            "allowed attempts, or the scheduler went away); --resume runs them again"
+        )
+
+    def kill(self) -> None:
+        self.executor.shutdown(wait=False)
+        self.close()
+
+    def close(self) -> None:
+        try:
+            if self.client.status == "running":
+                self.client.unregister_worker_plugin(self.name)  # each worker closes its engine host
+        except Exception:  # a cluster that is gone has nothing left to close
+            pass
+        self.client.close()
+        self._close_cluster()
+
+    def _close_cluster(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None

@@ -1,0 +1,166 @@
+"""The failure database, in the spirit of Hypothesis's example database: every minimal failing
+case an audit finds in an engine is kept, and the next audit of that engine replays them all
+before its first random graph. A bug that was fixed is reported fixed; one that comes back is
+a regression, on the terminal in the first second.
+
+It lives in `.autodiff-audit/` in the working folder (`--failures DIR` or AUTODIFF_AUDIT_FAILURES
+moves it), one folder per engine (its spec, as typed), and in each, per case:
+- `<id>.case.json`: the minimal case, in the graph format (`autodiff-audit replay` reads it);
+- `<id>.json`: what it is (kind, op, node), when it was found and by which report, and its status.
+
+`autodiff-audit failures list` shows it, `autodiff-audit failures clear` empties it. Clearing
+removes only files this module wrote: entries that carry its MARKER, and the case beside each.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .format import FormatError, load_case, validate_case
+
+DEFAULT_FOLDER = Path(".autodiff-audit")
+ENVIRONMENT = "AUTODIFF_AUDIT_FAILURES"
+MARKER = "autodiff-audit failure database entry"
+STILL_FAILS, FIXED, REGRESSION = "still fails", "fixed", "regression"
+
+
+class FailureDatabaseError(ValueError):
+    """A database that cannot be read or written: one line, for the user."""
+
+
+@dataclass
+class Entry:
+    id: str  # a digest of the case: the same minimal case is kept once
+    engine: str  # the engine's spec, as given to --engine
+    kind: str
+    op: str | None
+    node: str | None
+    found: str  # ISO date and time
+    report: str  # the report folder of the audit that found it
+    status: str = STILL_FAILS  # or FIXED; a fixed case that fails again is a regression
+    checked: str | None = None  # when an audit last replayed it
+    format: str = MARKER
+
+    def describe(self) -> str:
+        where = f" in {self.op}" if self.op else ""
+        return f"{self.id} ({self.kind}{where})"
+
+
+def default_folder() -> Path:
+    return Path(os.environ.get(ENVIRONMENT) or DEFAULT_FOLDER)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _engine_folder_name(spec: str) -> str:
+    # Readable, and unique: two specs that read alike after cleaning still get two folders.
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec)[:80]
+    return f"{readable}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}"
+
+
+def case_id(case_json: dict) -> str:
+    return hashlib.sha256(json.dumps(case_json, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class FailureDatabase:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _folder(self, engine: str) -> Path:
+        return self.root / _engine_folder_name(engine)
+
+    def case_path(self, entry: Entry) -> Path:
+        return self._folder(entry.engine) / f"{entry.id}.case.json"
+
+    def _entry_path(self, entry: Entry) -> Path:
+        return self._folder(entry.engine) / f"{entry.id}.json"
+
+    def entries(self, engine: str | None = None) -> list[Entry]:
+        """The entries of `engine` (every engine's if None), oldest first; files that are not
+        entries are left alone, and an entry whose case is gone or unreadable is skipped."""
+        if not self.root.is_dir():
+            return []
+        folders = [self._folder(engine)] if engine is not None else sorted(p for p in self.root.iterdir() if p.is_dir())
+        found = []
+        for folder in folders:
+            for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+                if path.name.endswith(".case.json"):
+                    continue
+                entry = _read_entry(path)
+                if entry is not None and self.case_path(entry).is_file():
+                    found.append(entry)
+        return sorted(found, key=lambda entry: (entry.engine, entry.found, entry.id))
+
+    def load(self, entry: Entry):
+        """The entry's case; FailureDatabaseError if its file no longer holds a valid case."""
+        try:
+            return load_case(self.case_path(entry))
+        except FormatError as error:
+            raise FailureDatabaseError(f"failure database: {error}") from None
+
+    def add(self, engine: str, case_json: dict, kind: str, op: str | None, node: str | None, report: str) -> bool:
+        """Keep a minimal failing case, once; returns whether it is new (one kept before is marked failing)."""
+        validate_case(case_json, where="a minimal case")
+        entry = Entry(case_id(case_json), engine, kind, op, node, _now(), report)
+        existing = _read_entry(self._entry_path(entry))
+        if existing is not None:
+            existing.status = STILL_FAILS
+            entry = existing
+        else:
+            self._write(self.case_path(entry), case_json)
+        self._write(self._entry_path(entry), asdict(entry))
+        return existing is None
+
+    def id_of(self, case_json: dict) -> str:
+        return case_id(case_json)
+
+    def record(self, entry: Entry, fails: bool) -> str:
+        """Store what replaying `entry` showed; returns STILL_FAILS, FIXED or REGRESSION."""
+        outcome = (REGRESSION if entry.status == FIXED else STILL_FAILS) if fails else FIXED
+        entry.status = STILL_FAILS if fails else FIXED
+        entry.checked = _now()
+        self._write(self._entry_path(entry), asdict(entry))
+        return outcome
+
+    def clear(self, engine: str | None = None) -> int:
+        """Remove the entries of `engine` (of every engine if None) and their cases; returns how many."""
+        removed = 0
+        for entry in self.entries(engine):
+            self.case_path(entry).unlink(missing_ok=True)
+            self._entry_path(entry).unlink(missing_ok=True)
+            removed += 1
+            folder = self._folder(entry.engine)
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if self.root.is_dir() and not any(self.root.iterdir()):
+            self.root.rmdir()
+        return removed
+
+    def _write(self, path: Path, content: dict) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_text(json.dumps(content, indent=1) + "\n")
+            os.replace(partial, path)  # whole or not at all, even if the audit is killed now
+        except OSError as error:
+            raise FailureDatabaseError(
+                f"failure database {self.root}: cannot write {path.name}: {error.strerror or error}"
+            ) from None
+
+
+def _read_entry(path: Path) -> Entry | None:
+    try:
+        fields = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(fields, dict) or fields.get("format") != MARKER:
+            return None
+        return Entry(**fields)
+    except (OSError, ValueError, TypeError):
+        return None
