@@ -25,7 +25,7 @@ from .backends import DEFAULT_ENGINE, REFERENCES, Backend, start_isolated_engine
 from .backends.isolation import DEFAULT_TIMEOUT, watch_parent
 from .check import Backends, CaseResult, CheckMode, Finding, check_in_mode, load_backends
 from .diagnose import NOT_A_DISCREPANCY, Investigation, Target, accepted, diagnose_case, investigate
-from .format import case_to_json, validate_case
+from .format import validate_case
 from .generate import GeneratorConfig, case_features, generate_case, op_pairs
 
 
@@ -63,10 +63,14 @@ def _audit_case(seed: int, index: int, generator: GeneratorConfig, backends: Bac
     reason = accepted(backends.engine, case.graph)
     if reason:
         ops = sorted({node["op"] for node in case.graph["nodes"]})
-        return CaseResult(index, case_to_json(case), ops, 0, 0.0, [], {}, skipped=reason, redraws=case.redraws)
+        return CaseResult(index, {}, ops, 0, 0.0, [], {}, skipped=reason, redraws=case.redraws)
     result = check_in_mode(case, backends, index, mode)
     diagnose_case(case, result, backends)
     result.features, result.op_pairs = sorted(case_features(case)), sorted(op_pairs(case))
+    if not result.findings:
+        # (seed, index) makes the case again; only a case with a finding is written out. This keeps
+        # a passing case's result (in memory and in the campaign store) a tenth of its size.
+        result.case = {}
     return result
 
 
@@ -193,7 +197,9 @@ class ProcessPool(Workers):
         kill_pool(self.pool)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        # Every result is in, so nothing is left in the workers to save; letting them exit
+        # would wait seconds on JAX's and PyTorch's teardown.
+        kill_pool(self.pool)
 
 
 def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
@@ -221,7 +227,7 @@ def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Fin
             if finding.kind in NOT_A_DISCREPANCY or finding.kind in NOT_SHRUNK:
                 continue
             group = Target.of(finding).group()
-            if group in groups_here or not result.case or taken.get(group, 0) >= limit:
+            if group in groups_here or result.lost or taken.get(group, 0) >= limit:
                 continue
             groups_here.add(group)
             taken[group] = taken.get(group, 0) + 1
@@ -348,7 +354,7 @@ def run_audit(
     if lost and not stop.is_set():
         lost.sort()
         crash = Finding("crash", None, None, None, workers.lost_cases(lost[0], lost[-1]))
-        results.append(CaseResult(lost[0], {}, [], 0, 0.0, [crash], {}))
+        results.append(CaseResult(lost[0], {}, [], 0, 0.0, [crash], {}, lost=True))
         results.sort(key=lambda result: result.index)
         ran["incomplete"] = len(lost)
     return results, ran, investigations

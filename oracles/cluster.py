@@ -33,7 +33,7 @@ except ImportError:  # the CLI says how to install the extra
 CONNECT_SECONDS = 15  # how long to wait for a scheduler, and for its first worker
 
 
-class LoadBackends(WorkerPlugin):  # type: ignore[misc,valid-type]
+class LoadBackends(WorkerPlugin):
     """Loads an audit's backends in a worker as it joins; closes its engine host when the audit ends."""
 
     def __init__(self, name: str, config: AuditConfig, log_path: str | None):

@@ -101,10 +101,16 @@ def load_engine(spec: str) -> Backend:
 def start_isolated_engine(spec: str, timeout: float | None = None, log_path: str | None = None) -> Backend:
     """The engine named by `spec`, loaded and run in a child process of its own (isolation.py).
     PluginError, one line, if it cannot be loaded there (including an import that exits)."""
-    from .isolation import DEFAULT_TIMEOUT, start_engine
+    return launch_isolated_engine(spec, timeout, log_path)()
 
-    plugin = start_engine(spec, DEFAULT_TIMEOUT if timeout is None else timeout, log_path)
-    return from_plugin(plugin, spec, role="engine")
+
+def launch_isolated_engine(spec: str, timeout: float | None = None, log_path: str | None = None):
+    """`start_isolated_engine` in two steps: the child process starts now, and the function
+    returned waits for the engine to be loaded there and gives its Backend."""
+    from .isolation import DEFAULT_TIMEOUT, launch_engine
+
+    ready = launch_engine(spec, DEFAULT_TIMEOUT if timeout is None else timeout, log_path)
+    return lambda: from_plugin(ready(), spec, role="engine")
 
 
 REFERENCES = ("jax", "torch", "numeric")

@@ -188,8 +188,11 @@ class EngineHost:
 
     def start(self) -> EngineInfo:
         """Start the host and load the engine there; PluginError (one line) if it cannot be loaded."""
-        from . import PluginError
+        self.launch()
+        return self.ready()
 
+    def launch(self) -> None:
+        """Start the host's process, without waiting for it: `ready()` waits."""
         context = multiprocessing.get_context("spawn")  # fork would copy JAX's and PyTorch's threads half-alive
         mine, theirs = context.Pipe()
         self.process = context.Process(
@@ -198,6 +201,12 @@ class EngineHost:
         self.process.start()
         theirs.close()
         self.connection = mine
+
+    def ready(self) -> EngineInfo:
+        """Wait until the launched host has loaded the engine; PluginError (one line) if it cannot."""
+        from . import PluginError
+
+        mine = self.connection
         try:
             if not mine.poll(IMPORT_SECONDS):
                 self.stop()
@@ -266,5 +275,12 @@ class IsolatedEngine:
 
 
 def start_engine(spec: str, timeout: float = DEFAULT_TIMEOUT, log_path: str | None = None) -> IsolatedEngine:
+    return launch_engine(spec, timeout, log_path)()
+
+
+def launch_engine(spec: str, timeout: float = DEFAULT_TIMEOUT, log_path: str | None = None):
+    """Start the engine's host now, and return a function that waits for it to be ready: the
+    caller does other work (imports JAX and PyTorch) while the host imports the engine."""
     host = EngineHost(spec, timeout, log_path)
-    return IsolatedEngine(host, host.start())
+    host.launch()
+    return lambda: IsolatedEngine(host, host.ready())

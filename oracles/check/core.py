@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import REFERENCES, Backend, Unavailable, load_engine, load_reference, start_isolated_engine
+from ..backends import REFERENCES, Backend, Unavailable, launch_isolated_engine, load_engine, load_reference
 from ..backends import numeric_backend as numeric
 from ..backends.isolation import EngineDied, EngineRaised, EngineTimeout, describe_exception
 from ..format import Case, case_to_json, infer_shapes, reference_values
@@ -60,17 +60,17 @@ def load_backends(
     """The engine named by `engine_spec` and the references named in `oracles`. The engine runs
     in a child process of its own (backends/isolation.py) unless `isolate` is False, with
     `timeout` seconds per evaluation and its output in `log_path`."""
-    engine = start_isolated_engine(engine_spec, timeout, log_path) if isolate else load_engine(engine_spec)
-    backends = Backends(engine=engine)
-    for name in oracles:
-        loaded = load_reference(name)
-        if isinstance(loaded, Unavailable):
-            backends.unavailable.append(loaded)
-        elif name == "numeric":
-            backends.numeric = loaded
-        else:
-            backends.references.append(loaded)
-    return backends
+    # The engine's process imports the engine while this one imports the references.
+    engine_ready = launch_isolated_engine(engine_spec, timeout, log_path) if isolate else None
+    loaded = {name: load_reference(name) for name in oracles}
+    engine = engine_ready() if engine_ready is not None else load_engine(engine_spec)
+    numeric = loaded.get("numeric")
+    return Backends(
+        engine=engine,
+        references=[b for n, b in loaded.items() if isinstance(b, Backend) and n != "numeric"],
+        numeric=numeric if isinstance(numeric, Backend) else None,
+        unavailable=[b for b in loaded.values() if isinstance(b, Unavailable)],
+    )
 
 
 @dataclass
@@ -90,6 +90,7 @@ class CaseResult:
     features: list[str] = field(default_factory=list)  # the graph features the case exercised (coverage)
     op_pairs: list[str] = field(default_factory=list)  # producer>consumer op pairs in the case
     jax: str | None = None  # tiered mode: why JAX saw this case ("disagreement", "kink", "sample"), or None
+    lost: bool = False  # a placeholder for cases that could not be audited (its finding says why)
 
 
 def describe_error(error: BaseException) -> str:

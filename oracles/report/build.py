@@ -160,7 +160,7 @@ def coverage(results: list[CaseResult], generator, ops: list[str]) -> dict:
     flags can never produce (features_out_of_reach)."""
     from ..generate import GeneratorConfig, all_features, features_out_of_reach
 
-    audited = [r for r in results if r.case and not r.skipped]
+    audited = [r for r in results if not r.lost and not r.skipped]
     features: Counter = Counter(f for r in audited for f in r.features)
     pairs: Counter = Counter(p for r in audited for p in r.op_pairs)
     kinks: Counter = Counter(record["kink"] for r in audited for record in r.kinks)
@@ -209,7 +209,7 @@ def build_report(
         ({"index": r.index, "margin": r.engine_margin} for r in results if not _failed(r) and not r.skipped),
         key=lambda entry: -entry["margin"],
     )[:10]
-    graphs = sum(1 for r in results if r.case and not r.skipped)
+    graphs = sum(1 for r in results if not r.lost and not r.skipped)
     shrink_seconds = [i.shrink_seconds for i in investigations if i.minimal is not None]
     summary = {
         "graphs": graphs,
@@ -280,7 +280,7 @@ def build_report(
 def _mode(results: list[CaseResult], config, ran: dict) -> dict:
     """Which references checked how much: full mode gives JAX every graph; tiered mode only those
     where anything disagreed, a kink, and a sample (check.CheckMode)."""
-    graphs = [r for r in results if r.case and not r.skipped]
+    graphs = [r for r in results if not r.lost and not r.skipped]
     if "jax" not in ran["references"]:
         seen: Counter = Counter()
     elif config.mode == "tiered":
