@@ -158,8 +158,8 @@ class Workers:
     def submit(self, function, *arguments) -> Future:
         raise NotImplementedError
 
-    def lost_cases(self, first: int, last: int) -> str:
-        """Why cases first..last have no result."""
+    def lost_cases(self, lost: list[int]) -> str:
+        """Why the cases `lost` (in order) have no result."""
         raise NotImplementedError
 
     def kill(self) -> None:
@@ -186,9 +186,9 @@ class ProcessPool(Workers):
     def submit(self, function, *arguments) -> Future:
         return self.pool.submit(function, self.name, *arguments)
 
-    def lost_cases(self, first: int, last: int) -> str:
+    def lost_cases(self, lost: list[int]) -> str:
         return (
-            f"a worker process died or could not start, so cases {first}..{last} were not audited: a crash below "
+            f"a worker process died or could not start, so {describe_cases(lost)} were not audited: a crash below "
             "Python (a segfault, running out of memory) in a reference, or backends that failed to load there; "
             "the engine runs apart, so not the engine"
         )
@@ -342,7 +342,7 @@ def run_audit(
             while waiting and not stop.is_set():
                 _, waiting = wait(waiting, timeout=0.2)
             if not stop.is_set():
-                investigations = [future.result() for future in shrinking if future.exception() is None]
+                investigations = [f.result() for f in shrinking if not isinstance(f.exception(), workers.lost)]
     finally:
         if stop.is_set():
             ran["interrupted"] = True
@@ -353,7 +353,7 @@ def run_audit(
     results = _in_case_order(done)
     if lost and not stop.is_set():
         lost.sort()
-        crash = Finding("crash", None, None, None, workers.lost_cases(lost[0], lost[-1]))
+        crash = Finding("crash", None, None, None, workers.lost_cases(lost))
         results.append(CaseResult(lost[0], {}, [], 0, 0.0, [crash], {}, lost=True))
         results.sort(key=lambda result: result.index)
         ran["incomplete"] = len(lost)
@@ -366,6 +366,14 @@ def _start_workers(cluster: str | None, count: int, config: AuditConfig, log_pat
     from .cluster import DaskWorkers  # Dask is an optional extra
 
     return DaskWorkers(cluster, count, config, log_path)
+
+
+def describe_cases(indices: list[int]) -> str:
+    """`indices` (in order) for a message: "cases 4..9", or "7 cases from 4 to 99" when some between are not."""
+    first, last = indices[0], indices[-1]
+    if len(indices) == last - first + 1:
+        return f"case {first}" if first == last else f"cases {first}..{last}"
+    return f"{len(indices)} cases from {first} to {last}"
 
 
 def _in_case_order(done: dict[int, list[CaseResult]]) -> list[CaseResult]:
