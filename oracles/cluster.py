@@ -84,7 +84,10 @@ class DaskWorkers(Workers):
                 "--cluster needs Dask distributed, which is not installed: pip install 'autodiff-oracles[dask]'"
             )
         # The client logs a lost scheduler with a traceback; the report says which cases it cost.
-        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        # Dask's logging configuration gives some child loggers levels of their own.
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name == "distributed" or name.startswith("distributed."):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         self.cluster = None
         self.name = f"autodiff-audit-{uuid.uuid4().hex[:12]}"  # one plug-in per audit: a cluster may run several
         try:
