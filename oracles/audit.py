@@ -103,10 +103,20 @@ def forget_worker_backends(name: str) -> None:
         loading.result().engine.plugin.close()
 
 
+class BackendsUnavailable(RuntimeError):
+    """This worker has no backends for the audit (their loading failed here): its cases are lost."""
+
+
 def _run_with_backends(name: str, work: Callable[[Backends], object]):
+    if name not in _loaded:
+        raise BackendsUnavailable("the backends were never loaded in this worker")
     loading, lock = _loaded[name]
+    try:
+        backends = loading.result()
+    except Exception as error:
+        raise BackendsUnavailable(f"the backends could not be loaded in this worker: {error}") from None
     with lock:
-        return work(loading.result())
+        return work(backends)
 
 
 def _exit_worker() -> None:
@@ -174,7 +184,7 @@ class ProcessPool(Workers):
     and PyTorch hold threads that fork would copy half-alive)."""
 
     name = "pool"
-    lost = (BrokenProcessPool,)
+    lost = (BrokenProcessPool, BackendsUnavailable)
 
     def __init__(self, count: int, config: AuditConfig, log_path: str | None):
         self.description = f"a process pool of {count} on this machine"

@@ -24,6 +24,7 @@ from pathlib import Path
 from .audit import (
     ENGINE_LOG,
     AuditConfig,
+    BackendsUnavailable,
     ClusterError,
     Workers,
     describe_cases,
@@ -76,7 +77,7 @@ class LoadBackends(WorkerPlugin):
 class DaskWorkers(Workers):
     """The workers of a Dask cluster at `address` ("local": a LocalCluster of `count` workers)."""
 
-    lost = (KilledWorker, CancelledError) if KilledWorker is not None else ()
+    lost = (KilledWorker, CancelledError, BackendsUnavailable) if KilledWorker is not None else ()
 
     def __init__(self, address: str, count: int, config: AuditConfig, log_path: str | None):
         if Client is None:
@@ -112,7 +113,8 @@ class DaskWorkers(Workers):
             self.client.register_plugin(LoadBackends(self.name, config, log_path), name=self.name)
         except Exception as error:
             self.close()
-            raise ClusterError(f"--cluster {address}: a worker could not load the backends: {error}") from None
+            first_line = (str(error).splitlines() or [type(error).__name__])[0]
+            raise ClusterError(f"--cluster {address}: a worker could not load the backends: {first_line}") from None
         workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
         where = "a local Dask cluster" if address == "local" else f"the Dask cluster at {address}"
         self.description = f"{where} of {workers} worker{'s' * (workers != 1)}"
@@ -124,7 +126,7 @@ class DaskWorkers(Workers):
     def lost_cases(self, lost: list[int]) -> str:
         return (
             f"{describe_cases(lost)} were not audited: the cluster lost them (a worker died on each of Dask's allowed "
-            "attempts, or the scheduler went away); --resume runs them again"
+            "attempts, the scheduler went away, or a worker could not load the backends); --resume runs them again"
         )
 
     def kill(self) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -105,3 +106,22 @@ def test_a_cluster_that_is_not_there_is_one_line_and_exit_3(tmp_path):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "tcp://127.0.0.1:9" in done.stderr, done.stderr
+
+
+def test_a_worker_without_backends_loses_its_cases_rather_than_ending_the_audit(monkeypatch):
+    """A worker that joins a cluster but cannot load the backends (the engine is not installed
+    there) fails its tasks with BackendsUnavailable, which both kinds of workers count as lost
+    cases: a crash finding in the report, never a traceback."""
+    from concurrent.futures import Future
+
+    from oracles import audit
+    from oracles.cluster import DaskWorkers
+
+    with pytest.raises(audit.BackendsUnavailable, match="never loaded"):
+        audit._run_with_backends("an-audit-this-worker-never-joined", lambda backends: None)
+    failed: Future = Future()
+    failed.set_exception(ModuleNotFoundError("No module named 'mypkg'"))
+    monkeypatch.setitem(audit._loaded, "an-audit-whose-loading-failed", (failed, threading.Lock()))
+    with pytest.raises(audit.BackendsUnavailable, match="mypkg"):
+        audit._run_with_backends("an-audit-whose-loading-failed", lambda backends: None)
+    assert audit.BackendsUnavailable in DaskWorkers.lost and audit.BackendsUnavailable in audit.ProcessPool.lost
