@@ -433,6 +433,8 @@ def _audit(args) -> int:
         if signals.signal is None and ran.get("interrupted"):
             ran = {**ran, "interrupted": False, "time_budget": args.time}  # the budget was spent, as asked
         ran["failure_database"] = known.summary(investigations)
+        for problem in (ran["failure_database"] or {}).get("errors", []):
+            print(f"autodiff-audit: warning: {problem}", file=sys.stderr)
         report = build_report(results, ran, config, time.perf_counter() - start, investigations)
         json_path, md_path = write_report(report, folder)
     finally:
@@ -465,8 +467,9 @@ class _KnownFailures:
             except FailureDatabaseError as error:  # a damaged entry is skipped, not the audit
                 print(f"autodiff-audit: warning: {error}: skipped", file=sys.stderr)
         self.outcomes: dict[str, list[str]] = {STILL_FAILS: [], FIXED: [], REGRESSION: []}
+        self.errors: list[str] = []  # what could not be written to the database
         if self.entries:
-            print(f"failure database: replaying {len(self.entries)} known failing cases of {config.engine} first",
+            print(f"failure database: replaying the {len(self.entries)} kept cases of {config.engine} first",
                   file=sys.stderr, flush=True)  # fmt: skip
 
     def replayed(self, k: int, result) -> None:
@@ -475,7 +478,11 @@ class _KnownFailures:
             return  # the engine declines it now: neither fixed nor failing
         fails = any(f.kind not in NOT_A_DISCREPANCY and f.backend == self.engine_name for f in result.findings)
         assert self.database is not None
-        outcome = self.database.record(entry, fails)
+        try:
+            outcome = self.database.record(entry, fails)
+        except FailureDatabaseError as error:  # the audit and its report go on; the database keeps its old word
+            self.errors.append(str(error))
+            outcome = (REGRESSION if entry.status == FIXED else STILL_FAILS) if fails else FIXED
         self.outcomes[outcome].append(entry.id)
         print(f"failure database: {entry.describe()}: {outcome.upper() if outcome == REGRESSION else outcome}",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -487,10 +494,14 @@ class _KnownFailures:
         for investigation in investigations:
             if investigation.minimal is None or investigation.backend != self.engine_name:
                 continue  # a reference's finding is not this engine's bug
-            new = self.database.add(
-                self.config.engine, investigation.minimal, investigation.kind, investigation.op, investigation.node,
-                str(self.config.report),
-            )  # fmt: skip
+            try:
+                new = self.database.add(
+                    self.config.engine, investigation.minimal, investigation.kind, investigation.op,
+                    investigation.node, str(self.config.report),
+                )  # fmt: skip
+            except FailureDatabaseError as error:  # never at the cost of the report
+                self.errors.append(str(error))
+                continue
             if new:
                 added.append(self.database.id_of(investigation.minimal))
         replayed = sum(len(ids) for ids in self.outcomes.values())
@@ -504,6 +515,7 @@ class _KnownFailures:
             "regressions": self.outcomes[REGRESSION],
             "fixed": self.outcomes[FIXED],
             "added": sorted(set(added)),
+            "errors": sorted(set(self.errors)),
         }
 
 

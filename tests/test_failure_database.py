@@ -104,3 +104,13 @@ def test_the_database_moves_with_failures_and_stays_untouched_with_no_failures(t
     _, summary = audit(folder, "--failures", "elsewhere", "--no-failures")
     assert summary["failure_database"] is None
     assert {path: path.read_bytes() for path in (folder / "elsewhere").rglob("*") if path.is_file()} == moved
+
+
+def test_a_database_that_cannot_be_written_costs_a_warning_not_the_report(tmp_path):
+    folder = engine_at_work(tmp_path, buggy=True)
+    (folder / "a-file").write_text("")
+    done, summary = audit(folder, "--failures", "a-file/database")  # a folder inside a file: no mkdir
+    assert done.returncode == 1, done.stderr
+    assert summary["failure_database"]["errors"] and summary["discrepancies"]
+    assert "warning: failure database" in done.stderr and "Traceback" not in done.stderr
+    assert "could not be kept" in (folder / "report" / "report.md").read_text()

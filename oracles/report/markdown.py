@@ -288,7 +288,7 @@ def _mode_line(mode: dict) -> str:
 def _failure_database_lines(known: dict | None) -> list[str]:
     if not known:
         return []
-    if not known["known"] and not known["added"]:
+    if not known["known"] and not known["added"] and not known.get("errors"):
         return [f"Failure database `{known['folder']}`: no known failing case of this engine.", ""]
     parts = [f"{len(known[key])} {label}" for key, label in
              (("still_fails", "still fail"), ("regressions", "REGRESSED (fixed before, failing again)"),
@@ -298,4 +298,5 @@ def _failure_database_lines(known: dict | None) -> list[str]:
              + f"; {len(known['added'])} new minimal cases kept."]  # fmt: skip
     for key, label in (("regressions", "regression"), ("still_fails", "still fails"), ("fixed", "fixed")):
         lines += [f"- `{case}`: {label}" for case in known[key]]
+    lines += [f"- could not be kept: {error}" for error in known.get("errors", [])]
     return [*lines, ""]
