@@ -137,11 +137,9 @@ class FailureDatabase:
             self.case_path(entry).unlink(missing_ok=True)
             self._entry_path(entry).unlink(missing_ok=True)
             removed += 1
-            folder = self._folder(entry.engine)
+            folder = self._folder(entry.engine)  # the database made it; the root may be the user's
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-        if self.root.is_dir() and not any(self.root.iterdir()):
-            self.root.rmdir()
         return removed
 
     def _write(self, path: Path, content: dict) -> None:
