@@ -58,10 +58,6 @@ class UsageError(Exception):
     """A problem with what the user asked for: printed as one line, exit 2."""
 
 
-class ClusterUnusable(Exception):
-    """--cluster names a cluster that cannot run the audit: printed as one line, exit 3."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not argparse's usage block
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
@@ -292,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
         )
         return EXIT_USAGE
-    except ClusterUnusable as error:
+    except ClusterError as error:  # --cluster names a cluster that cannot run the audit
         print(f"autodiff-audit: error: {error}", file=sys.stderr)
         return EXIT_CLUSTER
     except KeyboardInterrupt:
@@ -425,8 +421,6 @@ def _audit(args) -> int:
                 )  # fmt: skip
             except AuditConfigError as error:
                 raise UsageError(str(error)) from None
-            except ClusterError as error:
-                raise ClusterUnusable(str(error)) from None
             finally:
                 if budget:
                     budget.cancel()
