@@ -43,6 +43,7 @@ from .failures import (
     FailureDatabase,
     FailureDatabaseError,
     default_folder,
+    replay_outcome,
 )  # fmt: skip
 from .format import DTYPES, MAX_ELEMENTS, FormatError, case_to_json, infer_shapes, load_case
 from .generate import GeneratorConfig
@@ -476,7 +477,7 @@ class _KnownFailures:
             outcome = self.database.record(entry, fails)
         except FailureDatabaseError as error:  # the audit and its report go on; the database keeps its old word
             self.errors.append(str(error))
-            outcome = (REGRESSION if entry.status == FIXED else STILL_FAILS) if fails else FIXED
+            outcome = replay_outcome(entry, fails)
         self.outcomes[outcome].append(entry.id)
         print(f"failure database: {entry.describe()}: {outcome.upper() if outcome == REGRESSION else outcome}",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -489,7 +490,7 @@ class _KnownFailures:
             if investigation.minimal is None or investigation.backend != self.engine_name:
                 continue  # a reference's finding is not this engine's bug
             try:
-                new = self.database.add(
+                kept, new = self.database.add(
                     self.config.engine, investigation.minimal, investigation.kind, investigation.op,
                     investigation.node, str(self.config.report),
                 )  # fmt: skip
@@ -497,7 +498,7 @@ class _KnownFailures:
                 self.errors.append(str(error))
                 continue
             if new:
-                added.append(self.database.id_of(investigation.minimal))
+                added.append(kept)
         replayed = sum(len(ids) for ids in self.outcomes.values())
         return {
             "folder": str(self.database.root),

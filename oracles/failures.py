@@ -106,8 +106,11 @@ class FailureDatabase:
         except FormatError as error:
             raise FailureDatabaseError(f"failure database: {error}") from None
 
-    def add(self, engine: str, case_json: dict, kind: str, op: str | None, node: str | None, report: str) -> bool:
-        """Keep a minimal failing case, once; returns whether it is new (one kept before is marked failing)."""
+    def add(
+        self, engine: str, case_json: dict, kind: str, op: str | None, node: str | None, report: str
+    ) -> tuple[str, bool]:
+        """Keep a minimal failing case, once; returns its id and whether it is new (one kept before
+        is marked failing)."""
         validate_case(case_json, where="a minimal case")
         entry = Entry(case_id(case_json), engine, kind, op, node, _now(), report)
         existing = _read_entry(self._entry_path(entry))
@@ -117,14 +120,11 @@ class FailureDatabase:
         else:
             self._write(self.case_path(entry), case_json)
         self._write(self._entry_path(entry), asdict(entry))
-        return existing is None
-
-    def id_of(self, case_json: dict) -> str:
-        return case_id(case_json)
+        return entry.id, existing is None
 
     def record(self, entry: Entry, fails: bool) -> str:
-        """Store what replaying `entry` showed; returns STILL_FAILS, FIXED or REGRESSION."""
-        outcome = (REGRESSION if entry.status == FIXED else STILL_FAILS) if fails else FIXED
+        """Store what replaying `entry` showed; returns its outcome (see replay_outcome)."""
+        outcome = replay_outcome(entry, fails)
         entry.status = STILL_FAILS if fails else FIXED
         entry.checked = _now()
         self._write(self._entry_path(entry), asdict(entry))
@@ -152,6 +152,11 @@ class FailureDatabase:
             raise FailureDatabaseError(
                 f"failure database {self.root}: cannot write {path.name}: {error.strerror or error}"
             ) from None
+
+
+def replay_outcome(entry: Entry, fails: bool) -> str:
+    """STILL_FAILS, FIXED, or REGRESSION for a case that was fixed before and fails again."""
+    return (REGRESSION if entry.status == FIXED else STILL_FAILS) if fails else FIXED
 
 
 def _read_entry(path: Path) -> Entry | None:
