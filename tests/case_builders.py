@@ -1,4 +1,7 @@
-"""Hand-written cases for the tests, in the graph format, with as little typing as possible."""
+"""Hand-written cases for the tests, in the graph format, with as little typing as possible, and
+the helpers the tests share to read what an audit wrote."""
+
+from pathlib import Path
 
 from oracles.format import Case, validate_case
 
@@ -58,3 +61,9 @@ def without_keys(value, keys):
     if isinstance(value, list):
         return [without_keys(v, keys) for v in value]
     return value
+
+
+def stored_cases(folder) -> int:
+    """How many finished cases the campaign store in report folder `folder` holds (0 before it exists)."""
+    store = Path(folder) / "campaign.jsonl"
+    return len(store.read_text().splitlines()) - 1 if store.exists() else 0  # the first line is the configuration

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from case_builders import without_keys
+from case_builders import stored_cases, without_keys
 
 REPO = Path(__file__).resolve().parent.parent
 AUDIT = str(Path(sys.executable).parent / "autodiff-audit")
@@ -33,10 +33,6 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 def report(folder: Path) -> dict:
     return without_keys(json.loads((folder / "report.json").read_text()), TIMINGS)
-
-
-def stored_cases(folder: Path) -> int:
-    return len((folder / "campaign.jsonl").read_text().splitlines()) - 1
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from case_builders import without_keys
+from case_builders import stored_cases, without_keys
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -30,11 +30,6 @@ STARTUP_SECONDS = 60
 
 def report(folder: Path) -> dict:
     return without_keys(json.loads((folder / "report.json").read_text()), WHERE)
-
-
-def stored_cases(folder: Path) -> int:
-    store = folder / "campaign.jsonl"
-    return len(store.read_text().splitlines()) - 1 if store.exists() else 0
 
 
 def wait_until(condition, seconds: float, what: str) -> None:
