@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .entry import MARGIN, REAL, Domain, Kink, Op, PlanContext, Planner, Sample, ShapeError
+from .entry import MARGIN, REAL, Domain, Kink, Op
+from .planning import PlanContext, Planner, Sample, ShapeError
 from .table import OPS
 
 __all__ = [

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-
-class ShapeError(ValueError):
-    """Operand shapes an op cannot take. The message says why, without a location."""
-
+from .planning import Planner, Sample
+from .rules import default_planner, default_samples
 
 # How far a value is kept from a point where an op is not differentiable or not defined, in
 # float64 and float32 alike. Finite differences step about 6e-6 max(1, |x|) along their
@@ -108,48 +105,6 @@ class Kink:
 
 
 @dataclass(frozen=True)
-class Sample:
-    """Operand shapes and attrs for the table-driven tests; values come from the op's domains."""
-
-    shapes: tuple[tuple[int, ...], ...]
-    attrs: Mapping = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        attrs = "".join(f",{k}={v}" for k, v in self.attrs.items())
-        return "x".join(str(list(shape)) for shape in self.shapes).replace(" ", "") + attrs
-
-
-class PlanContext(Protocol):
-    """What a planner may ask of the generator: random choices and shapes within its limits."""
-
-    max_rank: int
-    max_dim: int
-
-    def integer(self, lo: int, hi: int) -> int: ...
-
-    def boolean(self, p: float) -> bool: ...
-
-    def choice(self, options): ...
-
-    def dim(self) -> int:
-        """An axis size within the config (1 sometimes, for broadcasting and keepdims)."""
-
-    def shape(self, rank: int) -> tuple[int, ...]: ...
-
-
-@dataclass(frozen=True)
-class Planner:
-    """How the generator makes operands for a result of a given shape.
-
-    `produces(shape, max_rank)`: whether the op can yield `shape` from operands of rank at
-    most `max_rank`. `plan(context, shape)`: (operand shapes, attrs) for such a shape.
-    """
-
-    produces: Callable[[tuple, int], bool]
-    plan: Callable[[PlanContext, tuple], tuple[list[tuple], dict]]
-
-
-@dataclass(frozen=True)
 class Op:
     name: str
     arity: int
@@ -174,8 +129,6 @@ class Op:
 
     def __post_init__(self):
         # The defaults for the op's arity and broadcasting, so an entry states only what is its own.
-        from .rules import default_planner, default_samples
-
         if self.planner is None:
             object.__setattr__(self, "planner", default_planner(self.arity, self.broadcasts))
         if self.samples is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entry import Domain, PlanContext, Planner, Sample, ShapeError
+from .entry import Domain
+from .planning import PlanContext, Planner, Sample, ShapeError
 from .rules import P_NEGATIVE_AXIS, is_int
 
 # A naive exp(a) overflows past 88.7 in float32 and 709.8 in float64. Operands shifted past

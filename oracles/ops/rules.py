@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entry import PlanContext, Planner, Sample, ShapeError
+from .planning import PlanContext, Planner, Sample, ShapeError
 
 # ---- shape rules: (*operand shapes, attrs) -> result shape -------------------------------------
 

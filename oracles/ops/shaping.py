@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .entry import PlanContext, Planner, Sample, ShapeError
+from .planning import PlanContext, Planner, Sample, ShapeError
 from .rules import is_int
 
 

@@ -17,7 +17,8 @@ import dataclasses
 import numpy as np
 
 from . import fused, shaping
-from .entry import Domain, Kink, Op, Planner, Sample, ShapeError
+from .entry import Domain, Kink, Op
+from .planning import Planner, Sample, ShapeError
 from .rules import (
     REDUCTION,
     REDUCTION_SAMPLES,
