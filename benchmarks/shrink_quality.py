@@ -8,12 +8,12 @@ nodes, largest input) and shrink times, and whether triage named the planted op.
 """
 
 import argparse
-import time
 
 import numpy as np
 
 from examples import broken_engines
 from oracles.audit import AuditConfig, run_audit
+from oracles.kinds import Kind
 
 
 def main() -> None:
@@ -30,15 +30,14 @@ def main() -> None:
             graphs=args.graphs, engine=f"examples.broken_engines:{bug}", oracles=tuple(args.oracles.split(",")),
             workers=2, shrink_limit=args.limit,
         )  # fmt: skip
-        start = time.perf_counter()
-        results, _, investigations = run_audit(config)
-        wall = time.perf_counter() - start
+        run = run_audit(config)
+        results, investigations, wall = run.results, run.investigations, run.wall_seconds
         shrunk = [i for i in investigations if i.minimal is not None]
         nodes = [i.minimal_size[0] for i in shrunk]
         largest = [max([int(np.size(v)) for v in i.minimal["values"].values()] or [0]) for i in shrunk]
         seconds = [i.shrink_seconds for i in shrunk]
         # A wrong rule must be named by its op; lost fan-out accumulation is a composition bug.
-        named = sum(1 for i in shrunk if (i.op == planted_op if planted_op else i.kind == "composition"))
+        named = sum(1 for i in shrunk if (i.op == planted_op if planted_op else i.kind == Kind.COMPOSITION))
         ok = sum(1 for n, e in zip(nodes, largest) if n <= 3 and e <= 4)
         all_seconds += seconds
         small += [n <= 3 and e <= 4 for n, e in zip(nodes, largest)]

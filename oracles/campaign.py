@@ -15,10 +15,10 @@ import json
 import os
 from pathlib import Path
 
-from .audit import AuditConfig
 from .check import CaseResult, Finding
-from .generate import GeneratorConfig
-from .report.markdown import json_default
+from .crash import Crash
+from .format import json_default
+from .kinds import Kind
 
 STORE = "campaign.jsonl"
 
@@ -27,42 +27,37 @@ class CampaignError(ValueError):
     """A store that cannot be resumed: one line, for the user."""
 
 
-def config_json(config: AuditConfig) -> dict:
-    fields = dataclasses.asdict(config)
-    fields["report"] = str(config.report)
-    fields["oracles"] = list(config.oracles)
-    fields["generator"] = {**dataclasses.asdict(config.generator), "ops": list(config.generator.ops)}
-    return fields
-
-
-def config_from_json(fields: dict) -> AuditConfig:
-    generator = GeneratorConfig(**{**fields["generator"], "ops": tuple(fields["generator"]["ops"])})
-    return AuditConfig(
-        **{**fields, "generator": generator, "oracles": tuple(fields["oracles"]), "report": Path(fields["report"])}
-    )
-
-
 def result_json(result: CaseResult) -> dict:
-    fields = dataclasses.asdict(dataclasses.replace(result, evaluations=None))
-    return fields
+    return dataclasses.asdict(dataclasses.replace(result, evaluations=None))
 
 
 def result_from_json(fields: dict) -> CaseResult:
-    findings = [Finding(**finding) for finding in fields.pop("findings")]
+    def finding(stored: dict) -> Finding:
+        crash = Crash(**stored["crash"]) if stored.get("crash") else None
+        return Finding(**{**stored, "kind": Kind(stored["kind"]), "crash": crash})
+
+    findings = [finding(stored) for stored in fields.pop("findings")]
     return CaseResult(**fields, findings=findings)
 
 
 class CampaignStore:
-    """Append-only: one JSON line per finished case, after the configuration's line."""
+    """Append-only: one JSON line per finished case, after the configuration's line. `config`
+    is the audit's configuration as JSON (the audit's `AuditConfig.to_json`); `finished`, the
+    cases the store holds (one per index, in case order)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, config: dict, finished: list[CaseResult]):
         self.path = Path(path)
+        self.config = config
+        self.finished = finished
 
-    def start(self, config: AuditConfig) -> None:
-        with open(self.path, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps({"campaign": config_json(config)}, default=json_default) + "\n")
+    @classmethod
+    def start(cls, path: Path, config: dict) -> CampaignStore:
+        """A new store at `path`, holding `config` and no case yet."""
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"campaign": config}, default=json_default) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        return cls(path, config, [])
 
     def append(self, results: list[CaseResult]) -> None:
         lines = "".join(json.dumps({"case": result_json(r)}, default=json_default) + "\n" for r in results)
@@ -71,15 +66,18 @@ class CampaignStore:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def load(self) -> tuple[AuditConfig, list[CaseResult]]:
-        """The campaign's configuration and its finished cases (one per index, in case order)."""
-        where = f"--resume: {self.path}"
+    @classmethod
+    def resume(cls, path: Path) -> CampaignStore:
+        """The store at `path`, with the campaign's configuration and its finished cases."""
+        where = f"--resume: {path}"
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
         except OSError as error:
             raise CampaignError(f"{where}: cannot read it: {error.strerror or error}") from None
         try:
-            config = config_from_json(json.loads(lines[0])["campaign"])
+            config = json.loads(lines[0])["campaign"]
+            if not isinstance(config, dict):
+                raise TypeError("the configuration is not an object")
         except (IndexError, ValueError, KeyError, TypeError) as error:
             raise CampaignError(f"{where}: not a campaign store ({type(error).__name__})") from None
         results: dict[int, CaseResult] = {}
@@ -91,4 +89,4 @@ class CampaignStore:
                     continue
                 raise CampaignError(f"{where}: line {number} is not a finished case") from None
             results[result.index] = result
-        return config, [results[index] for index in sorted(results)]
+        return cls(path, config, [results[index] for index in sorted(results)])

@@ -4,7 +4,7 @@ for a `LocalCluster` on this machine.
 The workers are Dask's; the audit's logic is not. A worker plugin loads the engine and the
 references once in each worker, when it joins (and again in a worker that replaces a dead
 one), and the cases go out as ordinary tasks of the same functions the process pool runs
-(oracles/audit.py). Dask reruns the task of a worker that died elsewhere, so no case is lost,
+(oracles/audit.py, oracles/workers.py). Dask reruns the task of a worker that died elsewhere, so no case is lost,
 and the results are gathered in case order, so a report does not depend on the cluster.
 
 Dask is an optional extra (`pip install 'autodiff-oracles[dask]'`). Every worker needs the
@@ -14,16 +14,16 @@ same environment as the audit: this package, the references and the engine under
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
-import os
 import uuid
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
 
-from .audit import (
-    ENGINE_LOG,
-    AuditConfig,
+from .backends.isolation import ENGINE_LOG
+from .workers import (
     BackendsUnavailable,
     ClusterError,
     Workers,
@@ -44,12 +44,12 @@ PROFILER = ("profile", "profile-cycle")  # a Dask worker's periodic callbacks of
 
 
 class LoadBackends(WorkerPlugin):
-    """Loads an audit's backends in a worker as it joins; closes its engine host when the audit ends."""
+    """Loads an audit's backends in a worker as it joins (with `load`); closes them (with `close`)
+    when the audit ends. A worker on another machine, where the report folder is not, keeps the
+    engine's output in its own folder (`load` is a functools.partial whose `log_path` it moves)."""
 
-    def __init__(self, name: str, config: AuditConfig, log_path: str | None):
-        self.name = name
-        self.engine, self.oracles, self.timeout = config.engine, config.oracles, config.timeout
-        self.log_path = log_path
+    def __init__(self, name: str, load: Callable, close: Callable):
+        self.name, self.load, self.close = name, load, close
 
     async def setup(self, worker) -> None:
         # A nanny starts its worker as a daemonic process, and multiprocessing lets no daemonic
@@ -61,25 +61,27 @@ class LoadBackends(WorkerPlugin):
         self.paused = [name for name in PROFILER if name in worker.periodic_callbacks]
         for name in self.paused:
             worker.periodic_callbacks[name].stop()
-        log_path = self.log_path
+        load = self.load
+        log_path = load.keywords.get("log_path")
         if log_path is None or not Path(log_path).parent.is_dir():  # a worker on another machine
-            log_path = os.path.join(worker.local_directory, ENGINE_LOG)
+            log_path = str(Path(worker.local_directory) / Path(log_path or ENGINE_LOG).name)
+            load = functools.partial(load.func, *load.args, **{**load.keywords, "log_path": log_path})
         # Loading takes seconds (JAX, PyTorch): off the worker's event loop, which keeps its heartbeat.
-        arguments = (self.name, self.engine, self.oracles, self.timeout, log_path)
-        await asyncio.get_running_loop().run_in_executor(None, load_worker_backends, *arguments)
+        await asyncio.get_running_loop().run_in_executor(None, load_worker_backends, self.name, load)
 
     def teardown(self, worker) -> None:
-        forget_worker_backends(self.name)
+        forget_worker_backends(self.name, self.close)
         for name in getattr(self, "paused", []):
             worker.periodic_callbacks[name].start()
 
 
 class DaskWorkers(Workers):
-    """The workers of a Dask cluster at `address` ("local": a LocalCluster of `count` workers)."""
+    """The workers of a Dask cluster at `address` ("local": a LocalCluster of `count` workers),
+    each loading the audit's backends with `load()` and closing them with `close(backends)`."""
 
     lost = (KilledWorker, CancelledError, BackendsUnavailable) if KilledWorker is not None else ()
 
-    def __init__(self, address: str, count: int, config: AuditConfig, log_path: str | None):
+    def __init__(self, address: str, count: int, load: Callable, close: Callable):
         if Client is None:
             raise ClusterError(
                 "--cluster needs Dask distributed, which is not installed: pip install 'autodiff-oracles[dask]'"
@@ -110,7 +112,7 @@ class DaskWorkers(Workers):
             self.close()
             raise ClusterError(f"--cluster {address}: no worker joined within {CONNECT_SECONDS} s") from None
         try:
-            self.client.register_plugin(LoadBackends(self.name, config, log_path), name=self.name)
+            self.client.register_plugin(LoadBackends(self.name, load, close), name=self.name)
         except Exception as error:
             self.close()
             first_line = (str(error).splitlines() or [type(error).__name__])[0]

@@ -22,7 +22,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .format import FormatError, load_case, validate_case
+from .format import FormatError, case_to_json, load_case, validate_case
 
 DEFAULT_FOLDER = Path(".autodiff-audit")
 ENVIRONMENT = "AUTODIFF_AUDIT_FAILURES"
@@ -167,3 +167,85 @@ def _read_entry(path: Path) -> Entry | None:
         return Entry(**fields)
     except (OSError, ValueError, TypeError):
         return None
+
+
+@dataclass(frozen=True)
+class FailureDatabaseRun:
+    """What an audit did with the failure database: the known cases it replayed first and how
+    each came out (by id), and the new minimal cases it kept."""
+
+    folder: str
+    known: int
+    replayed: int
+    not_replayed: int
+    failing: int  # still failing or regressed: these fail the audit
+    still_fails: list[str]
+    regressions: list[str]
+    fixed: list[str]
+    added: list[str]
+    errors: list[str]  # what could not be written to the database
+
+
+class KnownFailures:
+    """The failure database's side of one audit: the engine's known cases to replay first, what
+    each replay showed (recorded as it comes), and the audit's new minimal cases kept at the end.
+    `say` gets one line for the terminal at each step (a warning, a replay's outcome)."""
+
+    def __init__(self, database: FailureDatabase, engine_spec: str, engine_name: str, report: str, say=print):
+        self.database, self.engine_spec, self.engine_name, self.report = database, engine_spec, engine_name, report
+        self.say = say
+        self.entries: list[Entry] = []
+        self.cases: list[dict] = []  # graph-format JSON, one per entry
+        for entry in database.entries(engine_spec):
+            try:
+                self.cases.append(case_to_json(database.load(entry)))
+                self.entries.append(entry)
+            except FailureDatabaseError as error:  # a damaged entry is skipped, not the audit
+                say(f"autodiff-audit: warning: {error}: skipped")
+        self.outcomes: dict[str, list[str]] = {STILL_FAILS: [], FIXED: [], REGRESSION: []}
+        self.errors: list[str] = []
+        self.added: list[str] = []
+        if self.entries:
+            say(f"failure database: replaying the {len(self.entries)} kept cases of {engine_spec} first")
+
+    def replayed(self, k: int, result) -> None:
+        """Record what replaying entry `k` gave (a CaseResult)."""
+        entry = self.entries[k]
+        if result.skipped:
+            return  # the engine declines it now: neither fixed nor failing
+        fails = any(f.kind.rule.discrepancy and f.backend == self.engine_name for f in result.findings)
+        try:
+            outcome = self.database.record(entry, fails)
+        except FailureDatabaseError as error:  # the audit and its report go on; the database keeps its old word
+            self.errors.append(str(error))
+            outcome = replay_outcome(entry, fails)
+        self.outcomes[outcome].append(entry.id)
+        self.say(f"failure database: {entry.describe()}: {outcome.upper() if outcome == REGRESSION else outcome}")
+
+    def keep(self, investigations) -> None:
+        """Keep the engine's new minimal cases (a reference's finding is not this engine's bug)."""
+        for investigation in investigations:
+            if investigation.minimal is None or investigation.backend != self.engine_name:
+                continue
+            try:
+                kept, new = self.database.add(
+                    self.engine_spec, investigation.minimal, str(investigation.kind), investigation.op,
+                    investigation.node, self.report,
+                )  # fmt: skip
+            except FailureDatabaseError as error:  # never at the cost of the report
+                self.errors.append(str(error))
+                continue
+            if new:
+                self.added.append(kept)
+        for problem in sorted(set(self.errors)):
+            self.say(f"autodiff-audit: warning: {problem}")
+
+    def summary(self) -> FailureDatabaseRun:
+        replayed = sum(len(ids) for ids in self.outcomes.values())
+        return FailureDatabaseRun(
+            folder=str(self.database.root), known=len(self.entries), replayed=replayed,
+            not_replayed=len(self.entries) - replayed,
+            failing=len(self.outcomes[STILL_FAILS]) + len(self.outcomes[REGRESSION]),
+            still_fails=self.outcomes[STILL_FAILS], regressions=self.outcomes[REGRESSION],
+            fixed=self.outcomes[FIXED], added=sorted(set(self.added)), errors=sorted(set(self.errors)),
+        )  # fmt: skip

@@ -46,13 +46,14 @@ from pathlib import Path
 
 import pytest
 
-from .audit import NOT_SHRUNK, AuditConfig, probe_engine
-from .backends import REFERENCES, Backend, PluginError
-from .check import Backends, check_case, load_backends
-from .diagnose import NOT_A_DISCREPANCY, accepted, diagnose_case, engine_findings, investigate
+from .audit import AuditConfig
+from .backends import REFERENCES, Backend, PluginError, probe_engine
+from .check import Backends, load_backends
+from .diagnose import Investigation, engine_findings
 from .format import DTYPES, Case, case_to_json
 from .generate import GeneratorConfig, generate_case
-from .report import print_all_view, replay_command
+from .pipeline import Budget, run_case
+from .report import failure_view, replay_command
 
 DEFAULTS = AuditConfig()  # the audit's defaults, defined once there
 
@@ -324,56 +325,30 @@ class AuditCase(pytest.Item):
         return self.config.rootpath / ROOT, None, f"{ROOT} {self.name} of {self.config.stash[STATE].spec}"
 
     def runtest(self) -> None:
-        backends = self.config.stash[STATE].loaded()
-        engine = backends.engine
-        reason = accepted(engine, self.case.graph)
-        if reason:
+        state = self.config.stash[STATE]
+        backends = state.loaded()
+        assert self.case.seed is not None  # generated cases carry (seed, index)
+        run = run_case(self.case, backends, self.case.seed[1], shrink=Budget(seconds=state.shrink_seconds))
+        result = run.result
+        if result.skipped:
             assert self.parent is not None  # an item always hangs under its engine's collector
             self.skipped_at = self.parent.nodeid  # one line for all the cases declined for one reason
-            pytest.skip(f"{engine.name} declines the graph: {reason}")
-        assert self.case.seed is not None  # generated cases carry (seed, index)
-        index = self.case.seed[1]
-        result = check_case(self.case, backends, index)
-        diagnose_case(self.case, result, backends)
+            pytest.skip(f"{backends.engine.name} declines the graph: {result.skipped}")
         mine = engine_findings(result, backends)
         if mine:
-            raise AuditFailure(self._failure_report(mine))
+            raise AuditFailure(self._failure_report(mine, run.minimal))
         # The references disagree among themselves (beyond their conventions at kinks) and do not outvote the engine.
-        if any(f.kind not in NOT_A_DISCREPANCY for f in result.findings):
+        if any(f.kind.rule.discrepancy for f in result.findings):
             details = "; ".join(f"{f.kind} in {f.backend or 'the references'}: {f.detail}" for f in result.findings)
             self.skipped_at = self.nodeid
             pytest.skip(f"references disagree, not the engine's fault: {details}")
 
-    def _failure_report(self, findings) -> str:
+    def _failure_report(self, findings, shrunk: Investigation | None) -> str:
         """The finding (its first line is pytest's one-line summary), the minimal case node by
-        node, its JSON, and the commands that replay it and re-run this test."""
+        node, its JSON, and the commands that replay it and re-run this test. `shrunk` is the
+        pipeline's shrink of the first finding it shrinks (None: none of them is, as a timeout)."""
         state = self.config.stash[STATE]
-        first = findings[0]
-        assert self.case.seed is not None
-        if first.kind in NOT_SHRUNK:  # a hang: shrinking would wait out the time limit once per candidate
-            shrunk = None
-        else:
-            shrunk = investigate(self.case, self.case.seed[1], first, state.loaded(), max_seconds=state.shrink_seconds)
-        if shrunk is None or shrunk.minimal is None:  # a diagnosis that fails leaves the finding as it was found
-            lines = [f"{first.kind}: {first.detail}"]
-            why = "a timeout is not shrunk" if shrunk is None else f"the case could not be shrunk ({shrunk.error})"
-            view = [f"{why}; the whole case:"]
-            minimal = case_to_json(self.case)
-        else:
-            where = f"op {shrunk.op!r}" if shrunk.op else "no single op (composition)"
-            lines = [f"{shrunk.kind} in {where}: {first.detail}"]
-            node = f", node {shrunk.node!r} is wrong" if shrunk.node else ""
-            confirmed = "confirmed by every reference" if shrunk.confirmed else "NOT confirmed by every reference"
-            (nodes, elements), (original_nodes, original_elements) = shrunk.minimal_size, shrunk.original_size
-            view = [
-                f"minimal case: {nodes} op nodes and {elements} input elements{node} (shrunk from {original_nodes} "
-                f"and {original_elements} in {shrunk.shrink_seconds} s; {confirmed}):",
-                *(line for line in print_all_view(dataclasses.asdict(shrunk)) if not line.startswith("```")),
-            ]
-            minimal = shrunk.minimal if shrunk.minimal is not None else case_to_json(self.case)
-        if len(findings) > 1:
-            lines += [f"all {len(findings)} findings against the engine on this case:"]
-            lines += [f"  {f.kind}: {f.detail}" for f in findings]
+        lines, view, minimal = failure_view(findings, shrunk, case_to_json(self.case))
         text = json.dumps(minimal, separators=(",", ":"))
         replay = replay_command(self._save(text), state.spec)
         rerun = ["pytest", "--audit-engine", state.spec]

@@ -13,8 +13,9 @@ import pytest
 from examples.broken_engines import NEW_OP_BUGS
 from oracles.backends import load_engine, load_reference
 from oracles.check import Backends, check_case
-from oracles.diagnose import diagnose_case, investigate
+from oracles.diagnose import engine_findings
 from oracles.generate import GeneratorConfig, generate_case
+from oracles.pipeline import Budget, run_case
 
 AUDIT_GRAPHS = 200  # a planted bug must be caught within this many graphs of a default audit
 
@@ -34,18 +35,14 @@ def references():
 
 
 def first_failure(engine_spec: str, cases, references):
-    """(index, case, result, backends) of the first case the engine fails, or None."""
+    """(index, case, backends) of the first case the engine fails, or None."""
     engine = load_engine(engine_spec)
     backends = Backends(engine, *references)
     for index, case in enumerate(cases):
         result = check_case(case, backends, index)
         if any(finding.backend == engine.name for finding in result.findings):
-            return index, case, result, backends
+            return index, case, backends
     return None
-
-
-def engine_findings(result, backends):
-    return [finding for finding in result.findings if finding.backend == backends.engine.name]
 
 
 @pytest.mark.parametrize("bug", NEW_OP_BUGS)
@@ -55,11 +52,12 @@ def test_a_wrong_rule_in_a_new_op_is_caught_shrunk_to_three_op_nodes_and_blamed_
     planted_op = NEW_OP_BUGS[bug].op
     failure = first_failure(f"examples.broken_engines:{bug}", default_audit_cases["float64"], references)
     assert failure is not None, f"{bug}: no failure in the first {AUDIT_GRAPHS} graphs of a default audit"
-    index, case, result, backends = failure
-    diagnose_case(case, result, backends)
-    finding = engine_findings(result, backends)[0]
+    index, case, backends = failure
+    run = run_case(case, backends, index, shrink=Budget())
+    finding = engine_findings(run.result, backends)[0]
     assert finding.op == planted_op
-    investigation = investigate(case, index, finding, backends)
+    investigation = run.minimal
+    assert investigation is not None
     assert investigation.confirmed
     assert investigation.op == planted_op
     assert investigation.minimal_size[0] <= 3

@@ -109,14 +109,14 @@ def test_a_worker_without_backends_loses_its_cases_rather_than_ending_the_audit(
     cases: a crash finding in the report, never a traceback."""
     from concurrent.futures import Future
 
-    from oracles import audit
+    from oracles import workers
     from oracles.cluster import DaskWorkers
 
-    with pytest.raises(audit.BackendsUnavailable, match="never loaded"):
-        audit._run_with_backends("an-audit-this-worker-never-joined", lambda backends: None)
+    with pytest.raises(workers.BackendsUnavailable, match="never loaded"):
+        workers.run_with_backends("an-audit-this-worker-never-joined", lambda backends: None)
     failed: Future = Future()
     failed.set_exception(ModuleNotFoundError("No module named 'mypkg'"))
-    monkeypatch.setitem(audit._loaded, "an-audit-whose-loading-failed", (failed, threading.Lock()))
-    with pytest.raises(audit.BackendsUnavailable, match="mypkg"):
-        audit._run_with_backends("an-audit-whose-loading-failed", lambda backends: None)
-    assert audit.BackendsUnavailable in DaskWorkers.lost and audit.BackendsUnavailable in audit.ProcessPool.lost
+    monkeypatch.setitem(workers._loaded, "an-audit-whose-loading-failed", (failed, threading.Lock()))
+    with pytest.raises(workers.BackendsUnavailable, match="mypkg"):
+        workers.run_with_backends("an-audit-whose-loading-failed", lambda backends: None)
+    assert workers.BackendsUnavailable in DaskWorkers.lost and workers.BackendsUnavailable in workers.ProcessPool.lost

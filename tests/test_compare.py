@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from oracles.check import RTOL, Evaluation, NumericResult, compare
+from oracles.crash import RAISED, Crash
 
 SHAPES = {"x": (2,), "w": (2, 2)}
 VALUE = np.array([1.0, -2.0])
@@ -68,7 +69,7 @@ def test_references_that_split_evenly_name_no_one():
 
 
 def test_a_crash_is_a_finding_and_the_others_are_still_compared():
-    verdict = run([ev("engine", "engine", crash="ZeroDivisionError: boom"), ev("jax"), ev("torch")])
+    verdict = run([ev("engine", "engine", crash=Crash(RAISED, "ZeroDivisionError", "boom")), ev("jax"), ev("torch")])
     assert kinds(verdict) == [("crash", "engine", None)]
     assert verdict.checks  # jax against torch still ran
 

@@ -19,11 +19,11 @@ from case_builders import make_case
 
 from oracles.backends import load_engine, load_reference
 from oracles.check import Backends, check_case
-from oracles.diagnose import diagnose_case, investigate
 from oracles.format import reference_values
 from oracles.generate import GeneratorConfig, generate_case
 from oracles.ops import OPS
 from oracles.ops.kinks import case_kinks, judge
+from oracles.pipeline import Budget, run_case
 
 REPO = Path(__file__).resolve().parent.parent
 BOTH_REFERENCES = ("jax", "torch")
@@ -36,9 +36,7 @@ def references():
 
 def diagnosed(engine: str, case, references):
     backends = Backends(load_engine(f"examples.broken_engines:{engine}"), references, load_reference("numeric"))
-    result = check_case(case, backends)
-    diagnose_case(case, result, backends)
-    return result, backends.engine.name
+    return run_case(case, backends).result, backends.engine.name
 
 
 def unary_at_zero(op: str):
@@ -109,8 +107,8 @@ def test_the_same_operand_twice_is_no_kink_and_a_default_audit_catches_a_maximum
     else:
         pytest.fail("no failure in the first 200 default graphs")
     assert result.kink_nodes == []  # nothing sits on a kink in a default audit
-    diagnose_case(case, result, backends)
-    investigation = investigate(case, index, mine[0], backends)
+    investigation = run_case(case, backends, index, shrink=Budget()).minimal
+    assert investigation is not None
     assert (investigation.kind, investigation.op) == ("gradient", "maximum")
     (node,) = [n for n in investigation.minimal["graph"]["nodes"] if n["op"] == "maximum"]
     assert node["inputs"][0] == node["inputs"][1], "the minimal case is maximum(x, x)"

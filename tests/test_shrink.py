@@ -15,10 +15,11 @@ from case_builders import case_around, make_case
 
 from examples.broken_engines import SEED_BUGS as BUGS
 from oracles.backends import load_engine, load_reference
-from oracles.check import Backends, check_case
-from oracles.diagnose import diagnose_case, investigate, shrink
+from oracles.check import Backends
+from oracles.diagnose import engine_findings, shrink
 from oracles.format import Case, case_to_json, reference_values, validate_case
 from oracles.generate import GeneratorConfig, generate_case
+from oracles.pipeline import Budget, run_case
 
 ELEMENTWISE = GeneratorConfig(min_nodes=10, max_nodes=10, ops=("add", "mult", "power", "sigmoid", "reduce_sum"))
 
@@ -224,11 +225,10 @@ def torch_reference():
 def investigate_planted_bug(bug: str, case: Case, torch_reference):
     engine = load_engine(f"examples.broken_engines:{bug}")
     backends = Backends(engine, [torch_reference], load_reference("numeric"))
-    result = check_case(case, backends)
-    mine = [finding for finding in result.findings if finding.backend == engine.name]
-    assert mine, f"{bug}: the case does not fail"
-    diagnose_case(case, result, backends)
-    return investigate(case, 0, mine[0], backends)
+    run = run_case(case, backends, 0, shrink=Budget())
+    assert engine_findings(run.result, backends), f"{bug}: the case does not fail"
+    assert run.minimal is not None
+    return run.minimal
 
 
 def fan_out_case() -> Case:

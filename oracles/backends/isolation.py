@@ -3,14 +3,13 @@
 Whatever the engine does (hangs, calls os._exit, segfaults, runs out of memory, raises
 KeyboardInterrupt or SystemExit, raises an exception that cannot be printed, prints megabytes,
 mutates what it is given, starts processes of its own) happens in that child, the engine
-host. The caller sees a Python exception, which `check_case` records as a finding on exactly
-the case that caused it:
-- `EngineTimeout` when an evaluation takes longer than the time limit: the host (with every
+host. The caller sees `EngineFailed`, which `check_case` records as a finding on exactly the
+case that caused it. It carries the crash as data (oracles/crash.py):
+- timed out, when an evaluation takes longer than the time limit: the host (with every
   process it started) is killed, and the next call starts a fresh one;
-- `EngineDied` when the host dies, with how (exit status or signal); the next call starts a
-  fresh one;
-- `EngineRaised` when the engine raised anything at all, with the exception's type, message
-  (or why it has none) and where.
+- died, when the host dies, with how (exit status or signal); the next call starts a fresh one;
+- raised, when the engine raised anything at all, with the exception's type, message (or why
+  it has none) and where.
 
 The host runs in a session of its own, so a Ctrl-C at the terminal reaches the audit, which
 decides when to stop, and killing the host's process group takes the engine's own children
@@ -25,66 +24,29 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
-import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..format.graph import printable
+from ..crash import Crash, safe_text
+from ..workers import watch_parent
+from .plugin import PluginError, load_engine
 
 # The longest an engine's import may take (tinygrad and TensorFlow take seconds).
 IMPORT_SECONDS = 120.0
 DEFAULT_TIMEOUT = 10.0  # seconds one evaluation of one case may take
+ENGINE_LOG = "engine.log"  # the file name of the engine's output, in an audit's report folder
 
 
-class EngineTimeout(Exception):
-    """The engine took longer than the time limit on one call."""
+class EngineFailed(Exception):
+    """The engine did not answer one call: `crash` says how."""
 
-
-class EngineDied(Exception):
-    """The engine's process died during a call."""
-
-
-class EngineRaised(Exception):
-    """The engine raised an exception (any BaseException) during a call; the message describes it."""
-
-
-def safe_text(text: str, limit: int = 2000) -> str:
-    """`text` (an engine's message or name) made safe to print: see format's `printable`."""
-    return printable(text, limit, keep_newlines=True)
-
-
-def describe_exception(error: BaseException) -> str:
-    """`Type: message (at file:line)`, whatever the exception's __str__ does, safe to print."""
-    return safe_text(_describe_exception(error))
-
-
-def _describe_exception(error: BaseException) -> str:
-    try:
-        message = str(error)
-    except BaseException as inner:  # an exception whose __str__ raises is still a finding
-        message = f"<its message cannot be printed: {type(inner).__name__}>"
-    try:
-        frames = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
-    except Exception:
-        frames = []
-    where = f" (at {frames[0].filename}:{frames[0].lineno})" if frames else ""
-    return f"{type(error).__name__}: {message}{where}"
-
-
-def describe_exit(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "it stopped answering"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = "an unknown signal"
-        return f"killed by signal {-exitcode} ({name})"
-    return f"exited with status {exitcode}"
+    def __init__(self, crash: Crash):
+        super().__init__(crash.describe())
+        self.crash = crash
 
 
 def _portable(x):
@@ -99,22 +61,11 @@ def _portable(x):
     return f"<{type(x).__name__}>"
 
 
-def watch_parent(parent: int, when_gone) -> None:
-    """Call `when_gone()` as soon as the process `parent` that started this one is gone (checked
-    twice a second). Run it in a daemon thread."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            when_gone()
-
-
 def _kill_own_group() -> None:
     os.killpg(0, signal.SIGKILL)  # the audit's process is gone: so is everything the engine started
 
 
 def _host_main(spec: str, connection, log_path: str | None, parent: int) -> None:
-    import sys
-
     os.setsid()
     # Like `python -m`: a plug-in in the folder the user works in imports by its name.
     if os.getcwd() not in sys.path:
@@ -129,15 +80,13 @@ def _host_main(spec: str, connection, log_path: str | None, parent: int) -> None
         else:
             os.dup2(log, 1)
             os.dup2(log, 2)
-    from . import PluginError, load_engine
-
     try:
         backend = load_engine(spec)
     except PluginError as error:
         connection.send(("error", str(error)))
         return
     except BaseException as error:  # SystemExit or KeyboardInterrupt at import
-        connection.send(("error", f"--engine {spec!r}: importing it raised {describe_exception(error)}"))
+        connection.send(("error", f"--engine {spec!r}: importing it raised {Crash.raised(error).describe()}"))
         return
     accepts = getattr(backend.plugin, "accepts", None)
     connection.send(
@@ -162,11 +111,11 @@ def _host_main(spec: str, connection, log_path: str | None, parent: int) -> None
                 reason = accepts(*arguments) if accepts is not None else None
                 answer = ("ok", safe_text(reason, 200) if isinstance(reason, str) and reason else None)
         except BaseException as error:  # anything the engine raises, KeyboardInterrupt included
-            answer = ("raised", describe_exception(error))
+            answer = ("raised", Crash.raised(error))
         try:
             connection.send(answer)
         except BaseException as error:
-            connection.send(("raised", f"its answer could not be sent back: {describe_exception(error)}"))
+            connection.send(("raised", Crash.raised(error, prefix="its answer could not be sent back: ")))
 
 
 @dataclass
@@ -204,8 +153,6 @@ class EngineHost:
 
     def ready(self) -> EngineInfo:
         """Wait until the launched host has loaded the engine; PluginError (one line) if it cannot."""
-        from . import PluginError
-
         mine = self.connection
         try:
             if not mine.poll(IMPORT_SECONDS):
@@ -213,7 +160,7 @@ class EngineHost:
                 raise PluginError(f"--engine {self.spec!r}: importing it took longer than {IMPORT_SECONDS:g} s")
             status, payload = mine.recv()
         except (EOFError, OSError):
-            how = describe_exit(self._reap())
+            how = Crash.died(self._reap()).message
             raise PluginError(f"--engine {self.spec!r}: its process died while importing it ({how})") from None
         if status == "error":
             self.stop()
@@ -229,13 +176,13 @@ class EngineHost:
             self.connection.send((request, arguments))
             if not self.connection.poll(self.timeout):
                 self.stop()
-                raise EngineTimeout(f"the engine took longer than the time limit of {self.timeout:g} s (--timeout)")
+                raise EngineFailed(Crash.timed_out(self.timeout))
             status, payload = self.connection.recv()
         except (EOFError, OSError, BrokenPipeError):
             exitcode = self._reap()
-            raise EngineDied(f"the engine's process died: {describe_exit(exitcode)}") from None
+            raise EngineFailed(Crash.died(exitcode)) from None
         if status == "raised":
-            raise EngineRaised(payload)
+            raise EngineFailed(payload)
         return payload
 
     def _reap(self) -> int | None:
@@ -272,10 +219,6 @@ class IsolatedEngine:
 
     def close(self) -> None:
         self.host.stop()
-
-
-def start_engine(spec: str, timeout: float = DEFAULT_TIMEOUT, log_path: str | None = None) -> IsolatedEngine:
-    return launch_engine(spec, timeout, log_path)()
 
 
 def launch_engine(spec: str, timeout: float = DEFAULT_TIMEOUT, log_path: str | None = None):

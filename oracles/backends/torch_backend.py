@@ -47,10 +47,6 @@ ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
-def _permutation(a, axes):
-    return tuple(reversed(range(a.dim()))) if axes is None else tuple(axes)
-
-
 def _reduce(reducer, a, axis, keepdims):
     """`reducer(a, dim, keepdim)` over one axis, or over all of them when `axis` is None."""
     if axis is None:  # all elements; keepdims keeps every axis, at size 1

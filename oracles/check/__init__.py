@@ -2,7 +2,7 @@
 model, comparison and blame (`compare.py`)."""
 
 from .compare import RTOL, Check, Evaluation, Finding, NumericResult, Verdict, compare
-from .core import MODES, Backends, CaseResult, CheckMode, check_case, check_in_mode, describe_error, load_backends
+from .core import MODES, Backends, CaseResult, CheckMode, check_case, check_in_mode, load_backends
 
 __all__ = [
     "MODES",
@@ -18,6 +18,5 @@ __all__ = [
     "check_case",
     "check_in_mode",
     "compare",
-    "describe_error",
     "load_backends",
 ]

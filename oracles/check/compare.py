@@ -61,6 +61,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..crash import DIED, TIMED_OUT, Crash
+from ..kinds import Kind
+
 RTOL = {"float64": 1e-9, "float32": 2e-3}
 RTOL_FINITE_DIFFERENCES = 1e-6
 NUMERIC_BOUND_FACTOR = 4.0
@@ -74,9 +77,8 @@ class Evaluation:
     role: str  # "engine" or "reference"
     value: np.ndarray | None = None
     gradients: dict[str, np.ndarray] | None = None
-    crash: str | None = None  # "ExceptionType: message"
+    crash: Crash | None = None  # how it failed to answer
     seconds: float = 0.0
-    timeout: bool = False  # the crash is the engine running out of time
 
 
 @dataclass
@@ -86,7 +88,7 @@ class NumericResult:
     value: np.ndarray
     directions: dict[str, np.ndarray]
     estimates: dict[str, tuple[float, float]]  # input -> (estimate, error bound)
-    crash: str | None = None
+    crash: Crash | None = None
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Check:
 class Finding:
     """A discrepancy: which backend, which quantity, what kind, and the arrays."""
 
-    kind: str  # value, gradient, nan-inf, crash, timeout, shape, dtype, references-disagree
+    kind: Kind
     backend: str | None
     quantity: str | None
     input: str | None
@@ -120,6 +122,7 @@ class Finding:
     margin: float | None = None
     expected_backends: list[str] = field(default_factory=list)
     op: str | None = None  # the op at fault, once triage has named it
+    crash: Crash | None = None  # for a crash or a timeout: how it happened
 
 
 @dataclass
@@ -175,17 +178,13 @@ def compare(
     gradients: dict[str, dict[str, np.ndarray]] = {name: {} for name in input_shapes}
     for e in evaluations:
         if e.crash is not None:
-            if e.timeout:
-                findings.append(Finding("timeout", e.backend, None, None, f"{e.backend}: {e.crash}"))
-            else:
-                verb = "crashed:" if e.crash.startswith("the engine") else "raised"
-                findings.append(Finding("crash", e.backend, None, None, f"{e.backend} {verb} {e.crash}"))
+            findings.append(_crash_finding(e.backend, e.crash))
             continue
         value = _as_array(e.value)
         if value is None or value.shape != output_shape:
             got = "not an array of real numbers" if value is None else f"of shape {list(value.shape)}"
             findings.append(
-                Finding("shape", e.backend, "value", None, f"value {got}, expected shape {list(output_shape)}")
+                Finding(Kind.SHAPE, e.backend, "value", None, f"value {got}, expected shape {list(output_shape)}")
             )
         else:
             values[e.backend] = value
@@ -196,7 +195,7 @@ def compare(
                 got = "missing or not real numbers" if gradient is None else f"of shape {list(gradient.shape)}"
                 findings.append(
                     Finding(
-                        "shape", e.backend, "gradient", name, f"gradient for {name!r} {got}, expected {list(shape)}"
+                        Kind.SHAPE, e.backend, "gradient", name, f"gradient for {name!r} {got}, expected {list(shape)}"
                     )
                 )
             else:
@@ -206,7 +205,7 @@ def compare(
             findings += _dtype_findings(e, case_dtype, values, gradients)
     if numeric is not None:
         if numeric.crash is not None:
-            findings.append(Finding("crash", "numeric", None, None, f"numeric raised {numeric.crash}"))
+            findings.append(_crash_finding("numeric", numeric.crash))
             numeric = None
         else:
             values["numeric"] = np.asarray(numeric.value)
@@ -224,6 +223,13 @@ def compare(
     return Verdict(checks, findings)
 
 
+def _crash_finding(backend: str, crash: Crash) -> Finding:
+    if crash.cause == TIMED_OUT:
+        return Finding(Kind.TIMEOUT, backend, None, None, f"{backend}: {crash.describe()}", crash=crash)
+    verb = "crashed:" if crash.cause == DIED else "raised"
+    return Finding(Kind.CRASH, backend, None, None, f"{backend} {verb} {crash.describe()}", crash=crash)
+
+
 def _dtype_findings(e: Evaluation, case_dtype: str, values: dict, gradients: dict) -> list[Finding]:
     """One `dtype` finding for a backend that answered in another dtype than the case's."""
     wrong = []
@@ -235,7 +241,7 @@ def _dtype_findings(e: Evaluation, case_dtype: str, values: dict, gradients: dic
     if not wrong:
         return []
     detail = f"{e.backend} answered a {case_dtype} case with {', '.join(wrong)}"
-    return [Finding("dtype", e.backend, None, None, detail, expected=case_dtype)]
+    return [Finding(Kind.DTYPE, e.backend, None, None, detail, expected=case_dtype)]
 
 
 def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, checks, findings):
@@ -248,7 +254,7 @@ def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, 
         if backend not in finite and (finite or projection is not None):
             findings.append(
                 Finding(
-                    "nan-inf",
+                    Kind.NAN_INF,
                     backend,
                     quantity,
                     input_name,
@@ -257,7 +263,7 @@ def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, 
                 )
             )
     if not finite and results:
-        findings.append(Finding("nan-inf", None, quantity, input_name, f"{label} is NaN/Inf in every backend"))
+        findings.append(Finding(Kind.NAN_INF, None, quantity, input_name, f"{label} is NaN/Inf in every backend"))
         return
 
     agree: dict[frozenset, Check] = {}
@@ -344,7 +350,7 @@ def _blame(quantity, input_name, label, names, agree, finite, projection, roles,
         )
         findings.append(
             Finding(
-                "references-disagree",
+                Kind.REFERENCES_DISAGREE,
                 outvoted[0] if len(outvoted) == 1 else None,
                 quantity,
                 input_name,
@@ -363,7 +369,7 @@ def _blame(quantity, input_name, label, names, agree, finite, projection, roles,
         others = sorted(r for r in references if not agrees(engine, r))
         findings.append(
             Finding(
-                quantity,
+                Kind(quantity),
                 engine,
                 quantity,
                 input_name,

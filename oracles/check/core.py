@@ -17,7 +17,8 @@ import numpy as np
 
 from ..backends import REFERENCES, Backend, Unavailable, launch_isolated_engine, load_engine, load_reference
 from ..backends import numeric_backend as numeric
-from ..backends.isolation import EngineDied, EngineRaised, EngineTimeout, describe_exception
+from ..backends.isolation import EngineFailed
+from ..crash import Crash
 from ..format import Case, case_to_json, infer_shapes, reference_values
 from ..ops.kinks import case_kinks
 from .compare import Evaluation, Finding, NumericResult, compare
@@ -43,14 +44,6 @@ class Backends:
         reference remains. JAX compiles once per new shape, and shrinking makes new shapes."""
         others = [r for r in self.references if r.name != "jax"]
         return dataclasses.replace(self, references=others or self.references)
-
-    def what_ran(self, ops) -> dict:
-        return {
-            "engine": self.engine.name,
-            "references": self.reference_names,
-            "unavailable": {u.name: u.reason for u in self.unavailable},
-            "ops": list(ops),
-        }
 
 
 def load_backends(
@@ -93,10 +86,6 @@ class CaseResult:
     lost: bool = False  # a placeholder for cases that could not be audited (its finding says why)
 
 
-def describe_error(error: BaseException) -> str:
-    return describe_exception(error)
-
-
 def _evaluate(backend: Backend, case: Case) -> Evaluation:
     # The engine gets its own copies: a buggy engine that writes into its inputs must not change
     # what the references see. (The references are the project's own and write into nothing.)
@@ -107,14 +96,12 @@ def _evaluate(backend: Backend, case: Case) -> Evaluation:
         with np.errstate(all="ignore"):
             value, gradients = backend.evaluate(graph, values, case.cotangent.copy())
         evaluation = Evaluation(backend.name, backend.role, value=value, gradients=gradients)
-    except EngineTimeout as error:
-        evaluation = Evaluation(backend.name, backend.role, crash=str(error), timeout=True)
-    except (EngineDied, EngineRaised) as error:  # the isolated engine's own description
-        evaluation = Evaluation(backend.name, backend.role, crash=str(error))
+    except EngineFailed as error:  # the isolated engine raised, died or ran out of time
+        evaluation = Evaluation(backend.name, backend.role, crash=error.crash)
     except Exception as error:  # a backend's exception is a finding, never the harness's crash
-        evaluation = Evaluation(backend.name, backend.role, crash=describe_error(error))
+        evaluation = Evaluation(backend.name, backend.role, crash=Crash.raised(error))
     except SystemExit as error:
-        evaluation = Evaluation(backend.name, backend.role, crash=f"SystemExit: {error.code}")
+        evaluation = Evaluation(backend.name, backend.role, crash=Crash.exited(error.code))
     evaluation.seconds = time.perf_counter() - start
     return evaluation
 
@@ -133,7 +120,7 @@ def _numeric(case: Case, value: np.ndarray, gradients: bool = True) -> tuple[Num
             estimates = numeric.directional_derivatives(case.graph, case.values, case.cotangent, directions)
         result = NumericResult(value, directions, estimates)
     except Exception as error:
-        result = NumericResult(np.zeros(()), directions, {}, crash=describe_error(error))
+        result = NumericResult(np.zeros(()), directions, {}, crash=Crash.raised(error))
     return result, time.perf_counter() - start
 
 
@@ -203,28 +190,31 @@ class CheckMode:
     tiered: bool = False
     jax_sample: float = 0.05
 
+    @classmethod
+    def named(cls, mode: str, jax_sample: float) -> CheckMode:
+        """The mode called `mode` (one of MODES) on the command line."""
+        return cls(tiered=mode == "tiered", jax_sample=jax_sample)
+
     def samples(self, case: Case) -> bool:
         # Drawn from the case's own seed: the same cases are sampled whatever the workers.
         return bool(np.random.default_rng([*(case.seed or [0, 0]), 2]).random() < self.jax_sample)
 
 
-def check_in_mode(case: Case, backends: Backends, index: int, mode: CheckMode) -> CaseResult:
+def check_in_mode(case: Case, backends: Backends, index: int, mode: CheckMode, keep: bool = False) -> CaseResult:
     """`check_case` with every reference (full mode), or in tiers (see CheckMode)."""
     cheap = backends.fast()
     if not mode.tiered or len(cheap.references) == len(backends.references):  # no JAX here
-        return check_case(case, backends, index)
+        return check_case(case, backends, index, keep)
     if mode.samples(case):
         reason = "sample"
     else:
-        first = check_case(case, cheap, index)
+        first = check_case(case, cheap, index, keep)
         if not first.findings and not first.kink_nodes:
             return first
         reason = "disagreement" if first.findings else "kink"
-    result = check_case(case, backends, index)
-    result.jax = reason
-    return result
+    return dataclasses.replace(check_case(case, backends, index, keep), jax=reason)
 
 
 __all__ = [
-    "MODES", "Backends", "CaseResult", "CheckMode", "check_case", "check_in_mode", "describe_error", "load_backends",
+    "MODES", "Backends", "CaseResult", "CheckMode", "check_case", "check_in_mode", "load_backends",
 ]  # fmt: skip

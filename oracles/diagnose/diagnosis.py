@@ -2,9 +2,10 @@
 
 `compare` says what differs (a value, a gradient, a crash, a shape, NaN/Inf); triage says
 where (which node's own rule, or none: composition). `settle` joins the two:
-- a wrong value or gradient takes the kind of the first wrong local rule (value, gradient,
-  or shape for a scalar where a tensor is due) and that node's op; if every local rule is
-  right, it is `composition` (fan-out accumulation, ordering), with no op;
+- a kind that triage sharpens (kinds.py: a wrong value or gradient) takes the kind of the
+  first wrong local rule (value, gradient, or shape for a scalar where a tensor is due) and
+  that node's op; if every local rule is right, it is `composition` (fan-out accumulation,
+  ordering), with no op;
 - any other kind (crash, shape, nan-inf) keeps its kind and takes the op of the node whose
   local check fails, if triage found one.
 
@@ -18,68 +19,79 @@ becomes `reference-conventions`, which blames nobody.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 from ..check import Backends, CaseResult, Finding
 from ..format import Case
+from ..kinds import Kind
 from .triage import Triage, triage
 
-# The kinds compare gives for a wrong number; triage sharpens them to a rule or to composition.
-WRONG_NUMBER_KINDS = ("value", "gradient")
-RULE_KINDS = (*WRONG_NUMBER_KINDS, "composition")
-# References that disagree only in their valid conventions at kinks blame nobody: such a finding
-# is shown with the conventions, never counted as a discrepancy, never shrunk.
-NOT_A_DISCREPANCY = ("reference-conventions",)
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A case's result with its findings settled (a new result: the one diagnosed is not
+    changed), and the triage that settled them (None if there was nothing to triage, or
+    triage could not finish)."""
+
+    result: CaseResult
+    triage: Triage | None
 
 
-def settle(kind: str, local: Triage | None) -> tuple[str, str | None]:
+def settle(kind: Kind, local: Triage | None) -> tuple[Kind, str | None]:
     """(final kind, op at fault) of a finding of `kind`, given triage of its case (None if triage failed)."""
     if local is None:
         return kind, None
-    if kind not in WRONG_NUMBER_KINDS:
+    if not kind.rule.sharpened:
         return kind, local.op
     if local.kind is None:  # the case passed triage's own check: nothing to sharpen
         return kind, None
     return local.kind, local.op  # a wrong local rule, or composition (whose op is None)
 
 
-def engine_findings(result: CaseResult, backends: Backends) -> list:
+def engine_findings(result: CaseResult, backends: Backends) -> list[Finding]:
     return [f for f in result.findings if f.backend == backends.engine.name]
 
 
-def diagnose_case(case: Case, result: CaseResult, backends: Backends) -> Triage | None:
-    """Settle the kind and op of every finding against the engine in `result` (in place), by
-    triage against the fast references (every reference, at kinks). Returns the triage, or None
-    if there was nothing to diagnose or triage could not finish (the findings then stand as found)."""
+def diagnose(case: Case, result: CaseResult, backends: Backends) -> Diagnosis:
+    """Settle the kind and op of every finding against the engine in `result`, by triage against
+    the fast references (every reference, at kinks). Without triage (nothing to diagnose, or a
+    triage that could not finish) the findings stand as found."""
+    engine = backends.engine.name
     mine = engine_findings(result, backends)
     at_kinks = bool(result.kink_nodes)
     if not mine and not at_kinks:
-        return None
+        return Diagnosis(result, None)
     try:
         local = triage(case, backends if at_kinks else backends.fast(), whole=result)
     except Exception:  # triage is a diagnosis: if it cannot finish, the findings stand as found
-        local = None
-    if at_kinks and local is not None:
+        return Diagnosis(result, None)
+    findings, kinks = list(result.findings), result.kinks
+    if at_kinks:
         # A kink whose cotangent is 0 (a relu below it is off) shows no one's answer.
-        result.kinks = [
-            n.kink for n in local.nodes if n.kink and any("unseen" not in a for a in n.kink["answers"].values())
-        ]
-        _explain_reference_conventions(result, local, backends.engine.name)
+        kinks = [n.kink for n in local.nodes if n.kink and any("unseen" not in a for a in n.kink["answers"].values())]
+        findings = _explain_reference_conventions(findings, local, engine)
         if not mine and local.op is not None and local.kind is not None:
             # The whole-case vote could not blame the engine (the references disagreed), but its own rule is wrong.
             node = local.culprit()
             assert node is not None  # triage named this node
             detail = f"{node.name} = {node.op}(...): {node.detail or 'the local rule disagrees with the references'}"
-            quantity = "value" if local.kind == "value" else "gradient"
-            mine = [Finding(local.kind, backends.engine.name, quantity, None, detail)]
-            result.findings.extend(mine)
-    for finding in mine:
-        finding.kind, finding.op = settle(finding.kind, local)
-        node = local.culprit() if local is not None else None
-        if finding.kind == "convention" and node is not None:
-            finding.detail = f"{node.name} = {node.op}(...): {node.detail}"
-    return local
+            quantity = "value" if local.kind == Kind.VALUE else "gradient"
+            findings.append(Finding(local.kind, engine, quantity, None, detail))
+    culprit = local.culprit()
+    settled = []
+    for finding in findings:
+        if finding.backend == engine:
+            kind, op = settle(finding.kind, local)
+            detail = finding.detail
+            if kind == Kind.CONVENTION and culprit is not None:
+                detail = f"{culprit.name} = {culprit.op}(...): {culprit.detail}"
+            finding = dataclasses.replace(finding, kind=kind, op=op, detail=detail)
+        settled.append(finding)
+    return Diagnosis(dataclasses.replace(result, findings=settled, kinks=kinks), local)
 
 
-def _explain_reference_conventions(result: CaseResult, local: Triage, engine: str) -> None:
+def _explain_reference_conventions(findings: list[Finding], local: Triage, engine: str) -> list[Finding]:
     """References that disagree only where they follow different valid conventions at kinks blame nobody."""
     differing = [n for n in local.nodes if n.references_differ]
 
@@ -87,12 +99,14 @@ def _explain_reference_conventions(result: CaseResult, local: Triage, engine: st
         return bool(node.kink) and all(ok for backend, ok in node.kink["valid"].items() if backend != engine)
 
     if not differing or not all(references_valid(n) for n in differing):
-        return
+        return findings
     kinks = [n.kink for n in differing if n.kink]
     described = "; ".join(
         f"{kink['kink']} ({', '.join(f'{b} {a}' for b, a in kink['answers'].items() if b != engine)})" for kink in kinks
     )
-    for finding in result.findings:
-        if finding.kind == "references-disagree":
-            finding.kind, finding.op, finding.backend = "reference-conventions", differing[0].op, None
-            finding.detail = f"the references follow different conventions at {described}"
+    detail = f"the references follow different conventions at {described}"
+    explained = {"kind": Kind.REFERENCE_CONVENTIONS, "op": differing[0].op, "backend": None, "detail": detail}
+    return [
+        dataclasses.replace(finding, **explained) if finding.kind == Kind.REFERENCES_DISAGREE else finding
+        for finding in findings
+    ]

@@ -9,35 +9,32 @@ against the fast references (`Backends.fast`); the minimal case is then confirme
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..check import Backends, Finding, check_case, describe_error
+from ..check import Backends, Finding, check_case
+from ..crash import Crash
 from ..format import Case, case_to_json
-from .diagnosis import diagnose_case, engine_findings
+from ..kinds import Kind
+from .diagnosis import diagnose, engine_findings
 from .shrink import shrink, size
-from .triage import triage
+from .triage import NodeReport, differing, triage
 
 
 @dataclass(frozen=True)
 class Target:
     """The finding a shrink keeps: the group it belongs to, and the crash's type for a crash."""
 
-    kind: str
+    kind: Kind
     backend: str | None
     op: str | None
     crash_type: str | None = None
 
     @classmethod
     def of(cls, finding: Finding) -> Target:
-        crash_type = None
-        if finding.kind == "crash":
-            raised = f"{finding.backend} raised "
-            # An exception keeps its type; a process that died stays one that died (however it died).
-            crash_type = (
-                finding.detail.removeprefix(raised).split(":")[0] if finding.detail.startswith(raised) else "died"
-            )
+        # An exception keeps its type; a process that died stays one that died (however it died).
+        crash_type = finding.crash.signature() if finding.crash is not None else None
         return cls(finding.kind, finding.backend, finding.op, crash_type)
 
     def group(self) -> tuple:
@@ -50,7 +47,7 @@ class Target:
 @dataclass
 class Investigation:
     index: int
-    kind: str
+    kind: Kind
     backend: str | None
     op: str | None
     node: str | None  # the node of the minimal case whose local rule is wrong
@@ -60,25 +57,14 @@ class Investigation:
     minimal_size: tuple[int, int]
     shrink_steps: int
     shrink_seconds: float
-    nodes: list[dict] = field(default_factory=list)  # the minimal case, node by node (triage)
+    nodes: list[NodeReport] = field(default_factory=list)  # the minimal case, node by node (triage)
     error: str | None = None  # if the investigation itself could not finish
     expected: dict | None = None  # the references' value and VJPs on the minimal case
     actual: dict | None = None  # the engine's, or {"crash": "..."}
+    differs: list[str] = field(default_factory=list)  # where the engine's answer fails its check: "value", inputs
 
     def group(self) -> tuple:
         return (self.kind, self.backend, self.op)
-
-
-def accepted(engine, graph: dict) -> str | None:
-    """The engine's reason for declining `graph` (the optional `accepts` hook), or None."""
-    accepts = getattr(engine.plugin, "accepts", None)
-    if accepts is None:
-        return None
-    try:
-        reason = accepts(graph)
-    except Exception:  # a faulty hook declines nothing; the evaluation will tell
-        return None
-    return reason if isinstance(reason, str) and reason else None
 
 
 def _persists(case: Case, target: Target, backends: Backends) -> bool:
@@ -86,7 +72,7 @@ def _persists(case: Case, target: Target, backends: Backends) -> bool:
     if target.backend == backends.engine.name:
         if not engine_findings(result, backends):
             return False
-        diagnose_case(case, result, backends)
+        result = diagnose(case, result, backends).result
     return any(target.matches(f) for f in result.findings)
 
 
@@ -102,7 +88,7 @@ def investigate(
         return Investigation(
             index=index, kind=target.kind, backend=target.backend, op=target.op, node=None, minimal=None,
             confirmed=False, original_size=size(case), minimal_size=size(case), shrink_steps=0, shrink_seconds=0.0,
-            error=describe_error(error),
+            error=Crash.raised(error).describe(),
         )  # fmt: skip
 
 
@@ -111,7 +97,7 @@ def _investigate(case, index, target: Target, backends: Backends, max_steps, max
     shrinking = backends if target.backend == "jax" else backends.fast()
 
     def still_fails(candidate: Case) -> bool:
-        return not accepted(backends.engine, candidate.graph) and _persists(candidate, target, shrinking)
+        return not backends.engine.declines(candidate.graph) and _persists(candidate, target, shrinking)
 
     shrunk = shrink(case, still_fails, max_steps=max_steps, max_seconds=max_seconds)
     minimal = shrunk.case
@@ -120,9 +106,10 @@ def _investigate(case, index, target: Target, backends: Backends, max_steps, max
     if target.backend == backends.engine.name:
         # The node-by-node view is the diagnosis's own triage; a minimal case that no longer
         # fails against every reference is triaged for the view alone.
-        local = diagnose_case(minimal, confirmed_result, backends) or triage(minimal, backends.fast())
-        nodes = [asdict(report) for report in local.nodes]
-        node = local.node
+        diagnosis = diagnose(minimal, confirmed_result, backends)
+        confirmed_result = diagnosis.result
+        local = diagnosis.triage or triage(minimal, backends.fast())
+        nodes, node = local.nodes, local.node
     confirmed = any(target.matches(f) for f in confirmed_result.findings)
     return Investigation(
         index=index,
@@ -139,6 +126,7 @@ def _investigate(case, index, target: Target, backends: Backends, max_steps, max
         nodes=nodes,
         expected=_result_of(confirmed_result, lambda e: e.role == "reference"),
         actual=_result_of(confirmed_result, lambda e: e.backend == backends.engine.name),
+        differs=differing(engine_findings(confirmed_result, backends), [e["name"] for e in minimal.graph["inputs"]]),
     )
 
 
@@ -146,7 +134,7 @@ def _result_of(result, which) -> dict | None:
     for evaluation in result.evaluations or []:
         if which(evaluation):
             if evaluation.crash:
-                return {"backend": evaluation.backend, "crash": evaluation.crash}
+                return {"backend": evaluation.backend, "crash": evaluation.crash.describe()}
             try:
                 gradients = {n: np.asarray(g).tolist() for n, g in (evaluation.gradients or {}).items()}
                 return {

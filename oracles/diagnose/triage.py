@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..check import Backends, CaseResult, check_case
+from ..check import Backends, CaseResult, Finding, check_case
 from ..check.compare import RTOL, array_check
 from ..format import Case, reference_values
+from ..kinds import Kind
 from ..ops import OPS
 from ..ops.kinks import judge, kink_at, kink_region
+
+OK = "ok"  # a node's verdict when its local rule agrees with the references
 
 
 @dataclass
@@ -39,20 +42,35 @@ class NodeReport:
     attrs: dict
     value: list | float  # the references' value at the node
     adjoint: list | float  # the references' d sum(v * output) / d node: the local cotangent
-    verdict: str  # "ok", or the kind of the local finding: value, gradient, crash, shape, nan-inf
+    verdict: Kind | str  # "ok", or the kind of the local finding
     detail: str = ""
     actual_value: object = None
     expected_vjp: dict = field(default_factory=dict)  # operand -> the references' local VJP
     actual_vjp: dict = field(default_factory=dict)  # operand -> the engine's local VJP
     references_differ: bool = False  # the references disagree among themselves on this node alone
     kink: dict | None = None  # at a kink: each backend's answer there, and whom the engine follows
+    differs: list[str] = field(default_factory=list)  # what the local check found wrong: "value", operand names
+
+
+def differing(findings: list[Finding], inputs: list[str]) -> list[str]:
+    """Where the comparison found an engine's answer wrong, by `findings` against it: "value"
+    and the names of the inputs whose VJP is wrong, or all of them when it gave no answer."""
+    wrong: set[str] = set()
+    for finding in findings:
+        if finding.crash is not None:
+            wrong |= {"value", *inputs}
+        elif finding.quantity == "value":
+            wrong.add("value")
+        elif finding.quantity == "gradient" and finding.input is not None:
+            wrong.add(finding.input)
+    return [name for name in ("value", *inputs) if name in wrong]
 
 
 @dataclass
 class Triage:
     """The diagnosis of one case: the culprit (kind, op, node) and every node's report."""
 
-    kind: str | None  # value, gradient, crash, shape, nan-inf, composition; None if the case passes
+    kind: Kind | None  # the culprit's verdict, or composition; None if the case passes
     op: str | None
     node: str | None
     nodes: list[NodeReport]
@@ -159,30 +177,28 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
             attrs=dict(node.get("attrs") or {}),
             value=np.asarray(intermediate[node["name"]]).tolist(),
             adjoint=np.asarray(node_adjoints[node["name"]]).tolist(),
-            verdict=mine[0].kind if mine else "ok",
+            verdict=mine[0].kind if mine else OK,
             detail=mine[0].detail if mine else "",
             actual_value=_plain(engine_eval.value) if engine_eval and not engine_eval.crash else None,
             expected_vjp=_plain_dict(reference_eval.gradients) if reference_eval and reference_eval.gradients else {},
             actual_vjp=_plain_dict(engine_eval.gradients) if engine_eval and not engine_eval.crash else {},
-            references_differ=any(f.kind == "references-disagree" for f in result.findings),
+            references_differ=any(f.kind == Kind.REFERENCES_DISAGREE for f in result.findings),
+            differs=differing(mine, local_names(node)),
         )
-        if report.verdict in ("ok", "gradient"):  # a wrong value, a crash or a shape stands as found
+        if report.verdict == OK or Kind(report.verdict).rule.judged_at_kinks:  # a wrong value, a crash stands
             _judge_kink(report, node, local, result, backends)
         reports.append(report)
-    # A wrong forward poisons everything after it: the first node whose value is wrong is the
-    # culprit. Otherwise the first node with a wrong local rule; a convention only if nothing else.
-    wrong = [r for r in reports if r.verdict != "ok"]
-    culprit = min(wrong, key=lambda r: CULPRIT_ORDER.get(r.verdict, 1), default=None)
+    # The first node of the lowest culprit rank (kinds.py): a wrong forward poisons everything
+    # after it, then a wrong local rule; a convention only if nothing else.
+    wrong = [r for r in reports if r.verdict != OK]
+    culprit = min(wrong, key=lambda r: Kind(r.verdict).rule.culprit_rank, default=None)
     if culprit is not None:
-        return Triage(culprit.verdict, culprit.op, culprit.name, reports)
+        return Triage(Kind(culprit.verdict), culprit.op, culprit.name, reports)
     if whole is None:
         whole = check_case(case, backends)
     failing = [f for f in whole.findings if f.backend == engine.name]
-    kind = "composition" if failing else None
+    kind = Kind.COMPOSITION if failing else None
     return Triage(kind, None, None, reports)
-
-
-CULPRIT_ORDER = {"value": 0, "convention": 2}  # every other verdict: 1
 
 
 def _close(a: np.ndarray, b: np.ndarray, scale: float, dtype: str) -> bool:
@@ -245,16 +261,16 @@ def _judge_kink(report: NodeReport, node: dict, local: Case, result: CaseResult,
     away = all(_close(m[~inside], t[~inside], scale, dtype) for m, t, inside in zip(mine, first, region))
     same_operand = len(set(node["inputs"])) < len(node["inputs"])
     if follows:
-        report.verdict, report.detail = "ok", ""
+        report.verdict, report.detail = OK, ""
     elif not valid[engine].valid:
-        report.verdict, report.detail = "gradient", f"at {kink.label}: {valid[engine].detail}"
+        report.verdict, report.detail = Kind.GRADIENT, f"at {kink.label}: {valid[engine].detail}"
     elif not away:
-        report.verdict, report.detail = "gradient", f"at {kink.label}: the local rule is wrong away from the kink"
+        report.verdict, report.detail = Kind.GRADIENT, f"at {kink.label}: the local rule is wrong away from the kink"
     elif same_operand:
-        report.verdict, report.detail = "ok", ""  # a valid split of one operand's two parts: the sum is right
+        report.verdict, report.detail = OK, ""  # a valid split of one operand's two parts: the sum is right
     else:
         given = ", ".join(f"{r} {answers[r]}" for r in references)
-        report.verdict = "convention"
+        report.verdict = Kind.CONVENTION
         report.detail = (
             f"at {kink.label} the engine gives {answers[engine]}, a valid answer no reference gives ({given})"
         )

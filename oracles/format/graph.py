@@ -319,3 +319,13 @@ def reference_values(graph: dict, values: dict[str, np.ndarray]) -> dict[str, np
             op.forward(*(computed[o] for o in node["inputs"]), op.with_defaults(node.get("attrs")))
         )
     return computed
+
+
+def json_default(value):
+    """JSON for what json cannot write: numpy arrays and scalars as numbers, and whatever else a
+    plug-in returned (complex numbers, objects) as its repr, so that no report is lost."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return repr(value)

@@ -18,10 +18,31 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audit import AuditConfig
-from ..check import CaseResult
+from ..audit import SIGNAL, TIME_BUDGET, AuditConfig, AuditRun
+from ..check import CaseResult, Finding
 from ..check.compare import RTOL, RTOL_FINITE_DIFFERENCES
-from ..diagnose import NOT_A_DISCREPANCY, Investigation
+from ..diagnose import Investigation
+from ..generate import GeneratorConfig, all_features, features_out_of_reach
+from ..kinds import Kind
+from .model import (
+    BackendsRan,
+    Conventions,
+    Coverage,
+    Discrepancy,
+    FindingEntry,
+    Generation,
+    Group,
+    KinkRow,
+    MinimalCase,
+    MinimalSize,
+    ModeUse,
+    NearMiss,
+    OpStats,
+    Report,
+    Shrinking,
+    Skipped,
+    Summary,
+)
 
 
 def versions() -> dict[str, str | None]:
@@ -62,27 +83,20 @@ def reproducer_file(report: Path, investigation: Investigation) -> str:
     return str(report / "reproducers" / f"test_case_{investigation.index:05d}_{_group_slug(investigation)}.py")
 
 
-def _finding_json(finding, result: CaseResult, seed: int, report: Path) -> dict:
-    return {
-        "index": result.index,
-        "seed": [seed, result.index],
-        "kind": finding.kind,
-        "op": finding.op,
-        "backend": finding.backend,
-        "quantity": finding.quantity,
-        "input": finding.input,
-        "detail": finding.detail,
-        "margin": None if finding.margin is None else float(finding.margin),
-        "expected_from": finding.expected_backends,
-        "expected": finding.expected,
-        "actual": finding.actual,
-        "case": result.case,
-        "case_file": case_file(report, result.index) if result.case else None,
-    }
+def _entry(finding: Finding, result: CaseResult, seed: int, report: Path, kind=FindingEntry):
+    return kind(
+        index=result.index, seed=[seed, result.index], kind=finding.kind, op=finding.op, backend=finding.backend,
+        quantity=finding.quantity, input=finding.input, detail=finding.detail,
+        margin=None if finding.margin is None else float(finding.margin), expected_from=finding.expected_backends,
+        expected=finding.expected, actual=finding.actual, case=result.case,
+        case_file=case_file(report, result.index) if result.case else None,
+    )  # fmt: skip
 
 
-def _attach_minimal(discrepancies: list[dict], investigations: list[Investigation], report: Path) -> list[dict]:
-    """Give each discrepancy the minimal case of its group, and return the groups.
+def _with_minimal(
+    found: list[Discrepancy], investigations: list[Investigation], report: Path
+) -> tuple[list[Discrepancy], list[Group]]:
+    """Give each discrepancy the minimal case of its group, and make the groups.
 
     A group is (kind, backend, op), as diagnosed. A discrepancy whose own graph was shrunk
     for its group takes that minimal case; any other takes the minimal case of the group's
@@ -94,42 +108,35 @@ def _attach_minimal(discrepancies: list[dict], investigations: list[Investigatio
     first_of_group: dict[tuple, Investigation] = {}
     for i in shrunk:
         first_of_group.setdefault(i.group(), i)
-    groups: dict[tuple, dict] = {}
-    for d in discrepancies:
-        key = (d["kind"], d["backend"], d["op"])
-        investigation = own.get((d["index"], key)) or first_of_group.get(key)
-        d["minimal"] = investigation.minimal if investigation else None
-        d["minimal_from"] = investigation.index if investigation else None
-        d["minimal_confirmed"] = investigation.confirmed if investigation else None
-        d["minimal_file"] = minimal_file(report, investigation) if investigation else None
-        group = groups.setdefault(
-            key,
-            {"kind": d["kind"], "backend": d["backend"], "op": d["op"], "discrepancies": 0, "graphs": [],
-             "minimal_from": None, "minimal_size": None},
-        )  # fmt: skip
-        group["discrepancies"] += 1
-        if d["index"] not in group["graphs"]:
-            group["graphs"].append(d["index"])
-    for key, group in groups.items():
-        investigation = first_of_group.get(key)
+    counts: Counter = Counter()
+    graphs: dict[tuple, list[int]] = {}
+    attached = []
+    for d in found:
+        key = (d.kind, d.backend, d.op)
+        investigation = own.get((d.index, key)) or first_of_group.get(key)
         if investigation is not None:
-            group["minimal_from"] = investigation.index
-            group["minimal_size"] = _size_json(investigation)
-    return sorted(groups.values(), key=lambda g: (-g["discrepancies"], g["graphs"][0]))
+            d = dataclasses.replace(
+                d, minimal=investigation.minimal, minimal_from=investigation.index,
+                minimal_confirmed=investigation.confirmed, minimal_file=minimal_file(report, investigation),
+            )  # fmt: skip
+        attached.append(d)
+        counts[key] += 1
+        if d.index not in graphs.setdefault(key, []):
+            graphs[key].append(d.index)
+    groups = []
+    for key, indices in graphs.items():
+        investigation = first_of_group.get(key)
+        minimal_from = investigation.index if investigation else None
+        size = _size(investigation) if investigation else None
+        groups.append(Group(*key, counts[key], indices, minimal_from, size))
+    return attached, sorted(groups, key=lambda g: (-g.discrepancies, g.graphs[0]))
 
 
-def _size_json(investigation) -> dict | None:
-    if investigation is None:
-        return None
-    return {
-        "op_nodes": investigation.minimal_size[0],
-        "input_elements": investigation.minimal_size[1],
-        "original_op_nodes": investigation.original_size[0],
-        "original_input_elements": investigation.original_size[1],
-    }
+def _size(investigation: Investigation) -> MinimalSize:
+    return MinimalSize(*investigation.minimal_size, *investigation.original_size)
 
 
-def conventions(results: list[CaseResult], engine: str) -> list[dict]:
+def conventions(results: list[CaseResult], engine: str) -> list[KinkRow]:
     """What every backend answered at each kind of kink, over all kink nodes of the audit, and
     whom the engine followed: one row per kink (relu'(0), maximum tie, ...)."""
     rows: dict[str, dict] = {}
@@ -149,45 +156,43 @@ def conventions(results: list[CaseResult], engine: str) -> list[dict]:
                 else:
                     row["references"].setdefault(backend, Counter())[answer] += 1
     return [
-        {**row, "engine": dict(row["engine"]), "engine_follows": dict(row["engine_follows"]),
-         "verdicts": dict(row["verdicts"]), "references": {b: dict(c) for b, c in sorted(row["references"].items())}}
+        KinkRow(kink=row["kink"], op=row["op"], nodes=row["nodes"], engine=dict(row["engine"]),
+                references={b: dict(c) for b, c in sorted(row["references"].items())},
+                engine_follows=dict(row["engine_follows"]), verdicts=dict(row["verdicts"]))
         for row in sorted(rows.values(), key=lambda row: row["kink"])
     ]  # fmt: skip
 
 
-def coverage(results: list[CaseResult], generator, ops: list[str]) -> dict:
+def coverage(results: list[CaseResult], generator: GeneratorConfig, ops: list[str]) -> Coverage:
     """What the audit exercised, with counts (graphs per op, op pair and feature), and what its
-    flags can never produce (features_out_of_reach)."""
-    from ..generate import GeneratorConfig, all_features, features_out_of_reach
-
+    flags can never produce (out_of_reach)."""
     audited = [r for r in results if not r.lost and not r.skipped]
     features: Counter = Counter(f for r in audited for f in r.features)
     pairs: Counter = Counter(p for r in audited for p in r.op_pairs)
     kinks: Counter = Counter(record["kink"] for r in audited for record in r.kinks)
-    config = GeneratorConfig(**{**generator.__dict__, "ops": tuple(ops)})
-    out_of_reach = features_out_of_reach(config)
+    out_of_reach = features_out_of_reach(dataclasses.replace(generator, ops=tuple(ops)))
     names = all_features()
-    return {
-        "ops": {op: sum(op in r.ops for r in audited) for op in ops},
-        "op_pairs": dict(sorted(pairs.items())),
-        "op_pairs_seen": len(pairs),
-        "op_pairs_possible": len(ops) ** 2,
-        "features": {name: features.get(name, 0) for name in names},
-        "features_seen": sum(1 for name in names if features.get(name)),
-        "features_total": len(names),
-        "out_of_reach": out_of_reach,  # feature -> why these flags can never produce it
-        "not_seen": [name for name in names if not features.get(name) and name not in out_of_reach],
-        "kinks": dict(sorted(kinks.items())) if generator.kinks else None,
-    }
+    return Coverage(
+        ops={op: sum(op in r.ops for r in audited) for op in ops},
+        op_pairs=dict(sorted(pairs.items())),
+        op_pairs_seen=len(pairs),
+        op_pairs_possible=len(ops) ** 2,
+        features={name: features.get(name, 0) for name in names},
+        features_seen=sum(1 for name in names if features.get(name)),
+        features_total=len(names),
+        out_of_reach=out_of_reach,
+        not_seen=[name for name in names if not features.get(name) and name not in out_of_reach],
+        kinks=dict(sorted(kinks.items())) if generator.kinks else None,
+    )
 
 
-def build_report(
-    results: list[CaseResult], ran: dict, config: AuditConfig, wall_seconds: float, investigations=()
-) -> dict:
+def build_report(run: AuditRun) -> Report:
+    """The report of an audit, as data: nothing is written here (see write.py)."""
+    config, ran, results = run.config, run.ran, list(run.results)
     report_dir = Path(config.report)
-    ops: dict[str, dict] = {op: {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0} for op in ran["ops"]}
-    discrepancies: list[dict] = []
-    reference_conventions: list[dict] = []
+    ops: dict[str, OpStats] = {op: OpStats() for op in ran.ops}
+    found: list[Discrepancy] = []
+    reference_conventions: list[FindingEntry] = []
     seconds: Counter = Counter()
     skipped: Counter = Counter()
     for result in results:
@@ -196,105 +201,99 @@ def build_report(
             skipped[result.skipped] += 1
             continue
         for op in result.ops:
-            entry = ops.setdefault(op, {"graphs": 0, "checks": 0, "max_margin": 0.0, "failures": 0})
-            entry["graphs"] += 1
-            entry["checks"] += result.checks
-            entry["max_margin"] = max(entry["max_margin"], result.engine_margin)
-            entry["failures"] += _failed(result)
+            entry = ops.setdefault(op, OpStats())
+            entry.graphs += 1
+            entry.checks += result.checks
+            entry.max_margin = max(entry.max_margin, result.engine_margin)
+            entry.failures += _failed(result)
         for finding in result.findings:
-            shown = reference_conventions if finding.kind in NOT_A_DISCREPANCY else discrepancies
-            shown.append(_finding_json(finding, result, config.seed, report_dir))
-    groups = _attach_minimal(discrepancies, list(investigations), report_dir)
+            if finding.kind.rule.listed_in == "discrepancies":
+                found.append(_entry(finding, result, config.seed, report_dir, Discrepancy))
+            else:
+                reference_conventions.append(_entry(finding, result, config.seed, report_dir))
+    investigations = list(run.investigations)
+    discrepancies, groups = _with_minimal(found, investigations, report_dir)
     near_misses = sorted(
-        ({"index": r.index, "margin": r.engine_margin} for r in results if not _failed(r) and not r.skipped),
-        key=lambda entry: -entry["margin"],
+        (NearMiss(r.index, r.engine_margin) for r in results if not _failed(r) and not r.skipped),
+        key=lambda entry: -entry.margin,
     )[:10]
     graphs = sum(1 for r in results if not r.lost and not r.skipped)
     shrink_seconds = [i.shrink_seconds for i in investigations if i.minimal is not None]
-    summary = {
-        "graphs": graphs,
-        "graphs_requested": config.graphs,
-        "interrupted": bool(ran.get("interrupted")),
-        "time_budget_seconds": ran.get("time_budget"),  # set when --time ended the audit before its target
-        "checks": sum(r.checks for r in results),
-        "discrepancies": len(discrepancies),
-        "failing_graphs": len({d["index"] for d in discrepancies}),
-        "coverage": coverage(results, config.generator, list(ran["ops"])),
-        "conventions": {
-            "engine_findings": sum(1 for d in discrepancies if d["kind"] == "convention"),
-            "reference_differences": len(reference_conventions),
-            "kinks": conventions(results, ran["engine"]),
-        },
-        "skipped": {"graphs": sum(skipped.values()), "reasons": dict(sorted(skipped.most_common(10)))},
-        "generation": {
-            "redraws": sum(r.redraws for r in results),
-            "graphs_with_a_redraw": sum(1 for r in results if r.redraws),
-        },
-        "mode": _mode(results, config, ran),
-        "failure_database": ran.get("failure_database"),  # the known failing cases replayed first (oracles/failures.py)
-        "kinds": dict(Counter(d["kind"] for d in discrepancies)),
-        "groups": groups,
-        "shrinking": {
-            "shrunk": len(shrink_seconds),
-            "failed": [{"index": i.index, "error": i.error} for i in investigations if i.error],
-            "median_seconds": round(float(np.median(shrink_seconds)), 3) if shrink_seconds else None,
-            "max_seconds": max(shrink_seconds) if shrink_seconds else None,
-            "limit_per_group": config.shrink_limit,
-        },
-        "backends": {
-            "engine": ran["engine"],
-            "engine_spec": config.engine,
-            "references": ran["references"],
-            "unavailable": ran["unavailable"],
-        },
-        "ops": ops,
-        "worst_passing_margin": near_misses[0]["margin"] if near_misses else None,
-        "near_misses": near_misses,
-        "seed": config.seed,
-        "report_folder": str(report_dir),
-        "generator": {k: list(v) if isinstance(v, tuple) else v for k, v in config.generator.__dict__.items()},
-        "error_model": {"rtol": RTOL, "rtol_finite_differences": RTOL_FINITE_DIFFERENCES},
-        "versions": versions(),
-        "workers": config.workers,
-        "ran_on": ran.get("workers"),
-        "wall_seconds": round(wall_seconds, 3),
-        "graphs_per_second": round(graphs / wall_seconds, 1) if wall_seconds > 0 else None,
-        "backend_seconds": {name: round(s, 3) for name, s in sorted(seconds.items())},
-    }
+    wall = run.wall_seconds
+    summary = Summary(
+        graphs=graphs,
+        graphs_requested=config.graphs,
+        interrupted=run.stopped == SIGNAL,
+        time_budget_seconds=config.time_budget if run.stopped == TIME_BUDGET else None,
+        checks=sum(r.checks for r in results),
+        discrepancies=len(discrepancies),
+        failing_graphs=len({d.index for d in discrepancies}),
+        coverage=coverage(results, config.generator, list(ran.ops)),
+        conventions=Conventions(
+            engine_findings=sum(1 for d in discrepancies if d.kind == Kind.CONVENTION),
+            reference_differences=len(reference_conventions),
+            kinks=conventions(results, ran.engine),
+        ),
+        skipped=Skipped(sum(skipped.values()), dict(sorted(skipped.most_common(10)))),
+        generation=Generation(sum(r.redraws for r in results), sum(1 for r in results if r.redraws)),
+        mode=_mode(results, config, ran.references),
+        failure_database=run.failure_database,
+        kinds=dict(Counter(str(d.kind) for d in discrepancies)),
+        groups=groups,
+        shrinking=Shrinking(
+            shrunk=len(shrink_seconds),
+            failed=[{"index": i.index, "error": i.error} for i in investigations if i.error],
+            median_seconds=round(float(np.median(shrink_seconds)), 3) if shrink_seconds else None,
+            max_seconds=max(shrink_seconds) if shrink_seconds else None,
+            limit_per_group=config.shrink_limit,
+        ),
+        backends=BackendsRan(ran.engine, config.engine, list(ran.references), dict(ran.unavailable)),
+        ops=ops,
+        worst_passing_margin=near_misses[0].margin if near_misses else None,
+        near_misses=near_misses,
+        seed=config.seed,
+        report_folder=str(report_dir),
+        generator={k: list(v) if isinstance(v, tuple) else v for k, v in config.generator.__dict__.items()},
+        error_model={"rtol": RTOL, "rtol_finite_differences": RTOL_FINITE_DIFFERENCES},
+        versions=versions(),
+        workers=config.workers,
+        ran_on=ran.workers,
+        wall_seconds=round(wall, 3),
+        graphs_per_second=round(graphs / wall, 1) if wall > 0 else None,
+        backend_seconds={name: round(s, 3) for name, s in sorted(seconds.items())},
+    )
     minimal_cases = []
     for investigation in investigations:
-        entry = dataclasses.asdict(investigation)
         shrunk = investigation.minimal is not None
-        entry["case_file"] = minimal_file(report_dir, investigation) if shrunk else None
         has_answer = shrunk and investigation.expected is not None and "value" in investigation.expected
-        entry["reproducer"] = reproducer_file(report_dir, investigation) if has_answer else None
-        minimal_cases.append(entry)
-    return {
-        "summary": summary,
-        "discrepancies": discrepancies,
-        "reference_conventions": reference_conventions[:50],
-        "minimal_cases": minimal_cases,
-    }
+        minimal_cases.append(
+            MinimalCase(
+                **{f.name: getattr(investigation, f.name) for f in dataclasses.fields(investigation)},
+                case_file=minimal_file(report_dir, investigation) if shrunk else None,
+                reproducer=reproducer_file(report_dir, investigation) if has_answer else None,
+            )
+        )
+    return Report(summary, discrepancies, reference_conventions[:50], minimal_cases)
 
 
-def _mode(results: list[CaseResult], config, ran: dict) -> dict:
+def _mode(results: list[CaseResult], config: AuditConfig, references) -> ModeUse:
     """Which references checked how much: full mode gives JAX every graph; tiered mode only those
     where anything disagreed, a kink, and a sample (check.CheckMode)."""
     graphs = [r for r in results if not r.lost and not r.skipped]
-    if "jax" not in ran["references"]:
+    if "jax" not in references:
         seen: Counter = Counter()
     elif config.mode == "tiered":
         seen = Counter(r.jax for r in graphs if r.jax)
     else:
         seen = Counter({"every graph": len(graphs)})
-    return {
-        "name": config.mode,
-        "jax_sample": config.jax_sample if config.mode == "tiered" else None,
-        "jax_graphs": sum(seen.values()),
-        "jax_fraction": round(sum(seen.values()) / len(graphs), 4) if graphs else None,
-        "jax_because": dict(sorted(seen.items())),
-    }
+    return ModeUse(
+        name=config.mode,
+        jax_sample=config.jax_sample if config.mode == "tiered" else None,
+        jax_graphs=sum(seen.values()),
+        jax_fraction=round(sum(seen.values()) / len(graphs), 4) if graphs else None,
+        jax_because=dict(sorted(seen.items())),
+    )
 
 
 def _failed(result: CaseResult) -> bool:
-    return any(f.kind not in NOT_A_DISCREPANCY for f in result.findings)
+    return any(f.kind.rule.discrepancy for f in result.findings)

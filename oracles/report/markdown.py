@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from collections import Counter
-
-import numpy as np
 
 from ..backends import DEFAULT_ENGINE
+from ..diagnose import OK, Investigation
+from ..failures import FailureDatabaseRun
+from ..format import json_default
+from ..kinds import CONVENTIONS, WHAT_TO_FIX, Kind
+from .model import Coverage, Group, MinimalCase, ModeUse, Report, Summary
 
 
 def replay_command(case_file: str, engine_spec: str) -> str:
@@ -29,31 +31,16 @@ def _margin(value) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def json_default(value):
-    """JSON for what json cannot write: numpy arrays and scalars as numbers, and whatever else a
-    plug-in returned (complex numbers, objects) as its repr, so that no report is lost."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return repr(value)
-
-
 def _short(value, limit: int = 200) -> str:
     text = json.dumps(value, default=json_default)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _close(expected, actual) -> bool:
-    try:
-        return bool(np.allclose(np.asarray(expected, float), np.asarray(actual, float), rtol=1e-7, atol=1e-12))
-    except (TypeError, ValueError):
-        return False
-
-
-def print_all_view(investigation: dict) -> list[str]:
-    """The minimal case node by node, like the notebook's print_all, expected against actual."""
-    case = investigation["minimal"]
+def print_all_view(investigation: Investigation) -> list[str]:
+    """The minimal case node by node, like the notebook's print_all, expected against actual.
+    "<-- differs" marks what the verdict itself found wrong (`differs`), never a second comparison."""
+    case = investigation.minimal
+    assert case is not None  # only a shrunk investigation has a view
     graph = case["graph"]
     lines = ["```text", "FD: " + "  ".join(f"{name} {_short(v)}" for name, v in case["values"].items())]
     for entry in graph["inputs"]:
@@ -61,52 +48,80 @@ def print_all_view(investigation: dict) -> list[str]:
             f"{entry['name']}  (input, shape {entry['shape']})",
             f"  val: {_short(case['values'][entry['name']])}",
         ]
-        actual = (investigation.get("actual") or {}).get("gradients", {}).get(entry["name"])
-        expected = (investigation.get("expected") or {}).get("gradients", {}).get(entry["name"])
+        actual = (investigation.actual or {}).get("gradients", {}).get(entry["name"])
+        expected = (investigation.expected or {}).get("gradients", {}).get(entry["name"])
         if expected is not None:
-            flag = "" if _close(expected, actual) else "   <-- differs"
+            flag = "   <-- differs" if entry["name"] in investigation.differs else ""
             lines.append(f"  gra: expected {_short(expected)}, actual {_short(actual)}{flag}")
-    for node in investigation["nodes"]:
-        attrs = ", ".join(f"{k}={json.dumps(v)}" for k, v in node["attrs"].items())
-        marker = "" if node["verdict"] == "ok" else f"   <-- {node['verdict']} rule wrong here"
-        if node["verdict"] == "convention":
+    for node in investigation.nodes:
+        attrs = ", ".join(f"{k}={json.dumps(v)}" for k, v in node.attrs.items())
+        marker = "" if node.verdict == OK else f"   <-- {node.verdict} rule wrong here"
+        if node.verdict == Kind.CONVENTION:
             marker = "   <-- valid at the kink, but no reference's convention"
-        lines += [f"{node['name']} = {node['op']}({', '.join(node['inputs'])}{'; ' + attrs if attrs else ''}){marker}"]
-        lines += [f"  in:  {node['inputs']}"]
-        value_flag = "" if _close(node["value"], node["actual_value"]) else "   <-- differs"
-        lines += [f"  val: expected {_short(node['value'])}, actual {_short(node['actual_value'])}{value_flag}"]
-        lines += [f"  cotangent: {_short(node['adjoint'])}"]
-        for operand, local in zip(node["inputs"], node["local_inputs"]):
-            expected = node["expected_vjp"].get(local)
-            actual = node["actual_vjp"].get(local)
-            flag = "" if _close(expected, actual) else "   <-- differs"
+        lines += [f"{node.name} = {node.op}({', '.join(node.inputs)}{'; ' + attrs if attrs else ''}){marker}"]
+        lines += [f"  in:  {node.inputs}"]
+        value_flag = "   <-- differs" if "value" in node.differs else ""
+        lines += [f"  val: expected {_short(node.value)}, actual {_short(node.actual_value)}{value_flag}"]
+        lines += [f"  cotangent: {_short(node.adjoint)}"]
+        for operand, local in zip(node.inputs, node.local_inputs):
+            expected = node.expected_vjp.get(local)
+            actual = node.actual_vjp.get(local)
+            flag = "   <-- differs" if local in node.differs else ""
             slot = operand if local == operand else f"{operand} (second slot)"
             lines.append(f"  gra {slot}: expected {_short(expected)}, actual {_short(actual)}{flag}")
     lines += [f"output: {graph['output']}   cotangent: {_short(case['cotangent'])}", "```"]
     return lines
 
 
-def _group_section(group: dict, investigation: dict | None, spec: str) -> list[str]:
-    op = f"`{group['op']}`" if group["op"] else "no single op"
-    title = f"### {group['kind']} in {op}, {group['backend'] or 'the references'}"
-    graphs = ", ".join(map(str, group["graphs"][:12])) + (" …" if len(group["graphs"]) > 12 else "")
-    lines = [title, "", f"{group['discrepancies']} discrepancies in {len(group['graphs'])} graphs ({graphs})."]
-    if investigation is None:
+def failure_view(findings: list, shrunk: Investigation | None, whole: dict) -> tuple[list[str], list[str], dict]:
+    """A failing case as text (the pytest plugin's failure): the headline (the diagnosis, then
+    every finding when there are several), the minimal case node by node, and the case to show
+    (`whole`, the case as generated, where it was not shrunk)."""
+    first = findings[0]
+    if shrunk is None or shrunk.minimal is None:  # a diagnosis that fails leaves the finding as it was found
+        lines = [f"{first.kind}: {first.detail}"]
+        why = f"a {first.kind} is not shrunk" if shrunk is None else f"the case could not be shrunk ({shrunk.error})"
+        view, minimal = [f"{why}; the whole case:"], whole
+    else:
+        where = f"op {shrunk.op!r}" if shrunk.op else "no single op (composition)"
+        lines = [f"{shrunk.kind} in {where}: {first.detail}"]
+        node = f", node {shrunk.node!r} is wrong" if shrunk.node else ""
+        confirmed = "confirmed by every reference" if shrunk.confirmed else "NOT confirmed by every reference"
+        (nodes, elements), (original_nodes, original_elements) = shrunk.minimal_size, shrunk.original_size
+        view = [
+            f"minimal case: {nodes} op nodes and {elements} input elements{node} (shrunk from {original_nodes} "
+            f"and {original_elements} in {shrunk.shrink_seconds} s; {confirmed}):",
+            *(line for line in print_all_view(shrunk) if not line.startswith("```")),
+        ]
+        minimal = shrunk.minimal
+    if len(findings) > 1:
+        lines += [f"all {len(findings)} findings against the engine on this case:"]
+        lines += [f"  {f.kind}: {f.detail}" for f in findings]
+    return lines, view, minimal
+
+
+def _group_section(group: Group, minimal: MinimalCase | None, spec: str) -> list[str]:
+    op = f"`{group.op}`" if group.op else "no single op"
+    title = f"### {group.kind} in {op}, {group.backend or 'the references'}"
+    graphs = ", ".join(map(str, group.graphs[:12])) + (" …" if len(group.graphs) > 12 else "")
+    lines = [title, "", f"{group.discrepancies} discrepancies in {len(group.graphs)} graphs ({graphs})."]
+    if minimal is None:
         return [*lines, "", "Not shrunk (see `--shrink-limit`).", ""]
-    size, original = investigation["minimal_size"], investigation["original_size"]
-    confirmed = "confirmed by every reference" if investigation["confirmed"] else "NOT confirmed by every reference"
+    size, original = minimal.minimal_size, minimal.original_size
+    confirmed = "confirmed by every reference" if minimal.confirmed else "NOT confirmed by every reference"
+    assert minimal.case_file is not None  # a shrunk case has its file
     lines += [
         "",
-        f"Minimal case (graph {investigation['index']}, shrunk from {original[0]} op nodes and {original[1]} input "
-        f"elements to {size[0]} and {size[1]} in {investigation['shrink_seconds']} s; {confirmed}):",
+        f"Minimal case (graph {minimal.index}, shrunk from {original[0]} op nodes and {original[1]} input "
+        f"elements to {size[0]} and {size[1]} in {minimal.shrink_seconds} s; {confirmed}):",
         "",
-        *print_all_view(investigation),
+        *print_all_view(minimal),
         "",
         "```bash",
-        replay_command(investigation["case_file"], spec),
+        replay_command(minimal.case_file, spec),
     ]
-    if investigation.get("reproducer"):
-        lines.append(f"pytest {shlex.quote(investigation['reproducer'])}")
+    if minimal.reproducer:
+        lines.append(f"pytest {shlex.quote(minimal.reproducer)}")
     return [*lines, "```", ""]
 
 
@@ -114,12 +129,12 @@ def _answers(counts: dict) -> str:
     return ", ".join(f"{answer} ({n})" if len(counts) > 1 else answer for answer, n in counts.items()) or "-"
 
 
-def _conventions_section(s: dict, report: dict, shrunk: dict) -> list[str]:
+def _conventions_section(report: Report) -> list[str]:
     """Kink mode: what each backend answers at each kink, apart from the bugs."""
-    conventions = s["conventions"]
-    if not conventions["kinks"]:
+    conventions = report.summary.conventions
+    if not conventions.kinks:
         return []
-    references = sorted({r for row in conventions["kinks"] for r in row["references"]})
+    references = sorted({r for row in conventions.kinks for r in row.references})
     lines = [
         "## Conventions at kinks",
         "",
@@ -130,173 +145,162 @@ def _conventions_section(s: dict, report: dict, shrunk: dict) -> list[str]:
         "| kink | nodes | engine | " + " | ".join(references) + " | engine follows |",
         "| --- | ---: | --- | " + " | ".join("---" for _ in references) + " | --- |",
     ]
-    for row in conventions["kinks"]:
-        given = [_answers(row["references"].get(r, {})) for r in references]
-        follows = ", ".join(f"{who} ({n})" for who, n in row["engine_follows"].items())
-        lines.append(
-            f"| {row['kink']} | {row['nodes']} | {_answers(row['engine'])} | " + " | ".join(given) + f" | {follows} |"
-        )
+    for row in conventions.kinks:
+        given = [_answers(row.references.get(r, {})) for r in references]
+        follows = ", ".join(f"{who} ({n})" for who, n in row.engine_follows.items())
+        lines.append(f"| {row.kink} | {row.nodes} | {_answers(row.engine)} | " + " | ".join(given) + f" | {follows} |")
     lines.append("")
-    if conventions["reference_differences"]:
-        example = report["reference_conventions"][0]
+    if conventions.reference_differences:
+        example = report.reference_conventions[0]
         lines += [
-            f"The references differ among themselves in {conventions['reference_differences']} graphs, each time "
-            f"only in their conventions at kinks (graph {example['index']}: {example['detail']}): shown, not blamed.",
+            f"The references differ among themselves in {conventions.reference_differences} graphs, each time "
+            f"only in their conventions at kinks (graph {example.index}: {example.detail}): shown, not blamed.",
             "",
         ]
-    for g in s["groups"]:
-        if g["kind"] == "convention":
-            investigation = shrunk.get((g["minimal_from"], g["kind"], g["backend"], g["op"]))
-            lines += _group_section(g, investigation, s["backends"]["engine_spec"])
+    spec = report.summary.backends.engine_spec
+    for group in report.groups_shown_under(CONVENTIONS):
+        lines += _group_section(group, report.minimal_case_of(group), spec)
     return lines
 
 
-def _coverage_section(coverage: dict | None) -> list[str]:
+def _coverage_section(coverage: Coverage) -> list[str]:
     """What the audit exercised, and what its flags can never produce."""
-    if not coverage:
-        return []
     lines = [
         "## Coverage",
         "",
-        f"- ops: {sum(1 for n in coverage['ops'].values() if n)} of {len(coverage['ops'])} exercised",
-        f"- producer-to-consumer op pairs: {coverage['op_pairs_seen']} of {coverage['op_pairs_possible']}",
-        f"- graph features: {coverage['features_seen']} of {coverage['features_total']}",
+        f"- ops: {sum(1 for n in coverage.ops.values() if n)} of {len(coverage.ops)} exercised",
+        f"- producer-to-consumer op pairs: {coverage.op_pairs_seen} of {coverage.op_pairs_possible}",
+        f"- graph features: {coverage.features_seen} of {coverage.features_total}",
     ]
-    if coverage["kinks"] is not None:
-        lines.append("- kinks: " + (", ".join(f"{k} ({n})" for k, n in coverage["kinks"].items()) or "none reached"))
+    if coverage.kinks is not None:
+        lines.append("- kinks: " + (", ".join(f"{k} ({n})" for k, n in coverage.kinks.items()) or "none reached"))
     else:
         lines.append("- kinks: none (not in kink mode: --kinks)")
-    if coverage["out_of_reach"]:
+    if coverage.out_of_reach:
         lines += ["", "**Never produced with these flags**, so a bug that needs them cannot be caught here:", ""]
-        lines += [f"- `{feature}`: {why}" for feature, why in coverage["out_of_reach"].items()]
-    if coverage["not_seen"]:
+        lines += [f"- `{feature}`: {why}" for feature, why in coverage.out_of_reach.items()]
+    if coverage.not_seen:
         lines += ["", "Possible with these flags but not reached in this audit (more graphs would): "
-                  + ", ".join(f"`{f}`" for f in coverage["not_seen"])]  # fmt: skip
+                  + ", ".join(f"`{f}`" for f in coverage.not_seen)]  # fmt: skip
     lines += ["", "| feature | graphs |", "| --- | ---: |"]
-    lines += [f"| `{feature}` | {count} |" for feature, count in coverage["features"].items()]
+    lines += [f"| `{feature}` | {count} |" for feature, count in coverage.features.items()]
     return [*lines, ""]
 
 
-def render_markdown(report: dict) -> str:
-    s = report["summary"]
-    b = s["backends"]
-    verdict = "PASS: no discrepancies" if not s["discrepancies"] else f"FAIL: {s['discrepancies']} discrepancies"
-    if s.get("time_budget_seconds") and s["graphs"] < s["graphs_requested"]:
-        spent = f"the time budget of {s['time_budget_seconds']:g} s was spent"
-        verdict += f" in {s['graphs']} of {s['graphs_requested']} graphs ({spent})"
-    if s.get("interrupted"):
-        verdict = f"INTERRUPTED after {s['graphs']} of {s['graphs_requested']} graphs, " + (
-            "no discrepancy among them (not a pass)"
-            if not s["discrepancies"]
-            else f"{s['discrepancies']} discrepancies"
+def verdict_line(s: Summary) -> str:
+    """PASS, FAIL or INTERRUPTED, with the counts that say so."""
+    verdict = "PASS: no discrepancies" if not s.discrepancies else f"FAIL: {s.discrepancies} discrepancies"
+    if s.time_budget_seconds and s.graphs < s.graphs_requested:
+        spent = f"the time budget of {s.time_budget_seconds:g} s was spent"
+        verdict += f" in {s.graphs} of {s.graphs_requested} graphs ({spent})"
+    if s.interrupted:
+        verdict = f"INTERRUPTED after {s.graphs} of {s.graphs_requested} graphs, " + (
+            "no discrepancy among them (not a pass)" if not s.discrepancies else f"{s.discrepancies} discrepancies"
         )
+    return verdict
+
+
+def render_markdown(report: Report) -> str:
+    s = report.summary
+    b = s.backends
     lines = [
-        f"# Audit of `{b['engine']}`: {verdict}",
+        f"# Audit of `{b.engine}`: {verdict_line(s)}",
         "",
-        f"{s['graphs']} random graphs (seed {s['seed']}), {s['checks']} checks, "
-        f"{s['failing_graphs']} failing graphs, in {s['wall_seconds']} s ({s['graphs_per_second']} graphs/s, "
-        f"on {s['ran_on'] or str(s['workers']) + ' workers'}).",
+        f"{s.graphs} random graphs (seed {s.seed}), {s.checks} checks, "
+        f"{s.failing_graphs} failing graphs, in {s.wall_seconds} s ({s.graphs_per_second} graphs/s, "
+        f"on {s.ran_on or str(s.workers) + ' workers'}).",
         "",
-        _mode_line(s["mode"]),
+        _mode_line(s.mode),
         "",
-        *_failure_database_lines(s.get("failure_database")),
-        f"- engine under test: `{b['engine_spec']}`",
-        f"- references: {', '.join(b['references']) or 'none'}",
+        *_failure_database_lines(s.failure_database),
+        f"- engine under test: `{b.engine_spec}`",
+        f"- references: {', '.join(b.references) or 'none'}",
     ]
-    for name, reason in b["unavailable"].items():
+    for name, reason in b.unavailable.items():
         lines.append(f"- unavailable: {name}: {reason}")
-    generation = s["generation"]
-    if generation["redraws"]:
+    if s.generation.redraws:
         lines.append(
-            f"- the generator rebuilt {generation['redraws']} values to keep their domains "
-            f"({generation['graphs_with_a_redraw']} graphs)"
+            f"- the generator rebuilt {s.generation.redraws} values to keep their domains "
+            f"({s.generation.graphs_with_a_redraw} graphs)"
         )
-    if s["skipped"]["graphs"]:
-        reasons = "; ".join(f"{reason} ({count})" for reason, count in s["skipped"]["reasons"].items())
-        lines.append(f"- skipped {s['skipped']['graphs']} graphs the engine declines: {reasons}")
-    lines.append(
-        f"- worst margin of a passing graph (error / tolerance; 1 fails): {_margin(s['worst_passing_margin'])}"
-    )
-    versions_line = ", ".join(f"{k} {v}" for k, v in s["versions"].items() if v and k != "platform")
+    if s.skipped.graphs:
+        reasons = "; ".join(f"{reason} ({count})" for reason, count in s.skipped.reasons.items())
+        lines.append(f"- skipped {s.skipped.graphs} graphs the engine declines: {reasons}")
+    lines.append(f"- worst margin of a passing graph (error / tolerance; 1 fails): {_margin(s.worst_passing_margin)}")
+    versions_line = ", ".join(f"{k} {v}" for k, v in s.versions.items() if v and k != "platform")
     lines += [f"- versions: {versions_line}", ""]
 
-    shrunk = {
-        (i["index"], i["kind"], i["backend"], i["op"]): i for i in report["minimal_cases"] if i["minimal"] is not None
-    }
-    bugs = [g for g in s["groups"] if g["kind"] != "convention"]
+    bugs = report.groups_shown_under(WHAT_TO_FIX)
     if bugs:
         lines += ["## What to fix", "", "| kind | op | backend | discrepancies | graphs | minimal case |"]
         lines += ["| --- | --- | --- | ---: | ---: | --- |"]
         for g in bugs:
-            size = g["minimal_size"]
-            minimal = f"{size['op_nodes']} op nodes, {size['input_elements']} elements" if size else "-"
-            op = f"`{g['op']}`" if g["op"] else "-"
-            cells = [g["kind"], op, g["backend"] or "-", g["discrepancies"], len(g["graphs"]), minimal]
+            size = g.minimal_size
+            minimal = f"{size.op_nodes} op nodes, {size.input_elements} elements" if size else "-"
+            op = f"`{g.op}`" if g.op else "-"
+            cells = [g.kind, op, g.backend or "-", g.discrepancies, len(g.graphs), minimal]
             lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
         for g in bugs:
-            investigation = shrunk.get((g["minimal_from"], g["kind"], g["backend"], g["op"]))
-            lines += _group_section(g, investigation, b["engine_spec"])
-    lines += _conventions_section(s, report, shrunk)
+            lines += _group_section(g, report.minimal_case_of(g), b.engine_spec)
+    lines += _conventions_section(report)
 
-    lines += _coverage_section(s.get("coverage"))
+    lines += _coverage_section(s.coverage)
     lines += ["## Per op", "", "| op | graphs | checks | worst engine margin | failing graphs |"]
     lines += ["| --- | ---: | ---: | ---: | ---: |"]
-    for op, e in s["ops"].items():
-        lines.append(f"| `{op}` | {e['graphs']} | {e['checks']} | {_margin(e['max_margin'])} | {e['failures']} |")
+    for op, e in s.ops.items():
+        lines.append(f"| `{op}` | {e.graphs} | {e.checks} | {_margin(e.max_margin)} | {e.failures} |")
 
-    if report["discrepancies"]:
+    if report.discrepancies:
         lines += ["", "## Discrepancies", ""]
-        shown = report["discrepancies"][:20]
+        shown = report.discrepancies[:20]
         for d in shown:
-            where = d["quantity"] or "evaluation"
-            if d["input"]:
-                where += f" of input `{d['input']}`"
-            op = f", op `{d['op']}`" if d["op"] else ""
-            lines += [f"### graph {d['index']}: {d['kind']} in {d['backend'] or 'the references'}{op}, {where}"]
-            lines += ["", d["detail"], ""]
-            if d.get("case_file"):
-                lines += ["```bash", replay_command(d["case_file"], b["engine_spec"]), "```", ""]
-            if d["expected"] is not None or d["actual"] is not None:
-                lines += [f"- expected ({', '.join(d['expected_from']) or 'references'}): `{_short(d['expected'])}`"]
-                lines += [f"- actual: `{_short(d['actual'])}`", ""]
-        if len(report["discrepancies"]) > len(shown):
-            lines.append(f"… and {len(report['discrepancies']) - len(shown)} more in report.json.")
-    kinds = Counter(d["kind"] for d in report["discrepancies"])
-    if kinds:
-        lines += ["", "Kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))]
+            where = d.quantity or "evaluation"
+            if d.input:
+                where += f" of input `{d.input}`"
+            op = f", op `{d.op}`" if d.op else ""
+            lines += [f"### graph {d.index}: {d.kind} in {d.backend or 'the references'}{op}, {where}"]
+            lines += ["", d.detail, ""]
+            if d.case_file:
+                lines += ["```bash", replay_command(d.case_file, b.engine_spec), "```", ""]
+            if d.expected is not None or d.actual is not None:
+                lines += [f"- expected ({', '.join(d.expected_from) or 'references'}): `{_short(d.expected)}`"]
+                lines += [f"- actual: `{_short(d.actual)}`", ""]
+        if len(report.discrepancies) > len(shown):
+            lines.append(f"… and {len(report.discrepancies) - len(shown)} more in report.json.")
+    if s.kinds:
+        lines += ["", "Kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(s.kinds.items()))]
     lines += ["", "## Time per backend (seconds, all graphs)", ""]
-    lines += [f"- {name}: {seconds}" for name, seconds in s["backend_seconds"].items()]
-    shrinking = s["shrinking"]
-    if shrinking["shrunk"]:
-        lines.append(f"- shrinking: {shrinking['shrunk']} cases, median {shrinking['median_seconds']} s each")
+    lines += [f"- {name}: {seconds}" for name, seconds in s.backend_seconds.items()]
+    if s.shrinking.shrunk:
+        lines.append(f"- shrinking: {s.shrinking.shrunk} cases, median {s.shrinking.median_seconds} s each")
     lines += ["", f"Command line: `{shlex.join(sys.argv)}`", ""]
     return "\n".join(lines)
 
 
-def _mode_line(mode: dict) -> str:
-    if mode["name"] == "full":
+def _mode_line(mode: ModeUse) -> str:
+    if mode.name == "full":
         return "Mode: full (every reference checks every graph)."
-    because = ", ".join(f"{n} {why}" for why, n in mode["jax_because"].items()) or "none"
-    fraction = "no graph" if mode["jax_fraction"] is None else f"{mode['jax_fraction']:.1%} of the graphs"
+    because = ", ".join(f"{n} {why}" for why, n in mode.jax_because.items()) or "none"
+    fraction = "no graph" if mode.jax_fraction is None else f"{mode.jax_fraction:.1%} of the graphs"
     return (
         f"Mode: tiered (PyTorch and finite differences check every graph; JAX saw {fraction}: {because}; "
-        f"sample rate {mode['jax_sample']:g})."
+        f"sample rate {mode.jax_sample:g})."
     )
 
 
-def _failure_database_lines(known: dict | None) -> list[str]:
+def _failure_database_lines(known: FailureDatabaseRun | None) -> list[str]:
     if not known:
         return []
-    if not known["known"] and not known["added"] and not known.get("errors"):
-        return [f"Failure database `{known['folder']}`: no known failing case of this engine.", ""]
-    parts = [f"{len(known[key])} {label}" for key, label in
-             (("still_fails", "still fail"), ("regressions", "REGRESSED (fixed before, failing again)"),
-              ("fixed", "fixed"))]  # fmt: skip
-    lines = [f"Failure database `{known['folder']}`: {known['known']} known failing cases replayed first: "
-             + ", ".join(parts) + (f", {known['not_replayed']} not replayed" if known["not_replayed"] else "")
-             + f"; {len(known['added'])} new minimal cases kept."]  # fmt: skip
+    if not known.known and not known.added and not known.errors:
+        return [f"Failure database `{known.folder}`: no known failing case of this engine.", ""]
+    outcomes = (("still_fails", "still fail"), ("regressions", "REGRESSED (fixed before, failing again)"),
+                ("fixed", "fixed"))  # fmt: skip
+    parts = [f"{len(getattr(known, key))} {label}" for key, label in outcomes]
+    lines = [f"Failure database `{known.folder}`: {known.known} known failing cases replayed first: "
+             + ", ".join(parts) + (f", {known.not_replayed} not replayed" if known.not_replayed else "")
+             + f"; {len(known.added)} new minimal cases kept."]  # fmt: skip
     for key, label in (("regressions", "regression"), ("still_fails", "still fails"), ("fixed", "fixed")):
-        lines += [f"- `{case}`: {label}" for case in known[key]]
-    lines += [f"- could not be kept: {error}" for error in known.get("errors", [])]
+        lines += [f"- `{case}`: {label}" for case in getattr(known, key)]
+    lines += [f"- could not be kept: {error}" for error in known.errors]
     return [*lines, ""]

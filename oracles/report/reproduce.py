@@ -13,6 +13,7 @@ import numpy as np
 
 from ..backends import Backend
 from ..check import Backends, check_case, load_backends
+from ..diagnose import Investigation
 from ..format import validate_case
 
 
@@ -41,13 +42,13 @@ def check_reproducer(engine_spec: str, case_json: dict, expected: dict) -> None:
     assert not mine, "; ".join(f"{f.kind}: {f.detail}" for f in mine)
 
 
-def reproducer_source(investigation: dict, engine_spec: str, seed: int) -> str:
-    index = investigation["index"]
-    where = f"op {investigation['op']!r}" if investigation["op"] else "no single op (composition)"
-    node = f", node {investigation['node']!r}" if investigation["node"] else ""
+def reproducer_source(investigation: Investigation, engine_spec: str, seed: int) -> str:
+    index = investigation.index
+    where = f"op {investigation.op!r}" if investigation.op else "no single op (composition)"
+    node = f", node {investigation.node!r}" if investigation.node else ""
     return f'''"""Reproducer written by autodiff-audit: graph {index} of seed {seed}, minimized.
 
-{investigation["kind"]} in {where} of {investigation["backend"]}{node}.
+{investigation.kind} in {where} of {investigation.backend}{node}.
 It fails while the bug exists; run it with pytest. It needs numpy, the plug-in under test
 and autodiff-oracles: the references' answers are recorded below.
 """
@@ -57,8 +58,8 @@ import json
 from oracles.report.reproduce import check_reproducer
 
 ENGINE = {engine_spec!r}
-CASE = json.loads({json.dumps(investigation["minimal"])!r})
-EXPECTED = json.loads({json.dumps(investigation["expected"])!r})
+CASE = json.loads({json.dumps(investigation.minimal)!r})
+EXPECTED = json.loads({json.dumps(investigation.expected)!r})
 
 
 def test_graph_{index:05d}_minimal_case_matches_the_references():

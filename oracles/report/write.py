@@ -19,7 +19,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .markdown import json_default, render_markdown
+from ..format import json_default
+from .markdown import render_markdown
+from .model import Report
 from .reproduce import reproducer_source
 
 _UMASK = os.umask(0o022)
@@ -168,24 +170,23 @@ def claim_report_folder(directory: Path, keep: tuple[str, ...] = ()) -> ReportFo
     return ReportFolder(directory).claim(keep)
 
 
-def write_report(report: dict, folder: ReportFolder | None = None) -> tuple[Path, Path]:
+def write_report(report: Report, folder: ReportFolder | None = None) -> tuple[Path, Path]:
     """Write the report into the folder it names (`summary.report_folder`), claiming it unless
     the caller has (`folder`)."""
     if folder is None:
-        with ReportFolder(Path(report["summary"]["report_folder"])) as claimed:
+        with ReportFolder(Path(report.summary.report_folder)) as claimed:
             return write_report(report, claimed)
     directory = folder.directory
-    _write = folder.write
-    for entry in report["discrepancies"]:
-        if entry["case_file"] and not Path(entry["case_file"]).exists():
-            _write(entry["case_file"], json.dumps(entry["case"], indent=1) + "\n")
-    spec, seed = report["summary"]["backends"]["engine_spec"], report["summary"]["seed"]
-    for investigation in report["minimal_cases"]:
-        if investigation["case_file"]:
-            _write(investigation["case_file"], json.dumps(investigation["minimal"], indent=1) + "\n")
-        if investigation["reproducer"]:
-            _write(investigation["reproducer"], reproducer_source(investigation, spec, seed))
+    for entry in report.discrepancies:
+        if entry.case_file and not Path(entry.case_file).exists():
+            folder.write(entry.case_file, json.dumps(entry.case, indent=1) + "\n")
+    spec, seed = report.summary.backends.engine_spec, report.summary.seed
+    for minimal in report.minimal_cases:
+        if minimal.case_file:
+            folder.write(minimal.case_file, json.dumps(minimal.minimal, indent=1) + "\n")
+        if minimal.reproducer:
+            folder.write(minimal.reproducer, reproducer_source(minimal, spec, seed))
     json_path, md_path = directory / "report.json", directory / "report.md"
-    _write(json_path, json.dumps(report, indent=1, default=json_default) + "\n")
-    _write(md_path, render_markdown(report))
+    folder.write(json_path, json.dumps(report.to_json(), indent=1, default=json_default) + "\n")
+    folder.write(md_path, render_markdown(report))
     return json_path, md_path

@@ -12,25 +12,23 @@ see it (say, a transpose permutation bug with `--max-rank 2`).
 from __future__ import annotations
 
 import os
-import signal
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 
 import numpy as np
 
-from ..audit import _exit_worker, kill_pool
 from ..backends import start_isolated_engine
-from ..backends.isolation import watch_parent
-from ..check import Backends, CheckMode, check_in_mode, load_backends
-from ..diagnose import diagnose_case, investigate
+from ..check import Backends, CheckMode, load_backends
+from ..diagnose import engine_findings
 from ..generate import GeneratorConfig, generate_case
+from ..kinds import Kind
 from ..ops import OPS
+from ..pipeline import FULL, Budget, run_case
+from ..workers import kill_pool, spawn_pool
 from .planted import BUGS, ENGINE_BUGS, SEED_BUGS
 
 SEEDS = (0, 1, 2)
-FULL = CheckMode()  # every reference on every graph, as a default audit
 # Where a gradient is summed back over broadcast axes: the broadcasting ops, and broadcast_to.
 BROADCASTING_OPS = frozenset(name for name, op in OPS.items() if op.broadcasts) | {"broadcast_to"}
 
@@ -51,12 +49,12 @@ class PlantedBug:
         if self.category == "local rule":
             return op == self.op
         if self.category == "composition":
-            return kind == "composition"
+            return kind == Kind.COMPOSITION
         if self.category == "broadcasting":
             return op in BROADCASTING_OPS
         if self.category == "dtype":
-            return kind == "dtype"
-        return kind == "crash" and op == self.op
+            return kind == Kind.DTYPE
+        return kind == Kind.CRASH and op == self.op
 
 
 def battery() -> list[PlantedBug]:
@@ -76,7 +74,7 @@ class BugResult:
     op: str | None
     description: str
     caught_by_seed: dict[str, int | None] = field(default_factory=dict)  # seed -> graphs it took, or None
-    kind: str | None = None  # the first catch's diagnosis
+    kind: Kind | None = None  # the first catch's diagnosis
     blamed_op: str | None = None
     blamed_right: bool | None = None
     minimal_op_nodes: int | None = None
@@ -108,9 +106,7 @@ class BugResult:
 _references: dict = {}
 
 
-def _worker_start(oracles: tuple[str, ...], parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=watch_parent, args=(parent, _exit_worker), daemon=True).start()
+def _load_references(oracles: tuple[str, ...]) -> None:
     loaded = load_backends("oracles.selftest.planted:correct", oracles)
     loaded.engine.plugin.close()
     _references["backends"] = loaded
@@ -129,21 +125,19 @@ def hunt(
         for seed in seeds:
             result.caught_by_seed[str(seed)] = None
             for index in range(graphs):
-                case = generate_case(seed, index, generator)
-                checked = check_in_mode(case, backends, index, mode)
+                # The first catch is shrunk, which gives the minimal case and the blame.
+                shrink = Budget() if result.kind is None else None
+                run = run_case(generate_case(seed, index, generator), backends, index, mode, shrink=shrink)
                 result.graphs_checked += 1
-                result.jax_graphs += "jax" in checked.seconds
-                mine = [f for f in checked.findings if f.backend == engine.name]
-                if not mine:
+                result.jax_graphs += "jax" in run.result.seconds
+                if not engine_findings(run.result, backends):
                     continue
                 result.caught_by_seed[str(seed)] = index + 1
-                if result.kind is None:
-                    diagnose_case(case, checked, backends)
-                    investigation = investigate(case, index, mine[0], backends)
-                    result.kind, result.blamed_op = investigation.kind, investigation.op
-                    result.blamed_right = bug.blamed_right(investigation.kind, investigation.op)
-                    if investigation.minimal is not None:
-                        result.minimal_op_nodes, result.minimal_elements = investigation.minimal_size
+                if run.minimal is not None:
+                    result.kind, result.blamed_op = run.minimal.kind, run.minimal.op
+                    result.blamed_right = bug.blamed_right(run.minimal.kind, run.minimal.op)
+                    if run.minimal.minimal is not None:
+                        result.minimal_op_nodes, result.minimal_elements = run.minimal.minimal_size
                 break
     except Exception as error:  # a selftest that cannot finish one bug reports it, and goes on
         result.error = f"{type(error).__name__}: {error}"
@@ -171,10 +165,7 @@ def run_selftest(
     whether a stop cut it short."""
     stop = stop or threading.Event()
     bugs = battery()
-    pool = ProcessPoolExecutor(
-        max(1, min(workers, len(bugs))), mp_context=get_context("spawn"), initializer=_worker_start,
-        initargs=(oracles, os.getpid()),
-    )  # fmt: skip
+    pool = spawn_pool(max(1, min(workers, len(bugs))), _load_references, (oracles,))
     futures: dict[Future, int] = {
         pool.submit(_worker_hunt, bug, generator, graphs, seeds, timeout, mode): k for k, bug in enumerate(bugs)
     }
@@ -193,35 +184,3 @@ def run_selftest(
         else:
             pool.shutdown(wait=True)
     return [done[k] for k in sorted(done)], stop.is_set()
-
-
-def render_markdown(summary: dict, rows: list[dict]) -> str:
-    settings = ", ".join(f"{k} {v}" for k, v in summary["settings"].items())
-    lines = [
-        f"# Selftest: {summary['caught']} of {summary['bugs']} planted bugs caught "
-        f"(kill rate {summary['kill_rate']:.0%})" + (" - INTERRUPTED" if summary["interrupted"] else ""),
-        "",
-        f"Settings: {settings}. Each bug is hunted in the audit's own cases of seeds "
-        f"{', '.join(map(str, summary['seeds']))}, up to {summary['graphs']} graphs each; JAX checked "
-        f"{summary['jax_fraction'] or 0:.1%} of the {summary['graphs_checked']} graphs checked.",
-        "",
-        "| bug | category | op | caught (seeds) | graphs to catch (median / worst) | minimal case | blamed right |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        taken = f"{row['median_graphs']:g} / {row['worst_graphs']}" if row["caught"] else "-"
-        minimal = (
-            f"{row['minimal_op_nodes']} op nodes, {row['minimal_elements']} elements"
-            if row["minimal_op_nodes"]
-            else "-"
-        )
-        right = {True: "yes", False: f"no ({row['kind']} in {row['blamed_op']})", None: "-"}[row["blamed_right"]]
-        caught = f"yes ({row['seeds_caught']}/{len(summary['seeds'])})" if row["caught"] else "**no**"
-        lines.append(
-            f"| `{row['bug']}` | {row['category']} | {row['op'] or '-'} | {caught} | {taken} | {minimal} | {right} |"
-        )
-    survivors = [row for row in rows if not row["caught"]]
-    if survivors:
-        lines += ["", "Survivors (these settings cannot see them):", ""]
-        lines += [f"- `{row['bug']}`: {row['description']}" for row in survivors]
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,87 @@
+"""What a value made for an operand slot must satisfy (`Need`), and the fixed rules that make a
+drawn value satisfy it: kept apart from the other operand of an op that must not tie, given
+one clear maximum along the axis of an op that must not tie there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ops import REAL, Domain, Op
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a value made for an operand slot must satisfy, beyond being finite and bounded."""
+
+    domain: Domain = REAL
+    apart_from: np.ndarray | None = None  # elementwise (as broadcast) at least domain.margin from these
+    distinct_max: bool = False  # one clear maximum along `axis` (all elements when axis is None)
+    axis: int | None = None
+
+
+ANY = Need()
+
+
+def slot_need(op: Op, attrs: dict, slot: int, first_operand: np.ndarray | None = None) -> Need:
+    """What operand `slot` of `op` needs: its domain, one clear maximum along the axis of an op
+    that must not tie there, and, for an op whose operands must not tie, distance from the
+    first operand's value (when it is known)."""
+    domain = op.domain(slot)
+    if op.no_ties == "axis":
+        return Need(domain, distinct_max=True, axis=attrs.get("axis"))
+    if op.no_ties == "operands" and slot > 0 and first_operand is not None:
+        return Need(domain, apart_from=first_operand)
+    return Need(domain)
+
+
+def apart(value: np.ndarray, other: np.ndarray, margin: float) -> bool:
+    """Whether every element of `value` is at least `margin` from each element of `other` it meets."""
+    return bool(np.all(np.abs(value - other) >= margin))
+
+
+def _sum_to_shape(mask: np.ndarray, shape: tuple) -> np.ndarray:
+    """Where any element broadcast from a position of `shape` is set."""
+    leading = mask.ndim - len(shape)
+    axes = tuple(range(leading)) + tuple(leading + k for k, size in enumerate(shape) if size == 1)
+    return np.any(mask, axis=axes, keepdims=True).reshape(shape)
+
+
+def move_apart(value: np.ndarray, other: np.ndarray, margin: float) -> np.ndarray:
+    """`value` with each element that comes within `margin` of an element of `other` it meets
+    moved up by 2 margin, until none does. Each move leaves one element of `other` behind for
+    good, so it ends within other.size + 1 rounds."""
+    for _ in range(other.size + 1):
+        close = np.abs(value - other) < margin
+        if not close.any():
+            break
+        value = np.where(_sum_to_shape(np.broadcast_to(close, np.broadcast_shapes(value.shape, other.shape)),
+                                       value.shape), value + 2 * margin, value)  # fmt: skip
+    return value
+
+
+def _top_two_gap(value: np.ndarray, axis: int | None) -> np.ndarray:
+    rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+    if rows.shape[-1] < 2:
+        return np.full(rows.shape[:-1], np.inf)
+    top = np.sort(rows, axis=-1)[..., -2:]
+    return top[..., 1] - top[..., 0]
+
+
+def has_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> bool:
+    return bool(np.all(_top_two_gap(value, axis) >= margin))
+
+
+def make_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> np.ndarray:
+    """`value` with each row's maximum along `axis` raised to 2 margin above the next, where it was within margin."""
+    rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+    if rows.shape[-1] < 2:
+        return value
+    rows = rows.copy()
+    lift = np.where(
+        _top_two_gap(value, axis) < margin, 2 * margin - _top_two_gap(value, axis), 0.0
+    )  # a gap of 2 margin
+    top = np.argmax(rows, axis=-1)[..., None]
+    np.put_along_axis(rows, top, np.take_along_axis(rows, top, axis=-1) + lift[..., None], axis=-1)
+    return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)
