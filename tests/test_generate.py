@@ -17,7 +17,7 @@ from oracles.generate import (
     cases,
     generate_case,
 )
-from oracles.generate.builder import apart, has_distinct_max
+from oracles.generate.values import apart, has_distinct_max
 from oracles.ops import OPS
 
 FEATURE_SAMPLE = 400  # cases of seed 0 in which every feature must occur
