@@ -7,7 +7,8 @@ table-driven tests run it on, and where it is not differentiable. The generator,
 validator, the numeric oracle, comparison, shrinking, triage, coverage and the docs all
 derive from `OPS`; `tests/test_op_table.py` runs every entry against every backend.
 
-Adding an op = one entry here + one line in each backend's map + the engine's node class.
+Adding an op starts here and touches every file docs/adding-an-op.md lists (the backends' maps,
+the engine's node class, the planted engines of the selftest, the docs).
 """
 
 from __future__ import annotations
