@@ -126,7 +126,7 @@ def _worker_what_ran(name: str, ops: tuple[str, ...], workers: str) -> WhatRan:
     return run_with_backends(name, lambda backends: WhatRan.of(backends, ops, workers))
 
 
-def _worker_audit(name: str, seed: int, indices: list[int], generator: GeneratorConfig, mode) -> list[CaseResult]:
+def _worker_audit(name: str, indices: list[int], seed: int, generator: GeneratorConfig, mode) -> list[CaseResult]:
     def audit(backends: Backends) -> list[CaseResult]:
         results = []
         for index in indices:
@@ -189,19 +189,19 @@ def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Fin
 def _start_workers(config: AuditConfig, count: int) -> Workers:
     if config.cluster is None:
         return ProcessPool(count, backends_loader(config))
-    # Dask is an optional extra, slow to import: only an audit on a cluster pays for it.
+    # Dask is an optional extra, and importing it takes about 0.6 s: only an audit on a cluster pays that.
     from .cluster import DaskWorkers
 
     return DaskWorkers(config.cluster, count, backends_loader(config), close_backends)
 
 
 class _Audit:
-    """One audit's bookkeeping while its workers run."""
+    """One audit while its workers run: which cases are left, what has come back, and whether to stop."""
 
-    def __init__(self, config: AuditConfig, engine: Backend, campaign: CampaignStore | None):
-        self.config = config
+    def __init__(self, config: AuditConfig, engine: Backend, campaign: CampaignStore | None, stop: threading.Event):
+        self.config, self.campaign, self.signalled = config, campaign, stop
         self.generator = _restricted(config.generator, engine)
-        self.campaign = campaign
+        self.mode = config.check_mode
         finished = list(campaign.finished) if campaign else []
         already = {result.index for result in finished}
         remaining = [index for index in range(config.graphs) if index not in already]
@@ -211,9 +211,79 @@ class _Audit:
         self.parts = [remaining[k : k + chunk] for k in range(0, len(remaining), chunk)]
         self.done: dict[int, list[CaseResult]] = {-1: finished}
         self.lost: list[int] = []
+        self.budget_spent = threading.Event()
+        self.stopping = threading.Event()  # a signal, or the time budget: once set, it stays set
+
+    def stopped(self) -> bool:
+        if self.signalled.is_set() or self.budget_spent.is_set():
+            self.stopping.set()
+        return self.stopping.is_set()
+
+    def check_every_case(self, workers: Workers, known: KnownFailures | None, progress, ran: WhatRan) -> WhatRan:
+        """Replay the known failing cases, then check every case left; returns what ran, as a worker saw it."""
+        # The known failing cases go first, all of them, before any random graph: a regression
+        # shows at once, whatever the workers' order.
+        cases = known.cases if known else []
+        replays = {workers.submit(_worker_replay, case, self.mode): k for k, case in enumerate(cases)}
+        what_ran = workers.submit(_worker_what_ran, self.generator.ops, workers.description)
+        futures: dict[Future, int] = {}
+        pending: set[Future] = set(replays) | {what_ran}
+        while (pending or len(futures) < len(self.parts)) and not self.stopped():
+            if not set(replays) & pending and not futures:
+                arguments = (self.config.seed, self.generator, self.mode)
+                futures = {workers.submit(_worker_audit, part, *arguments): k for k, part in enumerate(self.parts)}
+                pending |= set(futures)
+            completed, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in completed:
+                try:
+                    outcome = future.result()
+                except workers.lost:
+                    if future in futures:
+                        self.lost += self.parts[futures[future]]
+                    continue  # a known case that could not be replayed is reported as not replayed
+                if future in replays:
+                    assert known is not None
+                    known.replayed(replays[future], outcome)
+                elif future is what_ran:
+                    ran = outcome
+                else:
+                    self.done[futures[future]] = outcome
+                    if self.campaign:
+                        self.campaign.append(outcome)
+                    if progress:
+                        progress(len(outcome))
+        return ran
+
+    def shrink(self, workers: Workers) -> list[Investigation]:
+        """The failing cases `shrink_targets` picks, shrunk; none if a stop came first."""
+        config = self.config
+        targets = shrink_targets(self.in_case_order(), config.shrink_limit)
+        try:
+            shrinking = [
+                workers.submit(_worker_shrink, config.seed, index, self.generator, finding, config.budget)
+                for index, finding in targets
+            ]
+        except workers.lost:  # a broken pool takes no more work: the report says what was lost
+            return []
+        waiting = set(shrinking)
+        while waiting and not self.stopped():
+            _, waiting = wait(waiting, timeout=0.2)
+        if self.stopped():
+            return []
+        return [f.result() for f in shrinking if not isinstance(f.exception(), workers.lost)]
 
     def in_case_order(self) -> list[CaseResult]:
         return sorted((result for part in self.done.values() for result in part), key=lambda result: result.index)
+
+    def results(self, workers: Workers) -> list[CaseResult]:
+        """Every result in case order; a stretch of lost cases gets one placeholder, whose crash says why."""
+        results = self.in_case_order()
+        if self.lost and not self.stopping.is_set():
+            self.lost.sort()
+            crash = Finding(Kind.CRASH, None, None, None, workers.lost_cases(self.lost))
+            results.append(CaseResult(self.lost[0], {}, [], 0, 0.0, [crash], {}, lost=True))
+            results.sort(key=lambda result: result.index)
+        return results
 
 
 def run_audit(
@@ -236,98 +306,35 @@ def run_audit(
     returned.
     """
     start = time.perf_counter()
-    signalled = stop or threading.Event()
-    stopping = threading.Event()  # a signal, or the time budget
-    budget_spent = threading.Event()
     engine = engine or probe_engine(config.engine)
-    audit = _Audit(config, engine, campaign)
-    mode = config.check_mode
+    audit = _Audit(config, engine, campaign, stop or threading.Event())
     workers = _start_workers(config, audit.count)
     ran = WhatRan(engine.name, (), {}, tuple(audit.generator.ops), workers.description)
     investigations: list[Investigation] = []
-    timer = threading.Timer(config.time_budget, budget_spent.set) if config.time_budget else None
-
-    def stopped() -> bool:
-        if signalled.is_set() or budget_spent.is_set():
-            stopping.set()
-        return stopping.is_set()
-
+    timer = threading.Timer(config.time_budget, audit.budget_spent.set) if config.time_budget else None
     try:
         if timer:
             timer.daemon = True
             timer.start()
-        # The known failing cases go first, all of them, before any random graph: a regression
-        # shows at once, whatever the workers' order.
-        replays = {workers.submit(_worker_replay, case, mode): k for k, case in enumerate(known.cases if known else [])}
-        what_ran = workers.submit(_worker_what_ran, audit.generator.ops, workers.description)
-        futures: dict[Future, int] = {}
-        pending: set[Future] = set(replays) | {what_ran}
-        while (pending or len(futures) < len(audit.parts)) and not stopped():
-            if not set(replays) & pending and not futures:
-                futures = {
-                    workers.submit(_worker_audit, config.seed, part, audit.generator, mode): k
-                    for k, part in enumerate(audit.parts)
-                }
-                pending |= set(futures)
-            completed, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in completed:
-                try:
-                    outcome = future.result()
-                except workers.lost:
-                    if future in futures:
-                        audit.lost += audit.parts[futures[future]]
-                    continue  # a known case that could not be replayed is reported as not replayed
-                if future in replays:
-                    assert known is not None
-                    known.replayed(replays[future], outcome)
-                elif future is what_ran:
-                    ran = outcome
-                else:
-                    audit.done[futures[future]] = outcome
-                    if campaign:
-                        campaign.append(outcome)
-                    if progress:
-                        progress(len(outcome))
-        if not stopped():
-            investigations = _shrink(workers, config, audit, stopped)
+        ran = audit.check_every_case(workers, known, progress, ran)
+        if not audit.stopped():
+            investigations = audit.shrink(workers)
     finally:
         if timer:
             timer.cancel()
-        if stopping.is_set():
+        if audit.stopping.is_set():
             workers.kill()
         else:
             workers.close()
-    results = audit.in_case_order()
-    if audit.lost and not stopping.is_set():
-        audit.lost.sort()
-        crash = Finding(Kind.CRASH, None, None, None, workers.lost_cases(audit.lost))
-        results.append(CaseResult(audit.lost[0], {}, [], 0, 0.0, [crash], {}, lost=True))
-        results.sort(key=lambda result: result.index)
+    results = audit.results(workers)
     if known is not None:
         known.keep(investigations)
-    why = FINISHED if not stopping.is_set() else SIGNAL if signalled.is_set() else TIME_BUDGET
+    why = FINISHED if not audit.stopping.is_set() else SIGNAL if audit.signalled.is_set() else TIME_BUDGET
     return AuditRun(
         config=config, ran=ran, results=tuple(results), investigations=tuple(investigations), stopped=why,
         lost=tuple(audit.lost), failure_database=known.summary() if known else None,
         wall_seconds=time.perf_counter() - start,
     )  # fmt: skip
-
-
-def _shrink(workers: Workers, config: AuditConfig, audit: _Audit, stopped: Callable[[], bool]) -> list[Investigation]:
-    targets = shrink_targets(audit.in_case_order(), config.shrink_limit)
-    try:
-        shrinking = [
-            workers.submit(_worker_shrink, config.seed, index, audit.generator, finding, config.budget)
-            for index, finding in targets
-        ]
-    except workers.lost:  # a broken pool takes no more work: the report says what was lost
-        return []
-    waiting = set(shrinking)
-    while waiting and not stopped():
-        _, waiting = wait(waiting, timeout=0.2)
-    if stopped():
-        return []
-    return [f.result() for f in shrinking if not isinstance(f.exception(), workers.lost)]
 
 
 __all__ = [
