@@ -7,6 +7,11 @@ not an array, or leave a child process behind. Each of those graphs must become 
 on exactly that graph, and every other graph must pass. For example:
 
     autodiff-audit audit --engine examples.hostile_engines:hangs --timeout 2
+
+Two more are correct on every graph but start a process of their own when the harness loads
+them, as an engine that starts a compiler does: `starts_a_child` (in the engine's process
+group) and `starts_an_escaped_child` (in a session of its own, out of that group). No process of
+theirs may outlive the audit, or hold its stdout open.
 """
 
 from __future__ import annotations
@@ -114,6 +119,49 @@ class MutatingAccepts:
 
     def evaluate(self, graph, values, cotangent):
         return correct.evaluate(graph, values, cotangent)
+
+
+def sleeper_command() -> list[str]:
+    """A Python that sleeps 10 minutes. Its command line ends with $HOSTILE_CHILD_TAG, so a test
+    that sets it to a marker of its own finds exactly the processes it caused."""
+    tag = os.environ.get("HOSTILE_CHILD_TAG", "hostile-engines-child")
+    return [sys.executable, "-c", f"import time; time.sleep(600)  # {tag}"]
+
+
+class StartsAChild:
+    """Correct, but starts a child that sleeps 10 minutes when it is loaded, in the engine's process group."""
+
+    name = "hostile:starts_a_child"
+    ops = correct.ops
+    new_session = False
+
+    def __init__(self):
+        # Its stdout and stderr are the engine's own.
+        self.child = subprocess.Popen(sleeper_command(), start_new_session=self.new_session)
+
+    def evaluate(self, graph, values, cotangent):
+        return correct.evaluate(graph, values, cotangent)
+
+
+class StartsAnEscapedChild(StartsAChild):
+    """Correct, but starts a child that sleeps 10 minutes when it is loaded, in a session (and a
+    process group) of its own: killing the engine's group does not reach it."""
+
+    name = "hostile:starts_an_escaped_child"
+    new_session = True
+
+
+# These engines start their child when the harness asks for them by name (its import of the
+# plug-in), not at every import of this module: `--engine examples.hostile_engines:hangs` must
+# start nothing.
+_STARTING_A_CHILD = {"starts_a_child": StartsAChild, "starts_an_escaped_child": StartsAnEscapedChild}
+
+
+def __getattr__(name: str):
+    if name not in _STARTING_A_CHILD:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    engine = globals()[name] = _STARTING_A_CHILD[name]()
+    return engine
 
 
 # One module attribute per misdeed, so `--engine examples.hostile_engines:<misdeed>` names it.

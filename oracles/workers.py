@@ -2,7 +2,10 @@
 
 - `spawn_pool` starts a process pool whose workers ignore Ctrl-C (the main process decides
   when to stop) and exit as soon as the main process is gone (`watch_parent`); `kill_pool`
-  ends one at once. The audit, the selftest and the engine host use them.
+  ends one at once, with every process below its workers. The audit, the selftest and the
+  engine host use them.
+- `kill_processes` kills a tree of processes, found in /proc, including those that left their
+  process group (a plug-in's `start_new_session=True`); `warn_left_running` names any survivor.
 - `StopOnSignals`: SIGINT and SIGTERM ask the main process to stop, and write a partial report.
 - A worker loads the backends of an audit once (`load_worker_backends`, under the audit's name:
   a Dask worker may serve several) and runs every task of that audit with them
@@ -14,14 +17,16 @@ This module knows nothing of what a backend is: the loader it is given makes the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing import get_context
 
 
@@ -55,10 +60,138 @@ def spawn_pool(count: int, initializer: Callable | None = None, arguments: tuple
 
 
 def kill_pool(pool: ProcessPoolExecutor) -> None:
-    """Kill every worker at once; their engine hosts' watchdogs take the engines down with them."""
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.kill()
+    """Kill every worker at once, with every process below it: its engine host and whatever the
+    engine started. All are gone when this returns, so none outlives the audit; waiting for the
+    hosts' watchdogs instead would race the main process's exit."""
+    workers = list(getattr(pool, "_processes", {}).values())
+    left = kill_processes(roots=[process.pid for process in workers])
+    for process in workers:
+        process.kill()  # without /proc, kill_processes finds nothing: the workers at least
     pool.shutdown(wait=False, cancel_futures=True)
+    warn_left_running("the workers", left)
+
+
+# ---- Processes below ours -------------------------------------------------------------------------
+# Whatever a worker or an engine starts must end with the audit, and a process group is not
+# enough to find it: a process that calls setsid (subprocess's `start_new_session=True`, a
+# daemon, a compiler server) leaves the group. So processes are found by their parent pids in
+# /proc (Linux; elsewhere nothing is found, and the callers fall back to their process groups).
+
+
+@dataclass(frozen=True)
+class Running:
+    """A process, named by its pid and its start time: once a process is gone its pid may be
+    given to another one, which a kill must never reach."""
+
+    pid: int
+    start: int  # in clock ticks since boot
+    name: str  # the command's name, for a message
+
+
+def _processes() -> dict[int, tuple[int, int, Running]]:
+    """Every live process: {pid: (parent pid, process group, Running)}. A zombie is left out: it is
+    dead already, and waits only for its parent to read its exit status."""
+    table = {}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as file:
+                stat = file.read()
+        except OSError:
+            continue  # gone since the listing
+        # The command's name is in parentheses and may itself hold spaces and parentheses.
+        name, _, rest = stat[stat.find(b"(") + 1 :].rpartition(b")")
+        fields = rest.split()  # fields[0] is the state, field 3 of proc(5)
+        if fields[0] in (b"Z", b"X"):
+            continue
+        table[pid] = (int(fields[1]), int(fields[2]), Running(pid, int(fields[19]), name.decode(errors="replace")))
+    return table
+
+
+def _environment_holds(pid: int, entry: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return entry in file.read().split(b"\0")
+    except OSError:
+        return False  # gone, or another user's
+
+
+def processes_below(root: int, table: dict | None = None) -> list[Running]:
+    """The processes below `root`: its children, theirs, and so on."""
+    table = _processes() if table is None else table
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    below, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        below.append(table[pid][2])
+        todo.extend(children.get(pid, []))
+    return below
+
+
+def _alive(process: Running, table: dict) -> bool:
+    return process.pid in table and table[process.pid][2].start == process.start  # the same process
+
+
+def _signal(process: Running, signum: int, table: dict) -> None:
+    if _alive(process, table):
+        with contextlib.suppress(OSError):  # gone since, or not ours to signal: then named among the survivors
+            os.kill(process.pid, signum)
+
+
+def kill_processes(
+    roots: Iterable[int] = (), groups: Iterable[int] = (), mark: str | None = None, known: Iterable[Running] = ()
+) -> list[Running]:
+    """Kill the processes `roots` and every process below them, every process of the process
+    `groups`, every process whose environment holds `mark` ("NAME=value"), and those of `known`
+    still running. The calling process is spared (an engine host that ends itself kills itself
+    last). Returns the processes still running a second later."""
+    roots, groups, known = set(roots), set(groups), list(known)
+    entry = mark.encode() if mark is not None else None
+    me = os.getpid()
+    caught: dict[int, Running] = {}
+    # Each one is stopped before any is killed: a stopped process starts no other, and its
+    # children stay below it, where the next look finds them (a killed parent's children would
+    # go to init, out of the tree). Looking again until nothing new is found catches a process
+    # started between a look and a stop.
+    for _ in range(100):
+        table = _processes()
+        found = [table[pid][2] for pid in roots if pid in table]
+        found += [process for root in roots for process in processes_below(root, table)]
+        found += [process for _, group, process in table.values() if group in groups]
+        found += [process for process in known if _alive(process, table)]
+        if entry is not None:
+            found += [process for pid, (_, _, process) in table.items() if pid not in caught and
+                      _environment_holds(pid, entry)]  # fmt: skip
+        new = {process.pid: process for process in found if process.pid not in caught and process.pid != me}
+        if not new:
+            break
+        for process in new.values():
+            _signal(process, signal.SIGSTOP, table)
+        caught.update(new)
+    table = _processes()
+    for process in caught.values():
+        _signal(process, signal.SIGKILL, table)
+    deadline = time.monotonic() + 1.0
+    while True:
+        table = _processes()
+        left = [process for process in caught.values() if _alive(process, table)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.01)
+
+
+def warn_left_running(who: str, left: list[Running]) -> None:
+    """One line on stderr naming the processes `left` running, if any."""
+    if left:
+        listed = ", ".join(f"pid {process.pid} ({process.name})" for process in left)
+        plural = "es" if len(left) > 1 else ""
+        print(f"autodiff-audit: warning: {who} left {len(left)} process{plural} running: {listed}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 class StopOnSignals:

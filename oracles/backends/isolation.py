@@ -12,33 +12,48 @@ case that caused it. It carries the crash as data (oracles/crash.py):
   it has none) and where.
 
 The host runs in a session of its own, so a Ctrl-C at the terminal reaches the audit, which
-decides when to stop, and killing the host's process group takes the engine's own children
-with it. A watchdog thread in the host kills its group when the process that started it is
-gone, so no engine process outlives the audit. The engine's stdout and stderr go to a log file
-when one is given (an audit's report folder has `engine.log`).
+decides when to stop. No process the engine starts outlives the host:
+- however the host ends (`stop()`, its caller done or gone, SIGTERM), every process it started
+  is killed with it: those of its process group, and those that left the group (a child
+  started with `start_new_session=True`, as compilers are), found below the host in /proc.
+  The host adopts the orphans below it (Linux's child subreaper), so a process whose parent
+  died is still below it. Every process it starts carries the host's mark in its environment,
+  which finds those that escaped when the host itself died first; and the processes seen below
+  the host are remembered, which finds those that also cleared their environment;
+- a watchdog thread in the host ends it when the process that started it is gone;
+- one that cannot be killed is named in a warning line on stderr.
+The engine's stdout and stderr go to a log file when one is given (an audit's report folder
+has `engine.log`), else to /dev/null: never to the harness's own, which a process the engine
+left running would hold open (`autodiff-audit audit ... | tee log` would not return).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..crash import Crash, safe_text
-from ..workers import watch_parent
+from ..workers import Running, kill_processes, processes_below, warn_left_running, watch_parent
 from .plugin import PluginError, load_engine
 
 # The longest an engine's import may take (tinygrad and TensorFlow take seconds).
 IMPORT_SECONDS = 120.0
 DEFAULT_TIMEOUT = 10.0  # seconds one evaluation of one case may take
 ENGINE_LOG = "engine.log"  # the file name of the engine's output, in an audit's report folder
+HOST_MARK = "AUTODIFF_AUDIT_ENGINE_HOST"  # in the environment of an engine host and of what it starts
+LOOK_SECONDS = 1.0  # how often, at most, the processes below a host are looked at (a look: a few ms)
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
 
 class EngineFailed(Exception):
@@ -61,25 +76,66 @@ def _portable(x):
     return f"<{type(x).__name__}>"
 
 
-def _kill_own_group() -> None:
-    os.killpg(0, signal.SIGKILL)  # the audit's process is gone: so is everything the engine started
+def _end_host(*_signal_handler_arguments) -> None:
+    """Kill every process the engine started, then this host: its caller is done or gone."""
+    mark = f"{HOST_MARK}={os.environ[HOST_MARK]}"
+    left = kill_processes(roots=[os.getpid()], groups=[os.getpgid(0)], mark=mark)
+    warn_left_running("the engine", left)  # into the engine's log: the harness's stderr is not this process's
+    os.killpg(0, signal.SIGKILL)  # this host last, with anything of its group started since
 
 
-def _host_main(spec: str, connection, log_path: str | None, parent: int) -> None:
+def _adopt_orphans() -> None:
+    """Have a process below this one whose parent dies given to this one rather than to init (a
+    "child subreaper", Linux 3.4), so that it stays where a walk down from the host finds it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _detach_output(log_path: str | None) -> None:
+    """Send this process's output, and so that of every process the engine starts, to the engine
+    log (or /dev/null), never to the harness's stdout and stderr: a process the engine leaves
+    running would hold them open, and `autodiff-audit ... | tee log` would wait for it."""
+    try:
+        output = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        output = os.open(os.devnull, os.O_WRONLY)  # no log where it was asked for
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(nothing)
+    os.close(output)
+    # multiprocessing passed this process its pipe (and its resource tracker's) as inheritable
+    # descriptors: no child of the engine's needs them.
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"):
+            if int(fd) > 2:
+                with contextlib.suppress(OSError):
+                    os.set_inheritable(int(fd), False)
+
+
+def _host_main(spec: str, connection, log_path: str | None, parent: int, mark: str) -> None:
     os.setsid()
+    # All of this before the engine is imported: an engine may start processes at import.
+    os.environ[HOST_MARK] = mark
+    _adopt_orphans()
+    _detach_output(log_path)
     # Like `python -m`: a plug-in in the folder the user works in imports by its name.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the audit decides when to stop
-    threading.Thread(target=watch_parent, args=(parent, _kill_own_group), daemon=True).start()
-    if log_path is not None:
-        try:
-            log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        except OSError:
-            pass  # no log where it was asked for: the engine's output goes where the harness's does
-        else:
-            os.dup2(log, 1)
-            os.dup2(log, 2)
+    # A daemonic host gets SIGTERM from multiprocessing when its caller exits normally.
+    signal.signal(signal.SIGTERM, _end_host)
+    threading.Thread(target=watch_parent, args=(parent, _end_host), daemon=True).start()
+    try:
+        _serve(spec, connection)
+    finally:
+        _end_host()
+
+
+def _serve(spec: str, connection) -> None:
+    """Load the engine, then answer the caller's requests until it is done."""
     try:
         backend = load_engine(spec)
     except PluginError as error:
@@ -134,6 +190,11 @@ class EngineHost:
         self.process: Any = None  # a spawn-context Process, once started
         self.connection: Any = None
         self.info: EngineInfo | None = None
+        self.mark = ""  # the value of HOST_MARK in this host's environment (and in what it starts)
+        # The processes seen below the host: if the host dies first, its orphans are out of reach
+        # of a walk down from it, and one that also cleared its environment carries no mark.
+        self.seen: dict[int, Running] = {}
+        self.next_look = 0.0
 
     def start(self) -> EngineInfo:
         """Start the host and load the engine there; PluginError (one line) if it cannot be loaded."""
@@ -144,12 +205,14 @@ class EngineHost:
         """Start the host's process, without waiting for it: `ready()` waits."""
         context = multiprocessing.get_context("spawn")  # fork would copy JAX's and PyTorch's threads half-alive
         mine, theirs = context.Pipe()
+        self.mark = uuid.uuid4().hex
         self.process = context.Process(
-            target=_host_main, args=(self.spec, theirs, self.log_path, os.getpid()), daemon=True
+            target=_host_main, args=(self.spec, theirs, self.log_path, os.getpid(), self.mark), daemon=True
         )
         self.process.start()
         theirs.close()
         self.connection = mine
+        self.seen, self.next_look = {}, 0.0
 
     def ready(self) -> EngineInfo:
         """Wait until the launched host has loaded the engine; PluginError (one line) if it cannot."""
@@ -166,10 +229,18 @@ class EngineHost:
             self.stop()
             raise PluginError(payload)
         self.info = EngineInfo(**payload)
+        self._look_below()  # what the engine started at import
         return self.info
+
+    def _look_below(self) -> None:
+        """Remember the processes below the host now, at most once every LOOK_SECONDS."""
+        if self.process is not None and time.monotonic() >= self.next_look:
+            self.seen.update((process.pid, process) for process in processes_below(self.process.pid))
+            self.next_look = time.monotonic() + LOOK_SECONDS
 
     def call(self, request: str, *arguments):
         if self.process is None or not self.process.is_alive():
+            self.stop()  # a host that died between calls: what it started goes with it
             self.start()
         assert self.connection is not None
         try:
@@ -181,6 +252,7 @@ class EngineHost:
         except (EOFError, OSError, BrokenPipeError):
             exitcode = self._reap()
             raise EngineFailed(Crash.died(exitcode)) from None
+        self._look_below()
         if status == "raised":
             raise EngineFailed(payload)
         return payload
@@ -194,13 +266,17 @@ class EngineHost:
         """Kill the host and every process the engine started; safe to call at any time."""
         if self.process is None:
             return
-        with contextlib.suppress(OSError):  # the group is gone already
-            os.killpg(self.process.pid, signal.SIGKILL)
+        pid = self.process.pid
+        # The host is killed here, not asked to end itself: it may be hung in the engine.
+        left = kill_processes(roots=[pid], groups=[pid], mark=f"{HOST_MARK}={self.mark}", known=self.seen.values())
+        with contextlib.suppress(OSError):  # without /proc nothing was found: the host's group at least
+            os.killpg(pid, signal.SIGKILL)
         self.process.kill()
         self.process.join(5)
         if self.connection is not None:
             self.connection.close()
-        self.process, self.connection = None, None
+        self.process, self.connection, self.seen = None, None, {}
+        warn_left_running("the engine", left)
 
 
 class IsolatedEngine:
