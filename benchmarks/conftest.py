@@ -8,7 +8,8 @@ Every benchmark runs with ONE thread in numpy's BLAS and torch's OpenMP/intra-op
 backends are compared on equal terms and the numbers do not depend on the core count.
 XLA's own thread pool is not limited (nothing the benchmarks run is large enough to use it);
 `XLA_FLAGS` is recorded. The thread counts go into every benchmark's `extra_info["threads"]`
-and, with the library versions, into the machine info of the JSON.
+and, with the library versions, into the machine info of the JSON. So does `not_measured`: each
+benchmark the sweep left out or skipped, with the reason (the report's plots say why a curve stops).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SWEEPS = ("quick", "full")
 FULL_ONLY = "full_sweep"  # the marker of parameters that only `--bench-sweep full` runs
 THREADS = pytest.StashKey[dict]()
 THREADPOOLS = pytest.StashKey[list]()
+NOT_MEASURED = pytest.StashKey[list]()  # {family, size, backend, pass, reason} of each benchmark not run
 VERSIONED = ("numpy", "torch", "jax", "jaxlib", "pytest-benchmark", "threadpoolctl")
 
 
@@ -42,10 +44,32 @@ def pytest_configure(config):
     config.addinivalue_line("markers", f"{FULL_ONLY}: a benchmark parameter that only `--bench-sweep full` runs")
 
 
+def record_not_measured(config, params: dict, reason: str) -> None:
+    """Notes that the benchmark with these parameters (family, size, backend, pass_name) is not
+    measured, and why: the JSON's machine info carries it, and the report's plots say why a
+    curve stops."""
+    keys = ("family", "size", "backend", "pass_name")
+    if all(key in params for key in keys):
+        entry = dict(zip(("family", "size", "backend", "pass"), (params[key] for key in keys)), reason=reason)
+        config.stash.setdefault(NOT_MEASURED, []).append(entry)
+
+
+@pytest.fixture
+def not_measured(request):
+    """Call with the reason before skipping a benchmark: `not_measured(reason)`."""
+    callspec = getattr(request.node, "callspec", None)
+    return lambda reason: record_not_measured(request.config, callspec.params if callspec else {}, reason)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-k`/`-m` deselect: every benchmark the sweep leaves out is recorded
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--bench-sweep") == "full":
         return
     deselected = [item for item in items if item.get_closest_marker(FULL_ONLY)]
+    for item in deselected:
+        callspec = getattr(item, "callspec", None)
+        why = item.get_closest_marker(FULL_ONLY).kwargs.get("reason") or "a size the quick sweep leaves out"
+        record_not_measured(config, callspec.params if callspec else {}, f"only in `--bench-sweep full` ({why})")
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker(FULL_ONLY)]
@@ -113,3 +137,4 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["threads"] = config.stash.get(THREADS, None) or {"not recorded": "no benchmark ran"}
     machine_info["threadpools"] = config.stash.get(THREADPOOLS, [])
     machine_info["bench_sweep"] = config.getoption("--bench-sweep", "quick")
+    machine_info["not_measured"] = config.stash.get(NOT_MEASURED, [])

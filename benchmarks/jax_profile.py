@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,9 +26,17 @@ def main(argv=None) -> int:
     parser.add_argument("--graphs", type=int, default=300)
     parser.add_argument("--cold", action="store_true", help="an empty persistent cache")
     args = parser.parse_args(argv)
-    if args.cold:
-        os.environ["AUTODIFF_AUDIT_JAX_CACHE"] = tempfile.mkdtemp(prefix="jax-cold-")
+    if not args.cold:
+        return _profile(args)
+    cold = tempfile.mkdtemp(prefix="jax-cold-")
+    os.environ["AUTODIFF_AUDIT_JAX_CACHE"] = cold
+    try:
+        return _profile(args)
+    finally:
+        shutil.rmtree(cold, ignore_errors=True)  # an empty cache for this run only: nothing left in TMPDIR
 
+
+def _profile(args) -> int:
     from jax._src import compiler, dispatch  # noqa: F401 - the functions timed below live there
     from jax._src.interpreters import mlir, pxla
 

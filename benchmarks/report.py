@@ -27,6 +27,7 @@ from .results import (
     BenchmarkFileError,
     Results,
     as_dict,
+    curve_ends,
     format_seconds,
     jit_crossovers,
     load_results,
@@ -103,6 +104,10 @@ def render_report(results: Results, written: list[Path], not_drawn: dict[str, st
     lines += ["", "## Plots", ""]
     lines += [f"![{path.stem}]({path.name})" for path in written if path.suffix == ".png"]
     lines += [f"- not drawn: `{name}`: {reason}" for name, reason in not_drawn.items()]
+    ends = [end for family in results.families() for end in curve_ends(results, family)]
+    if ends:
+        lines += ["", "Measured at fewer sizes than their family (in the plots, a square marks the last point):"]
+        lines += [f"- {end.family}: {end.describe()}" for end in ends]
     if results.ignored:
         lines += ["", f"{len(results.ignored)} benchmark entries were not used:"]
         lines += [f"- {reason}" for reason in results.ignored]

@@ -58,6 +58,8 @@ class Results:
     measurements: dict[tuple[str, int, str, str], Measurement]
     threads: dict[str, set[str]] = field(default_factory=dict)  # per-benchmark thread counts, all values seen
     ignored: list[str] = field(default_factory=list)  # entries not used, and why
+    # (family, size, pass, backend) -> why the suite did not measure it (machine_info["not_measured"])
+    not_measured: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
 
     def get(self, family: str, size: int, pass_name: str, backend: str) -> Measurement | None:
         return self.measurements.get((family, size, pass_name, backend))
@@ -76,6 +78,9 @@ class Results:
     def backends(self, family: str) -> list[str]:
         present = {key[3] for key in self.measurements if key[0] == family}
         return [b for b in BACKENDS if b in present] + sorted(present - set(BACKENDS))
+
+    def why_not_measured(self, family: str, size: int, pass_name: str, backend: str) -> str | None:
+        return self.not_measured.get((family, size, pass_name, backend))
 
     def nodes(self, family: str, size: int) -> int | None:
         counts = [m.nodes for k, m in self.measurements.items() if k[:2] == (family, size) and m.nodes]
@@ -114,6 +119,19 @@ def _measurement(entry: dict) -> Measurement | str:
     )
 
 
+def _not_measured(machine: dict) -> dict[tuple[str, int, str, str], str]:
+    """machine_info["not_measured"] as benchmarks/conftest.py writes it: a list of
+    {family, size, backend, pass, reason}, one per benchmark the session skipped or deselected."""
+    found = {}
+    entries = machine.get("not_measured")
+    for entry in entries if isinstance(entries, list) else []:
+        entry = as_dict(entry)
+        family, size, backend, pass_name = (entry.get(k) for k in ("family", "size", "backend", "pass"))
+        if isinstance(family, str) and isinstance(size, int) and isinstance(backend, str) and pass_name in PASSES:
+            found[(family, size, pass_name, backend)] = plain_text(entry.get("reason") or "no reason given")
+    return found
+
+
 def load_results(path: str | Path) -> Results:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -125,7 +143,9 @@ def load_results(path: str | Path) -> Results:
         raise BenchmarkFileError(f"{path}: not JSON ({error})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise BenchmarkFileError(f"{path}: not a pytest-benchmark JSON (no 'benchmarks' list)")
-    results = Results(as_dict(data.get("machine_info")), as_dict(data.get("commit_info")), data.get("datetime"), {})
+    machine = as_dict(data.get("machine_info"))
+    results = Results(machine, as_dict(data.get("commit_info")), data.get("datetime"), {})
+    results.not_measured = _not_measured(machine)
     for entry in data["benchmarks"]:
         found = _measurement(entry if isinstance(entry, dict) else {})
         if isinstance(found, str):
@@ -270,3 +290,45 @@ def jit_crossovers(results: Results) -> list[Crossover]:
 
 
 # ---- report.md -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurveEnd:
+    """A backend measured at the smaller sizes of a family but not at its largest: where its
+    curve stops in the plots, and why (from the JSON's machine info, when the suite recorded it)."""
+
+    family: str
+    backend: str
+    passes: tuple[str, ...]
+    last_size: int
+    next_size: int
+    reason: str | None
+
+    def describe(self) -> str:
+        which = self.backend if len(self.passes) == len(PASSES) else f"{self.backend} {', '.join(self.passes)}"
+        reason = self.reason or "no measurement in the JSON, and no reason recorded"
+        return (
+            f"{which} stops at {size_text(self.family, self.last_size)}; "
+            f"{size_text(self.family, self.next_size)}: {reason}"
+        )
+
+
+def curve_ends(results: Results, family: str, passes: Sequence[str] = PASSES) -> list[CurveEnd]:
+    """Each (backend, passes) whose measurements end before the family's largest measured size.
+    A family measured at one size has no curves, so nothing ends early."""
+    sizes = results.sizes(family)
+    if len(sizes) < 2:
+        return []
+    grouped: dict[tuple[str, int, int, str | None], list[str]] = {}
+    for backend in results.backends(family):
+        for pass_name in passes:
+            measured = [s for s in sizes if results.get(family, s, pass_name, backend)]
+            if not measured or measured[-1] == sizes[-1]:
+                continue
+            next_size = next(s for s in sizes if s > measured[-1])
+            reason = results.why_not_measured(family, next_size, pass_name, backend)
+            grouped.setdefault((backend, measured[-1], next_size, reason), []).append(pass_name)
+    return [
+        CurveEnd(family, backend, tuple(found), last, next_size, reason)
+        for (backend, last, next_size, reason), found in grouped.items()
+    ]

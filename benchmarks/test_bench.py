@@ -92,7 +92,9 @@ def _benchmark_parameters():
         for size in sizes:
             for backend in _backends_for(family):
                 for pass_name in PASSES:
-                    marks = [pytest.mark.full_sweep] if _full_only(family, size, backend) else []
+                    why = FULL_ONLY_RUNS.get((family, size, backend))
+                    mark = pytest.mark.full_sweep(reason=why) if why else pytest.mark.full_sweep
+                    marks = [mark] if _full_only(family, size, backend) else []
                     yield pytest.param(
                         family, size, backend, pass_name, marks=marks, id=f"{family}-{size}-{backend}-{pass_name}"
                     )
@@ -181,9 +183,10 @@ def time_call(benchmark, run, max_time: float) -> None:
 
 
 @pytest.mark.parametrize(("family", "size", "backend", "pass_name"), list(_benchmark_parameters()))
-def test_bench(benchmark, request, one_thread, family, size, backend, pass_name):
+def test_bench(benchmark, request, one_thread, not_measured, family, size, backend, pass_name):
     reason = NOT_MEASURED.get((family, size, backend, pass_name)) or missing(backend)
     if reason:
+        not_measured(reason)
         pytest.skip(f"not measured: {backend} {pass_name} on {family} size {size}: {reason}")
     run = prepared(backend, family, size, pass_name)
     benchmark.group = f"{family}/{size}/{pass_name}"

@@ -162,11 +162,55 @@ def table_after(report: str, heading: str) -> list[list[str]]:
     return [rows[0], *rows[2:]]
 
 
+def write_report_keeping_figures(document: dict, directory: Path) -> tuple[list[Path], str, dict]:
+    """write_report, and every figure the report saved (by file name), left open to measure."""
+    from matplotlib.figure import Figure
+
+    figures = {}
+    save = Figure.savefig
+
+    def save_and_keep(figure, path, *args, **kwargs):
+        save(figure, path, *args, **kwargs)
+        figures[Path(path).name] = figure
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Figure, "savefig", save_and_keep)
+        written, report = write_report(document, directory)
+    return written, report, figures
+
+
 @pytest.fixture(scope="module")
-def full(tmp_path_factory):
+def full_run(tmp_path_factory):
     document = benchmark_document()
-    written, report = write_report(document, tmp_path_factory.mktemp("full"))
+    return document, *write_report_keeping_figures(document, tmp_path_factory.mktemp("full"))
+
+
+@pytest.fixture(scope="module")
+def full(full_run):
+    document, written, report, _ = full_run
     return document, written, report
+
+
+# Why the quick sweep stops jax-jit at N=100, as benchmarks/conftest.py records it in the JSON.
+JIT_STOP_REASON = "only in `--bench-sweep full` (compiling the 2,000-op chain takes ~8 s)"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """What `autodiff-audit bench --quick` measures: no jax-jit beyond N=100, one audit_graphs size."""
+
+    def measured(family, size, backend, pass_name):
+        if family == "scalar_chain":
+            return size <= (100 if backend == "jax-jit" else 1000)
+        return size <= 256 if family == "mlp" else size == 10
+
+    document = benchmark_document(measured)
+    document["machine_info"]["bench_sweep"] = "quick"
+    document["machine_info"]["not_measured"] = [
+        {"family": "scalar_chain", "size": 1000, "backend": "jax-jit", "pass": pass_name, "reason": JIT_STOP_REASON}
+        for pass_name in PASSES
+    ]
+    return document, *write_report_keeping_figures(document, tmp_path_factory.mktemp("quick"))
 
 
 @pytest.fixture(scope="module")
@@ -403,6 +447,110 @@ def test_without_matplotlib_the_report_is_still_written_and_says_why_there_are_n
     written, report = write_report(benchmark_document(lambda *_: False), tmp_path)
     assert [p.name for p in written] == ["report.md"]
     assert "- not drawn: `every plot`: matplotlib is not installed" in report
+
+
+# ---- the plots can be read -------------------------------------------------------------------
+
+
+def overlap(a, b) -> bool:
+    """Whether two window extents share more than a pixel's width in both directions."""
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1
+
+
+def inside(inner, outer) -> bool:
+    """Whether a window extent lies within another, to a pixel."""
+    return min(inner.x0 - outer.x0, inner.y0 - outer.y0, outer.x1 - inner.x1, outer.y1 - inner.y1) >= -1
+
+
+def layout_problems(figure) -> list[str]:
+    """Titles cut by the figure's edge, legends cut by it, and legends over a plotting area."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)  # pyplot.close left the figure without its canvas
+    canvas.draw()  # lays the figure out as savefig did
+    renderer = canvas.get_renderer()
+    axes = [ax for ax in figure.axes if ax.get_visible()]
+    titles = [ax.title for ax in axes] + [t for t in [getattr(figure, "_suptitle", None)] if t is not None]
+    problems = [
+        f"title {title.get_text()!r} is cut by the figure's edge"
+        for title in titles
+        if title.get_text() and not inside(title.get_window_extent(renderer), figure.bbox)
+    ]
+    legends = [*figure.legends, *(ax.get_legend() for ax in axes if ax.get_legend())]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        first = legend.get_texts()[0].get_text() if legend.get_texts() else ""
+        if not inside(box, figure.bbox):
+            problems.append(f"legend starting {first!r} is cut by the figure's edge")
+        for ax in axes:
+            if overlap(box, ax.get_window_extent(renderer)):
+                problems.append(f"legend starting {first!r} lies over the plotting area of {ax.get_title()!r}")
+    return problems
+
+
+@pytest.mark.parametrize("run", ["full_run", "quick_run"])
+def test_no_title_is_cut_and_no_legend_lies_over_a_plot(request, run):
+    _, written, _, figures = request.getfixturevalue(run)
+    assert set(figures) == {p.name for p in written[1:]}
+    problems = {name: layout_problems(figure) for name, figure in figures.items()}
+    assert not {name: found for name, found in problems.items() if found}
+
+
+def test_the_legend_says_which_line_style_is_which_pass(full_run):
+    _, _, _, figures = full_run
+    for family in ("scalar_chain", "mlp", "audit_graphs"):
+        (ax,) = figures[f"time_vs_size_{family}.png"].axes
+        entries = {t.get_text(): h for t, h in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)}
+        for pass_name, style, word in (("forward+backward", "-", "solid"), ("forward", "--", "dashed")):
+            (label,) = [text for text in entries if text.startswith(pass_name + " ") and word in text]
+            assert entries[label].get_linestyle() == style and entries[label].get_marker() in ("None", "", None)
+            drawn = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+            assert any(line.get_linestyle() == style for line in drawn)
+
+
+def test_a_family_measured_at_one_size_gets_bars_not_a_plot_against_size(quick_run):
+    _, written, report, figures = quick_run
+    names = {p.name for p in written}
+    assert "time_vs_size_audit_graphs.png" not in names and "time_at_one_size_audit_graphs.png" in names
+    assert not (written[0].parent / "time_vs_size_audit_graphs.png").exists()
+    assert "- not drawn: `time_vs_size_audit_graphs.png`: one size measured (K=10)" in report
+    (ax,) = figures["time_at_one_size_audit_graphs.png"].axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["autodiff", "torch", "jax", "jax-jit"]
+    assert len(ax.patches) == 8  # forward and forward+backward of each backend
+
+
+def test_a_curve_that_stops_before_the_largest_size_is_marked_with_the_reason(quick_run):
+    document, _, report, figures = quick_run
+    medians = medians_in(document)
+    note = f"jax-jit stops at N=100; N=1000: {JIT_STOP_REASON}"
+    assert f"- scalar_chain: {note}" in report
+    for name, pass_names in (("time_vs_size_scalar_chain.png", PASSES), ("cost_per_node.png", ("forward+backward",))):
+        ax = figures[name].axes[0]
+        legend = " ".join(t.get_text().replace("\n", " ") for t in ax.get_legend().get_texts())
+        assert note in legend or note.replace("jax-jit", "jax-jit forward+backward") in legend
+        markers = [line for line in ax.get_lines() if line.get_marker() == "s" and len(line.get_xdata()) == 1]
+        per_node = name == "cost_per_node.png"
+        expected = {
+            (200, medians[("scalar_chain", 100, p, "jax-jit")] / 200) if per_node
+            else (100, medians[("scalar_chain", 100, p, "jax-jit")])
+            for p in pass_names
+        }  # fmt: skip
+        assert {(line.get_xdata()[0], line.get_ydata()[0]) for line in markers} == expected
+
+
+def test_the_benchmark_json_records_why_the_quick_sweep_leaves_jax_jit_out(tmp_path):
+    """The reason the plots give comes from the suite: a real session writes it in the JSON."""
+    json_path = tmp_path / "benchmark.json"
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_bench.py"]
+    command += ["-k", "test_bench and scalar_chain-10-autodiff-forward", "--benchmark-enable"]
+    command += [f"--benchmark-json={json_path}", "--benchmark-max-time=0.01", "--benchmark-storage", str(tmp_path)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = load_results(json_path)
+    for pass_name in PASSES:  # the reason is benchmarks/test_bench.py's FULL_ONLY_RUNS
+        reason = results.not_measured[("scalar_chain", 1000, pass_name, "jax-jit")]
+        assert reason.startswith("only in `--bench-sweep full` (compiling the 2,000-op chain takes ")
+    assert "only in `--bench-sweep full`" in results.not_measured[("scalar_chain", 10000, "forward", "autodiff")]
 
 
 # ---- a real pytest-benchmark session ---------------------------------------------------------
