@@ -50,7 +50,9 @@ _positive_float = _bounded(float, "a number", 0, strictly=True)
 
 def _names(known, what):
     def parse(text: str) -> tuple[str, ...]:
-        names = tuple(n.strip() for n in text.split(",") if n.strip())
+        # A name given twice counts once (in the order first given): `add,add,mult` would
+        # otherwise draw add twice as often.
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
         if not names:
             raise argparse.ArgumentTypeError(f"no {what} names given (known: {', '.join(known)})")
         unknown = [n for n in names if n not in known]

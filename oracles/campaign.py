@@ -4,8 +4,14 @@ and `autodiff-audit audit --resume DIR` continues the campaign to its target wit
 any of them.
 
 The first line holds the audit's configuration; every other line holds one case's result
-(its findings, kinks, coverage and timings), written and flushed as a whole line. A last line
-cut short by a kill is ignored on reading, so the store is always readable.
+(its findings, kinks, coverage and timings), written and flushed as a whole line. The store is
+always readable, and `--resume` always takes it up:
+- an append that fails (a full disk: ENOSPC, EFBIG past a file size limit, EDQUOT) is cut off
+  again, so no half line is left; the error names the store (`OSError.filename`);
+- a last line cut short by a kill is ignored on reading, and cut off before the next append;
+- an unreadable line anywhere else (binary or ASCII garbage, a line that is not a case) is
+  skipped, with one warning line on stderr saying how many: those cases are audited again.
+  Only the first line, the configuration, must be readable.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .check import CaseResult, Finding
@@ -49,44 +57,131 @@ class CampaignStore:
         self.path = Path(path)
         self.config = config
         self.finished = finished
+        self.tail_checked = False  # whether a line cut short by a kill has been dealt with
 
     @classmethod
     def start(cls, path: Path, config: dict) -> CampaignStore:
         """A new store at `path`, holding `config` and no case yet."""
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps({"campaign": config}, default=json_default) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps({"campaign": config}, default=json_default) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            Path(path).unlink(missing_ok=True)  # half a configuration would be no store at all
+            raise _naming(error, path) from None
         return cls(path, config, [])
 
     def append(self, results: list[CaseResult]) -> None:
-        lines = "".join(json.dumps({"case": result_json(r)}, default=json_default) + "\n" for r in results)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Add the finished cases, each as a whole line, flushed to the disk. A write that fails is
+        undone (the file is cut back to where it ended), so no half line is ever left behind."""
+        data = "".join(json.dumps({"case": result_json(r)}, default=json_default) + "\n" for r in results).encode()
+        try:
+            descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise _naming(error, self.path) from None
+        try:
+            end = os.lseek(descriptor, 0, os.SEEK_END)
+            if not self.tail_checked:
+                end = _end_a_cut_line(descriptor, end)
+                self.tail_checked = True
+            try:
+                written = memoryview(data)
+                while written:
+                    written = written[os.write(descriptor, written) :]
+                os.fsync(descriptor)
+            except OSError:
+                os.ftruncate(descriptor, end)  # truncating needs no space
+                raise
+        except OSError as error:
+            raise _naming(error, self.path) from None
+        finally:
+            os.close(descriptor)
 
     @classmethod
-    def resume(cls, path: Path) -> CampaignStore:
-        """The store at `path`, with the campaign's configuration and its finished cases."""
+    def resume(cls, path: Path, say: Callable[[str], None] | None = None) -> CampaignStore:
+        """The store at `path`, with the campaign's configuration and its finished cases. Lines
+        that cannot be read are skipped, and `say` (a line on stderr, by default) tells how many."""
         where = f"--resume: {path}"
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            data = Path(path).read_bytes()
         except OSError as error:
             raise CampaignError(f"{where}: cannot read it: {error.strerror or error}") from None
+        # `lines`, every line ended by a newline; `cut`, what follows the last one: nothing, unless
+        # a kill cut the last write short.
+        *lines, cut = data.split(b"\n")
+        if not lines:
+            lines, cut = [cut], b""
         try:
-            config = json.loads(lines[0])["campaign"]
+            config = json.loads(lines[0].decode("utf-8"))["campaign"]
             if not isinstance(config, dict):
                 raise TypeError("the configuration is not an object")
-        except (IndexError, ValueError, KeyError, TypeError) as error:
-            raise CampaignError(f"{where}: not a campaign store ({type(error).__name__})") from None
+        except UNREADABLE as error:
+            raise CampaignError(
+                f"{where}: not a campaign store: its first line, the campaign's configuration, is unreadable "
+                f"({type(error).__name__})"
+            ) from None
         results: dict[int, CaseResult] = {}
+        unreadable: list[int] = []
         for number, line in enumerate(lines[1:], start=2):
-            try:
-                result = result_from_json(json.loads(line)["case"])
-            except (ValueError, KeyError, TypeError):
-                if number == len(lines):  # the last line, cut short by a kill: that case is redone
-                    continue
-                raise CampaignError(f"{where}: line {number} is not a finished case") from None
-            results[result.index] = result
+            result = _case(line)
+            if result is None:
+                unreadable.append(number)
+            else:
+                results[result.index] = result
+        last = _case(cut) if cut else None  # a line cut short is no case: that case is audited again
+        if last is not None:
+            results[last.index] = last
+        if unreadable:
+            count = len(unreadable)
+            numbers = ", ".join(map(str, unreadable[:5])) + (", ..." if count > 5 else "")
+            (say or _warn)(
+                f"autodiff-audit: warning: --resume: skipped {count} unreadable line{'s' * (count > 1)} of {path} "
+                f"(line{'s' * (count > 1)} {numbers}); {'those cases are' if count > 1 else 'that case is'} "
+                "audited again"
+            )
         return cls(path, config, [results[index] for index in sorted(results)])
+
+
+# What reading a line that is not what it should be raises: bytes that are not UTF-8, text that is
+# not JSON, JSON that is not a case (a missing key, a wrong type, an unknown kind), or nested too deep.
+UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
+
+
+def _case(line: bytes) -> CaseResult | None:
+    """The case a store's line holds, or None if it cannot be read."""
+    try:
+        return result_from_json(json.loads(line.decode("utf-8"))["case"])
+    except UNREADABLE:
+        return None
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """`error`, naming the file it is about (a failed write's error names none)."""
+    if error.filename is None:
+        error.filename = str(path)
+    return error
+
+
+def _end_a_cut_line(descriptor: int, end: int) -> int:
+    """Where the next line may start in the store open at `descriptor` (`end` bytes long): at its
+    end, unless its last line was cut short (no newline) by a kill. Such a line is cut off if it is
+    not a whole case, and ended with a newline if it is (or if it is the configuration's own line,
+    which `resume` read whole)."""
+    if end == 0 or os.pread(descriptor, 1, end - 1) == b"\n":
+        return end
+    start, tail = end, b""
+    while start > 0 and b"\n" not in tail:
+        step = min(start, 1 << 16)
+        start -= step
+        tail = os.pread(descriptor, step, start) + tail
+    begins = start + tail.rfind(b"\n") + 1  # 0 if the store has no newline at all
+    if begins > 0 and _case(tail[begins - start :]) is None:
+        os.ftruncate(descriptor, begins)
+        return begins
+    os.write(descriptor, b"\n")
+    return end + 1

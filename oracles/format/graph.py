@@ -323,9 +323,31 @@ def reference_values(graph: dict, values: dict[str, np.ndarray]) -> dict[str, np
 
 def json_default(value):
     """JSON for what json cannot write: numpy arrays and scalars as numbers, and whatever else a
-    plug-in returned (complex numbers, objects) as its repr, so that no report is lost."""
+    plug-in returned (complex numbers, objects) as its repr, so that no report is lost. (A float
+    that is not finite is left to json, which writes it as a bare NaN or Infinity token, as
+    Python reads it back: see `finite_json` for standard JSON.)"""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     return repr(value)
+
+
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # repr(float) -> its string in JSON
+
+
+def finite_json(value):
+    """`value` as standard JSON can hold it, at any depth: a float that is not finite (numpy's too)
+    as the string "NaN", "Infinity" or "-Infinity", which strict parsers (JSON.parse, jq, Go) read;
+    the rest as `json_default` makes it. `json.dumps(finite_json(v), allow_nan=False)` never fails
+    on a number."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else NON_FINITE[repr(float(value))]
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(item) for item in value]
+    made = json_default(value)
+    return made if isinstance(made, str) else finite_json(made)

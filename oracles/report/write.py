@@ -7,8 +7,15 @@ The folder is the audit's alone while it runs, and never holds a half-written fi
   the harness never deletes or overwrites what it did not write. It then removes the files
   the manifest lists (they would be mistaken for this audit's), and takes a lock
   (`.autodiff-audit.lock`, holding the audit's process id): a second audit on the folder is
-  refused while the first lives.
+  refused while the first lives. The new manifest is written before any other file.
 - every file is written to a temporary name beside it and renamed into place, which is atomic.
+- a write that fails (a full disk) leaves no temporary file, and its `OSError` names the file.
+  An audit stopped that way may leave a file of its own that the manifest does not list yet (a
+  file is listed once written): in a folder with a manifest, a file with one of the names the
+  harness gives (`OURS`: campaign.jsonl, engine.log, report.json, report.md, a case file under
+  cases/, a reproducer under reproducers/, as report/build.py names them) counts as the
+  harness's, so that folder is never refused for it; a temporary file left by a killed write
+  neither. Any other file is the user's.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
-from ..format import json_default
+from ..format.graph import finite_json
 from .markdown import render_markdown
 from .model import Report
 from .reproduce import reproducer_source
@@ -28,6 +36,12 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp's files are private, a report's are as readable as any other file
 MANIFEST = ".autodiff-audit.json"
 LOCK = ".autodiff-audit.lock"
+# The names the harness gives the files of a report folder (campaign.STORE, the engine's log,
+# the report, and report/build.py's case_file, minimal_file and reproducer_file).
+OURS = re.compile(
+    r"campaign\.jsonl|engine\.log|report\.json|report\.md"
+    r"|cases/case-\d{5,}(-[a-z0-9_]+-minimal)?\.json|reproducers/test_case_\d{5,}_[a-z0-9_]+\.py"
+)
 
 
 class ReportFolderError(Exception):
@@ -76,8 +90,12 @@ class ReportFolder:
             return self.claim(keep)
         except OSError as error:
             raise ReportFolderError(f"{where}: cannot write there: {error.strerror or error}") from None
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(f"{os.getpid()}\n")
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as error:
+            lock.unlink(missing_ok=True)
+            raise _naming(error, lock) from None
         try:
             self._clear_earlier(where, keep)
         except BaseException:
@@ -94,6 +112,13 @@ class ReportFolder:
                 ours = [os.path.normpath(str(name)) for name in json.loads(manifest.read_text())["files"]]
             except (OSError, ValueError, KeyError, TypeError):
                 raise ReportFolderError(f"{where}: its {MANIFEST} is unreadable; use another folder") from None
+            # A file of the harness's own that the manifest does not list yet: a write stopped
+            # (a full disk) before the manifest's.
+            ours += [
+                os.path.normpath(relative)
+                for path in directory.rglob("*")
+                if path.is_file() and OURS.fullmatch(relative := path.relative_to(directory).as_posix())
+            ]
         foreign = sorted(
             str(path.relative_to(directory))
             for path in directory.rglob("*")
@@ -109,7 +134,7 @@ class ReportFolder:
                 "name a new or empty folder"
             )
         inside = directory.resolve()
-        for name in ours:
+        for name in dict.fromkeys(ours):
             if name in keep:
                 self.written.append(name)
                 continue
@@ -121,21 +146,13 @@ class ReportFolder:
         for folder in sorted((p for p in directory.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: the earlier audit's own folders
-        manifest.unlink(missing_ok=True)
+        self.write_manifest()  # before any other file: whatever happens next, the folder is the harness's
 
     def write(self, path: str | Path, text: str) -> None:
         """Write `text` at `path` (inside the folder) atomically, and list it in the manifest."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.chmod(temporary, 0o666 & ~_UMASK)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        _write_atomically(path, text)
         self.note(path)
 
     def note(self, path: str | Path) -> None:
@@ -146,12 +163,8 @@ class ReportFolder:
             self.write_manifest()
 
     def write_manifest(self) -> None:
-        manifest = self.directory / MANIFEST
-        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f"{MANIFEST}.", suffix=".tmp")
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump({"written_by": "autodiff-audit", "files": sorted(self.written)}, handle, indent=1)
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        os.replace(temporary, manifest)
+        manifest = {"written_by": "autodiff-audit", "files": sorted(self.written)}
+        _write_atomically(self.directory / MANIFEST, json.dumps(manifest, indent=1))
 
     def release(self) -> None:
         lock = self.directory / LOCK
@@ -164,6 +177,34 @@ class ReportFolder:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """`error`, naming the file it is about (a failed write's error names none)."""
+    if error.filename is None:
+        error.filename = str(path)
+    return error
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """`text` at `path`, whole or not at all: written beside it under a temporary name (".NAME.*.tmp"),
+    then renamed into place. A write that fails (a full disk) leaves no temporary file behind, and
+    its OSError names `path`."""
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _naming(error, path) from None
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.replace(temporary, path)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            error.filename, error.filename2 = str(path), None  # the file meant, not the temporary name
+            raise error from None
+        raise
 
 
 def claim_report_folder(directory: Path, keep: tuple[str, ...] = ()) -> ReportFolder:
@@ -187,6 +228,8 @@ def write_report(report: Report, folder: ReportFolder | None = None) -> tuple[Pa
         if minimal.reproducer:
             folder.write(minimal.reproducer, reproducer_source(minimal, spec, seed))
     json_path, md_path = directory / "report.json", directory / "report.md"
-    folder.write(json_path, json.dumps(report.to_json(), indent=1, default=json_default) + "\n")
+    # Standard JSON: a number that is not finite is written as the string "NaN", "Infinity" or
+    # "-Infinity" (docs/report.schema.json), and allow_nan=False makes sure none slips through.
+    folder.write(json_path, json.dumps(finite_json(report.to_json()), indent=1, allow_nan=False) + "\n")
     folder.write(md_path, render_markdown(report))
     return json_path, md_path
