@@ -56,7 +56,7 @@ class AuditConfig:
     # How this run goes (not kept by a campaign: a resumed run says its own):
     cluster: str | None = None  # a Dask scheduler's address, or "local"; None: a process pool here
     time_budget: float | None = None  # seconds, after which the audit stops and reports what it has
-    engine_log: Path | None = None  # where the engine's own output goes (None: where the harness's goes)
+    engine_log: Path | None = None  # where the engine's own output goes (None: nowhere, never the harness's)
 
     def to_json(self) -> dict:
         """What is audited, as a campaign store keeps it (how this run goes is left out)."""
@@ -251,7 +251,7 @@ class _Audit:
                     if self.campaign:
                         self.campaign.append(outcome)
                     if progress:
-                        progress(len(outcome))
+                        progress(outcome)
         return ran
 
     def shrink(self, workers: Workers) -> list[Investigation]:
@@ -292,7 +292,7 @@ def run_audit(
     engine: Backend | None = None,
     known: KnownFailures | None = None,
     campaign: CampaignStore | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[list[CaseResult]], None] | None = None,
     stop: threading.Event | None = None,
 ) -> AuditRun:
     """Run the audit: check every case, then shrink the failing ones.
@@ -301,7 +301,7 @@ def run_audit(
     failure database's cases of this engine, replayed before the first random graph; the new
     minimal cases are kept there at the end. `campaign` is the store each batch of finished
     cases is appended to as it completes; the cases it holds already (a resumed campaign) are
-    not redone. `progress(n)` is called as cases complete. When `stop` is set (a signal), or
+    not redone. `progress(batch)` is called with each batch of cases as it completes. When `stop` is set (a signal), or
     `config.time_budget` is spent, the workers are stopped at once and what was finished is
     returned.
     """

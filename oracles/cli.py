@@ -1,16 +1,22 @@
 """`autodiff-audit`: audit, replay, selftest, failures, ops, bench.
 
 Exit codes: 0 clean, 1 a discrepancy was found, 2 a usage or input error, 3 a Dask cluster
-(--cluster) that cannot run the audit (each one line on stderr, never a traceback), 128+N
-stopped by signal N.
+(--cluster) that cannot run the audit, 4 no space left to write a file (a full disk: ENOSPC,
+a file size limit: EFBIG, a quota: EDQUOT; an audit's finished cases stay in its campaign
+store, and `audit --resume DIR` takes them up) (each one line on stderr, never a traceback),
+128+N stopped by signal N, and 141 (128 + SIGPIPE, as a shell says) when the standard output
+is a pipe closed early (`... | head -1`), quietly: no message, no traceback.
 
 This module parses (arguments.py), calls and prints: the work is done where it belongs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -33,16 +39,22 @@ from .selftest.run import SEEDS, battery, run_selftest
 from .workers import ClusterError, StopOnSignals
 
 EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
+EXIT_NO_SPACE = 4
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file size limit, a quota
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
         commands = {
             "audit": _audit, "replay": _replay, "selftest": _selftest, "failures": _failures, "ops": _ops,
             "bench": _bench,
         }  # fmt: skip
-        return commands[args.command](args)
+        status = commands[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is caught, not at the interpreter's exit
+        return status
     except (UsageError, PluginError, FormatError, FailureDatabaseError, BenchError) as error:
         print(
             f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
@@ -51,6 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterError as error:  # --cluster names a cluster that cannot run the audit
         print(f"autodiff-audit: error: {error}", file=sys.stderr)
         return EXIT_CLUSTER
+    except OSError as error:
+        broken_pipe = isinstance(error, BrokenPipeError)  # `... | head -1`: the reader has all it wanted
+        if not broken_pipe and error.errno not in NO_SPACE:
+            raise
+        if broken_pipe or error.filename is None:  # the standard output itself: a closed pipe, or a full disk
+            # What is left in its buffer must not be written again at exit ("Exception ignored ...");
+            # a sys.stdout without a file descriptor (as in a test) has no buffer to lose.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if broken_pipe:
+            return EXIT_BROKEN_PIPE
+        what = "the standard output" if error.filename is None else repr(str(error.filename))
+        folder = (args.resume or args.report) if args is not None and args.command == "audit" else None
+        kept = folder is not None and (Path(folder) / STORE).is_file()
+        resume = f"; the finished cases are kept: free some space, then autodiff-audit audit --resume {folder}"
+        print(f"autodiff-audit: error: no space left to write {what} ({error.strerror}){resume if kept else ''}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_NO_SPACE
     except KeyboardInterrupt:
         print("autodiff-audit: interrupted", file=sys.stderr)
         return 130
@@ -97,9 +127,12 @@ def _audit(args) -> int:
         folder.note(config.engine_log)
         store = resumed or CampaignStore.start(config.report / STORE, config.to_json())
         folder.note(store.path)
-        with StopOnSignals() as signals, Progress(config.graphs, already=len(store.finished)) as advance:
+        progress = Progress(config.graphs, already=len(store.finished), limit=(engine.name, config.timeout))
+        with StopOnSignals() as signals, progress:
             try:
-                run = run_audit(config, engine=engine, known=known, campaign=store, progress=advance, stop=signals.stop)
+                run = run_audit(
+                    config, engine=engine, known=known, campaign=store, progress=progress.cases, stop=signals.stop
+                )
             except AuditConfigError as error:
                 raise UsageError(str(error)) from None
         report = build_report(run)

@@ -223,9 +223,15 @@ class KnownFailures:
         self.say(f"failure database: {entry.describe()}: {outcome.upper() if outcome == REGRESSION else outcome}")
 
     def keep(self, investigations) -> None:
-        """Keep the engine's new minimal cases (a reference's finding is not this engine's bug)."""
+        """Keep the engine's new minimal cases: only those that failed again when checked against
+        every reference (a case that does not reproduce is no bug to replay), and never a
+        reference's finding (that is not this engine's bug)."""
         for investigation in investigations:
-            if investigation.minimal is None or investigation.backend != self.engine_name:
+            if (
+                investigation.minimal is None
+                or not investigation.confirmed
+                or investigation.backend != self.engine_name
+            ):
                 continue
             try:
                 kept, new = self.database.add(

@@ -2,7 +2,8 @@
 
 `compare` finds value, gradient, nan-inf, crash, timeout, shape, dtype and references-disagree;
 triage sharpens a wrong value or gradient to the kind of the first wrong local rule, or to
-composition, and kink mode adds convention and reference-conventions. What follows from a
+composition; kink mode adds convention and reference-conventions; and an engine whose answer
+to a failing case changes when the case is asked again is nondeterministic. What follows from a
 kind (the exit status, shrinking, triage, the order in which a culprit is named, where the
 report lists and shows it) is read from its `Rule` here, never from its spelling.
 """
@@ -24,6 +25,8 @@ class Rule:
     # forward poisons everything after it (0), a wrong rule comes next (1), a convention last (2).
     culprit_rank: int = 1
     judged_at_kinks: bool = False  # a local verdict of this kind is judged again at a kink (ops/kinks.py)
+    located: bool = True  # triage may name the op at fault (a nondeterministic engine has none)
+    why_not_shrunk: str = ""  # for a kind that is not shrunk: why, as the report says it
     listed_in: str = "discrepancies"  # report.json's list for it: discrepancies, or reference_conventions
     shown_under: str = WHAT_TO_FIX  # report.md's section for its groups: WHAT_TO_FIX or CONVENTIONS
 
@@ -38,6 +41,7 @@ class Kind(str, enum.Enum):
     NAN_INF = "nan-inf"  # NaN or Inf where the others are finite
     CRASH = "crash"  # the backend raised, or its process died
     TIMEOUT = "timeout"  # the engine took longer than the time limit
+    NONDETERMINISTIC = "nondeterministic"  # the engine's answers changed between identical calls
     SHAPE = "shape"  # an answer of the wrong shape, or not an array of real numbers
     DTYPE = "dtype"  # an answer in another dtype than the case's
     REFERENCES_DISAGREE = "references-disagree"  # the references among themselves
@@ -63,7 +67,12 @@ RULES: dict[Kind, Rule] = {
     Kind.CRASH: Rule(),
     # A hang says nothing about the case's size, and shrinking it would wait out the time
     # limit once per candidate.
-    Kind.TIMEOUT: Rule(shrunk=False),
+    Kind.TIMEOUT: Rule(shrunk=False, why_not_shrunk="each candidate would wait out the time limit"),
+    # Answers that change between identical calls say nothing about an op, and a shrink of
+    # them would keep or drop candidates by chance.
+    Kind.NONDETERMINISTIC: Rule(
+        shrunk=False, located=False, why_not_shrunk="a smaller case would fail or pass by chance"
+    ),
     Kind.SHAPE: Rule(),
     Kind.DTYPE: Rule(),
     Kind.REFERENCES_DISAGREE: Rule(),

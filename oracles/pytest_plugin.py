@@ -33,9 +33,8 @@ make no sense, stop pytest with a one-line usage error (exit code 4).
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import dataclasses
-import importlib.util
 import json
 import os
 import re
@@ -46,25 +45,29 @@ from pathlib import Path
 
 import pytest
 
-from .audit import AuditConfig
-from .backends import REFERENCES, Backend, PluginError, probe_engine
+from .backends import REFERENCES
 from .check import Backends, load_backends
 from .diagnose import Investigation, engine_findings
-from .format import DTYPES, Case, case_to_json
+from .format import Case, case_to_json
 from .generate import GeneratorConfig, generate_case
-from .pipeline import Budget, run_case
+from .pipeline import Budget, run_case, shrink_case, shrink_target
+from .pytest_options import (  # noqa: F401 - pytest_addoption is this plugin's hook
+    DEFAULTS,
+    ROOT,
+    case_id,
+    load_engine_option,
+    oracles_option,
+    pytest_addoption,
+    selected_cases,
+)
 from .report import failure_view, replay_command
 
-DEFAULTS = AuditConfig()  # the audit's defaults, defined once there
-
-ROOT = "autodiff-audit"  # the first part of every node id, and the option group
 SLOW_NODES = 8  # cases with this many op nodes or more are marked `slow`
 MARKERS = {
     "jax": "the case is checked against JAX (autodiff-audit)",
     "torch": "the case is checked against PyTorch (autodiff-audit)",
     "slow": "a slow test (autodiff-audit: a case of 8 or more op nodes)",
 }
-CASE_ID = re.compile(r"g(\d+)-s(\d+)(?:-(" + "|".join(DTYPES) + r"))?")
 
 
 @dataclass(eq=False)  # a plugin object: compared and hashed by identity
@@ -82,6 +85,9 @@ class AuditSession:
     backends: Backends | None = None  # loaded on first use
     outcomes: dict[str, str] = field(default_factory=dict)  # node id -> passed, failed or skipped
     selected: int = 0  # audit items left after selection (-k, -m, node ids)
+    # (kind, op) of each failure -> the failing cases' node ids, in the order they ran: the first is
+    # shown in full with its minimal case, the others refer to it.
+    groups: dict[tuple, list[str]] = field(default_factory=dict)
 
     def loaded(self) -> Backends:
         if self.backends is None:  # once per session: importing JAX or PyTorch takes seconds
@@ -135,6 +141,13 @@ class AuditSession:
         cases = max(self.selected, len(self.outcomes))
         unavailable = self.backends.unavailable if self.backends else []
         missing = "".join(f" ({u.name} unavailable: {u.reason})" for u in unavailable)
+        for (kind, op), ids in self.groups.items():
+            where = f"op {op!r}" if op else "no single op"
+            names = [node_id.rsplit("::", 1)[-1] for node_id in ids]
+            others = f"; also {', '.join(names[1:])}" if len(names) > 1 else ""
+            terminalreporter.write_line(
+                f"{ROOT}: {kind} in {where}: {len(ids)} failing cases, {names[0]} shown in full{others}"
+            )
         terminalreporter.write_line(
             f"{ROOT}: {cases} cases of {self.spec} against {', '.join(self.reference_names()) or 'nothing'}: "
             f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped{missing}"
@@ -142,113 +155,30 @@ class AuditSession:
 
 
 STATE = pytest.StashKey[AuditSession]()
+NEW_BENCHMARK_STORAGE = pytest.StashKey["Path | None"]()
 
 
-def case_id(index: int, seed: int, dtype: str) -> str:
-    return f"g{index:05d}-s{seed}" + ("" if dtype == "float64" else f"-{dtype}")
+def _new_benchmark_storage(config: pytest.Config) -> Path | None:
+    """The folder pytest-benchmark is about to create for its storage (./.benchmarks by default),
+    if it does not exist yet: pytest-benchmark creates it when any session starts, even one that
+    saves nothing, in whatever folder a user runs pytest (a reproducer, say); it is removed at the
+    end if it is still empty."""
+    storage = getattr(config.option, "benchmark_storage", None)
+    if not isinstance(storage, str) or ("://" in storage and not storage.startswith("file://")):
+        return None
+    path = Path(storage.removeprefix("file://")).resolve()
+    return None if path.exists() else path
 
 
-def _count(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"{value} must be at least {minimum}")
-    return value
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup(ROOT, "autodiff-audit: audit an engine plug-in against JAX, PyTorch and finite differences")
-    group.addoption("--audit-engine", metavar="SPEC", help="the engine plug-in, package.module[:attribute]")
-    group.addoption(
-        "--audit-graphs", metavar="N", type=lambda t: _count(t, 1), default=DEFAULTS.graphs,
-        help=f"random cases ({DEFAULTS.graphs})",
-    )  # fmt: skip
-    group.addoption(
-        "--audit-seed", metavar="S", type=lambda t: _count(t, 0), default=DEFAULTS.seed,
-        help=f"root seed ({DEFAULTS.seed})",
-    )  # fmt: skip
-    group.addoption(
-        "--audit-oracles",
-        metavar="NAMES",
-        help="comma-separated references (default: jax and torch if installed, numeric)",
-    )
-    group.addoption(
-        "--audit-dtype", choices=DTYPES, default=DEFAULTS.generator.dtype,
-        help=f"dtype of the cases ({DEFAULTS.generator.dtype})",
-    )  # fmt: skip
-    group.addoption(
-        "--audit-max-rank", type=int, choices=[0, 1, 2, 3], default=DEFAULTS.generator.max_rank,
-        help=f"largest tensor rank ({DEFAULTS.generator.max_rank}); 0 for a scalar-only engine",
-    )  # fmt: skip
-    group.addoption(
-        "--audit-kinks", action="store_true",
-        help="kink mode: some operands exactly on kinks and ties, judged by the op table's rule there",
-    )  # fmt: skip
-    group.addoption(
-        "--audit-timeout", metavar="T", type=float, default=DEFAULTS.timeout,
-        help=f"seconds one evaluation by the engine may take before it is a timeout finding ({DEFAULTS.timeout:g})",
-    )  # fmt: skip
-    group.addoption(
-        "--audit-shrink-seconds", metavar="T", type=float, default=DEFAULTS.shrink_seconds,
-        help=f"time budget of one shrink ({DEFAULTS.shrink_seconds:g})",
-    )  # fmt: skip
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
-def _oracles(text: str | None) -> tuple[str, ...]:
-    if text is None:  # every installed reference; finite differences need only numpy
-        return (*(name for name in ("jax", "torch") if _installed(name)), "numeric")
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in REFERENCES]
-    if unknown or not names:
-        named = f"unknown oracle(s) {', '.join(map(repr, unknown))}" if unknown else "no oracle named"
-        raise pytest.UsageError(f"--audit-oracles {text!r}: {named} (known: {', '.join(REFERENCES)})")
-    missing = [n for n in names if n != "numeric" and not _installed(n)]
-    if missing:
-        raise pytest.UsageError(f"--audit-oracles: {', '.join(missing)} not installed")
-    return names
-
-
-def _load_engine(spec: str) -> Backend:
-    try:
-        return probe_engine(spec)  # in a child process: an engine whose import exits cannot end the session
-    except PluginError as error:
-        message = str(error).replace("\n", " ")
-        for prefix in (f"--engine {spec!r}: ", f"engine {spec!r}: "):  # the spec is named once, below
-            message = message.removeprefix(prefix)
-        raise pytest.UsageError(f"--audit-engine {spec!r}: {message}") from None
-
-
-def _selected_cases(config: pytest.Config, spec: str, default: list[tuple[int, int, str]]):
-    """Take the audit node ids out of the positional arguments (they name no file), and
-    return the cases they name: all of them for `autodiff-audit` or `autodiff-audit::SPEC`."""
-    ids = [arg for arg in config.args if arg == ROOT or arg.startswith(ROOT + "::")]
-    if not ids:
-        return default
-    config.args = [arg for arg in config.args if arg not in ids]
-    cases: list[tuple[int, int, str]] = []
-    for arg in ids:
-        parts = arg.split("::")
-        if len(parts) > 1 and parts[1] != spec:
-            raise pytest.UsageError(f"{arg}: names engine {parts[1]!r}, but --audit-engine is {spec!r}")
-        if len(parts) <= 2:
-            return default
-        match = CASE_ID.fullmatch(parts[2])
-        if len(parts) > 3 or match is None:
-            raise pytest.UsageError(f"{arg}: not a case id (expected {ROOT}::{spec}::gINDEX-sSEED, e.g. g00042-s0)")
-        cases.append((int(match[1]), int(match[2]), match[3] or "float64"))
-    return list(dict.fromkeys(cases))
+def pytest_unconfigure(config: pytest.Config) -> None:
+    storage = config.stash.get(NEW_BENCHMARK_STORAGE, None)
+    if storage is not None:
+        with contextlib.suppress(OSError):
+            storage.rmdir()  # only an empty one: a session that saved benchmarks keeps them
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[NEW_BENCHMARK_STORAGE] = _new_benchmark_storage(config)  # before pytest-benchmark's (trylast)
     known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
     for name, description in MARKERS.items():
         if name not in known:
@@ -256,8 +186,8 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("--audit-engine")
     if not spec:
         return
-    engine = _load_engine(spec)
-    oracles = _oracles(config.getoption("--audit-oracles"))
+    engine = load_engine_option(spec)
+    oracles = oracles_option(config.getoption("--audit-oracles"))
     dtype = config.getoption("--audit-dtype")
     generator = dataclasses.replace(
         DEFAULTS.generator,
@@ -273,7 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
         spec=spec,
         oracles=oracles,
         generator=dataclasses.replace(generator, ops=ops),
-        cases=_selected_cases(config, spec, [(i, seed, dtype) for i in range(graphs)]),
+        cases=selected_cases(config, spec, [(i, seed, dtype) for i in range(graphs)]),
         shrink_seconds=config.getoption("--audit-shrink-seconds"),
         timeout=config.getoption("--audit-timeout"),
     )
@@ -328,27 +258,37 @@ class AuditCase(pytest.Item):
         state = self.config.stash[STATE]
         backends = state.loaded()
         assert self.case.seed is not None  # generated cases carry (seed, index)
-        run = run_case(self.case, backends, self.case.seed[1], shrink=Budget(seconds=state.shrink_seconds))
-        result = run.result
+        index = self.case.seed[1]
+        result = run_case(self.case, backends, index).result
         if result.skipped:
             assert self.parent is not None  # an item always hangs under its engine's collector
             self.skipped_at = self.parent.nodeid  # one line for all the cases declined for one reason
             pytest.skip(f"{backends.engine.name} declines the graph: {result.skipped}")
         mine = engine_findings(result, backends)
         if mine:
-            raise AuditFailure(self._failure_report(mine, run.minimal))
+            target = shrink_target(result, backends)
+            group = (target or mine[0]).kind, (target or mine[0]).op
+            earlier = state.groups.setdefault(group, [])
+            earlier.append(self.nodeid)
+            if len(earlier) > 1:  # one minimal case per (kind, op) in full: the others refer to it
+                raise AuditFailure(self._failure_report(mine, None, shown_in=earlier[0]))
+            budget = Budget(seconds=state.shrink_seconds)
+            shrunk = shrink_case(self.case, index, target, backends, budget) if target else None
+            raise AuditFailure(self._failure_report(mine, shrunk))
         # The references disagree among themselves (beyond their conventions at kinks) and do not outvote the engine.
         if any(f.kind.rule.discrepancy for f in result.findings):
             details = "; ".join(f"{f.kind} in {f.backend or 'the references'}: {f.detail}" for f in result.findings)
             self.skipped_at = self.nodeid
             pytest.skip(f"references disagree, not the engine's fault: {details}")
 
-    def _failure_report(self, findings, shrunk: Investigation | None) -> str:
+    def _failure_report(self, findings, shrunk: Investigation | None, shown_in: str | None = None) -> str:
         """The finding (its first line is pytest's one-line summary), the minimal case node by
         node, its JSON, and the commands that replay it and re-run this test. `shrunk` is the
-        pipeline's shrink of the first finding it shrinks (None: none of them is, as a timeout)."""
+        pipeline's shrink of the first finding it shrinks (None: none of them is, as a timeout).
+        A failure of a (kind, op) already shown in full (`shown_in`) says so, and gives only its
+        own replay and re-run commands."""
         state = self.config.stash[STATE]
-        lines, view, minimal = failure_view(findings, shrunk, case_to_json(self.case))
+        lines, view, minimal = failure_view(findings, shrunk, case_to_json(self.case), shown_in)
         text = json.dumps(minimal, separators=(",", ":"))
         replay = replay_command(self._save(text), state.spec)
         rerun = ["pytest", "--audit-engine", state.spec]
@@ -364,9 +304,7 @@ class AuditCase(pytest.Item):
         lines += [
             "",
             *view,
-            "",
-            "case JSON:",
-            text,
+            *([] if shown_in else ["", "case JSON:", text]),
             "",
             "replay:",
             replay,
@@ -376,9 +314,17 @@ class AuditCase(pytest.Item):
         return "\n".join(lines)
 
     def _save(self, text: str) -> str:
-        """Write the case for `autodiff-audit replay`, in pytest's cache directory when there is one."""
+        """Write the case for `autodiff-audit replay`: in pytest's cache directory when there is one,
+        else in pytest's temporary folder, which pytest prunes."""
         cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
-        directory = cache.mkdir(ROOT) if cache is not None else Path(tempfile.mkdtemp(prefix=f"{ROOT}-"))
+        factory = getattr(self.config, "_tmp_path_factory", None)  # pytest's own, which keeps the last 3 sessions'
+        if cache is not None:
+            directory = cache.mkdir(ROOT)
+        elif factory is not None:  # never a folder of our own in TMPDIR that nothing removes
+            directory = factory.getbasetemp() / ROOT
+            directory.mkdir(exist_ok=True)
+        else:  # -p no:tmpdir as well
+            directory = Path(tempfile.mkdtemp(prefix=f"{ROOT}-"))
         engine = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.config.stash[STATE].spec)
         path = directory / f"{engine}-{self.name}-minimal.json"
         path.write_text(text + "\n")

@@ -2,7 +2,17 @@
 model, comparison and blame (`compare.py`)."""
 
 from .compare import RTOL, Check, Evaluation, Finding, NumericResult, Verdict, compare
-from .core import MODES, Backends, CaseResult, CheckMode, check_case, check_in_mode, load_backends
+from .core import (
+    MODES,
+    Backends,
+    CaseResult,
+    CheckMode,
+    answer_again,
+    check_case,
+    check_in_mode,
+    evaluate,
+    load_backends,
+)
 
 __all__ = [
     "MODES",
@@ -15,8 +25,10 @@ __all__ = [
     "Finding",
     "NumericResult",
     "Verdict",
+    "answer_again",
     "check_case",
     "check_in_mode",
     "compare",
+    "evaluate",
     "load_backends",
 ]

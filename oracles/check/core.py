@@ -20,8 +20,9 @@ from ..backends import numeric_backend as numeric
 from ..backends.isolation import EngineFailed
 from ..crash import Crash
 from ..format import Case, case_to_json, infer_shapes, reference_values
+from ..kinds import Kind
 from ..ops.kinks import case_kinks
-from .compare import Evaluation, Finding, NumericResult, compare
+from .compare import Evaluation, Finding, NumericResult, array_check, compare
 
 
 @dataclass
@@ -86,7 +87,8 @@ class CaseResult:
     lost: bool = False  # a placeholder for cases that could not be audited (its finding says why)
 
 
-def _evaluate(backend: Backend, case: Case) -> Evaluation:
+def evaluate(backend: Backend, case: Case) -> Evaluation:
+    """One backend's answer to `case`; whatever the backend does becomes the Evaluation's crash."""
     # The engine gets its own copies: a buggy engine that writes into its inputs must not change
     # what the references see. (The references are the project's own and write into nothing.)
     graph = copy.deepcopy(case.graph) if backend.role == "engine" else case.graph
@@ -104,6 +106,57 @@ def _evaluate(backend: Backend, case: Case) -> Evaluation:
         evaluation = Evaluation(backend.name, backend.role, crash=Crash.exited(error.code))
     evaluation.seconds = time.perf_counter() - start
     return evaluation
+
+
+ASKED_AGAIN = 2  # times a failing case is put to the engine again: an answer that changes one call in five shows
+
+
+def answer_again(case: Case, backends: Backends, first: Evaluation) -> Finding | None:
+    """Ask the engine the same case again (ASKED_AGAIN times): a `nondeterministic` finding if its
+    answer changed (beyond the rounding the error model allows, judged relative to the answers
+    themselves), with the spread seen; None if it answered the same every time."""
+    for _ in range(ASKED_AGAIN):
+        changed = _changed(case, backends, first, evaluate(backends.engine, case))
+        if changed is not None:
+            return changed
+    return None
+
+
+def _changed(case: Case, backends: Backends, first: Evaluation, second: Evaluation) -> Finding | None:
+    if (first.crash is None) != (second.crash is None):
+        calls = [f"it raised {e.crash.describe()}" if e.crash else "it answered" for e in (first, second)]
+        return _nondeterministic(backends.engine.name, f"one call {calls[0]}, the other {calls[1]}", None)
+    if first.crash is not None and second.crash is not None:
+        if first.crash.describe() == second.crash.describe():
+            return None
+        return _nondeterministic(backends.engine.name, "two calls crashed differently", None)
+    spreads = []
+    pairs = [("value", first.value, second.value)]
+    before, after = (g if isinstance(g, dict) else {} for g in (first.gradients, second.gradients))
+    pairs += [(f"gradient for {name!r}", before.get(name), after.get(name)) for name in sorted(before)]
+    for what, a, b in pairs:
+        try:
+            a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue  # not an array of numbers: the comparison has judged that already
+        if a64.shape != b64.shape:
+            spreads.append((np.inf, f"{what} changed shape"))
+            continue
+        if np.array_equal(a64, b64, equal_nan=True):
+            continue  # the same answer, NaN where it was NaN before
+        check = array_check("value", None, "first", a64, "second", b64, 0.0, case.dtype)
+        if not check.passed:
+            relative = check.error / max(float(np.max(np.abs(a64), initial=0.0)), np.finfo(np.float64).tiny)
+            spreads.append((check.margin, f"{what} differs by up to {check.error:.3g} (relative {relative:.3g})"))
+    if not spreads:
+        return None
+    margin, worst = max(spreads, key=lambda spread: spread[0])
+    return _nondeterministic(backends.engine.name, worst, margin)
+
+
+def _nondeterministic(engine: str, spread: str, margin: float | None) -> Finding:
+    detail = f"{engine} answered this case differently when asked again: {spread}"
+    return Finding(Kind.NONDETERMINISTIC, engine, None, None, detail, margin=margin)
 
 
 def _numeric(case: Case, value: np.ndarray, gradients: bool = True) -> tuple[NumericResult, float]:
@@ -146,7 +199,7 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     with np.errstate(all="ignore"):
         intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
     value_scale = max(float(np.max(np.abs(v), initial=0.0)) for v in intermediate.values())
-    evaluations = [_evaluate(backend, case) for backend in (backends.engine, *backends.references)]
+    evaluations = [evaluate(backend, case) for backend in (backends.engine, *backends.references)]
     seconds = {e.backend: e.seconds for e in evaluations}
     numeric_result = None
     kinks = case_kinks(case.graph, intermediate)
@@ -216,5 +269,6 @@ def check_in_mode(case: Case, backends: Backends, index: int, mode: CheckMode, k
 
 
 __all__ = [
-    "MODES", "Backends", "CaseResult", "CheckMode", "check_case", "check_in_mode", "load_backends",
+    "MODES", "Backends", "CaseResult", "CheckMode", "answer_again", "check_case", "check_in_mode", "evaluate",
+    "load_backends",
 ]  # fmt: skip

@@ -5,9 +5,10 @@ that diagnosis (`shrink.py`, `investigate.py`)."""
 from .diagnosis import Diagnosis, diagnose, engine_findings, settle
 from .investigate import Investigation, Target, investigate
 from .shrink import ShrinkResult, shrink, size
-from .triage import OK, NodeReport, Triage, adjoints, local_names, one_node_case, triage
+from .triage import NOT_CHECKED, OK, NodeReport, Triage, adjoints, local_names, one_node_case, triage
 
 __all__ = [
+    "NOT_CHECKED",
     "OK",
     "Diagnosis",
     "Investigation",

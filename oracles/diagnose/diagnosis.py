@@ -22,9 +22,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..check import Backends, CaseResult, Finding
-from ..format import Case
+import numpy as np
+
+from ..check import Backends, CaseResult, Finding, evaluate
+from ..crash import DIED, Crash
+from ..format import Case, FormatError, validate_case
 from ..kinds import Kind
+from ..ops import OPS
 from .triage import Triage, triage
 
 
@@ -40,7 +44,7 @@ class Diagnosis:
 
 def settle(kind: Kind, local: Triage | None) -> tuple[Kind, str | None]:
     """(final kind, op at fault) of a finding of `kind`, given triage of its case (None if triage failed)."""
-    if local is None:
+    if local is None or not kind.rule.located:
         return kind, None
     if not kind.rule.sharpened:
         return kind, local.op
@@ -83,12 +87,46 @@ def diagnose(case: Case, result: CaseResult, backends: Backends) -> Diagnosis:
     for finding in findings:
         if finding.backend == engine:
             kind, op = settle(finding.kind, local)
+            if (
+                op is not None
+                and finding.crash is not None
+                and _crashes_whatever_the_op(case, backends, op, finding.crash)
+            ):
+                op = None  # one finding about the engine, not one per op it happened to meet
             detail = finding.detail
             if kind == Kind.CONVENTION and culprit is not None:
                 detail = f"{culprit.name} = {culprit.op}(...): {culprit.detail}"
             finding = dataclasses.replace(finding, kind=kind, op=op, detail=detail)
         settled.append(finding)
     return Diagnosis(dataclasses.replace(result, findings=settled, kinks=kinks), local)
+
+
+def _crashes_whatever_the_op(case: Case, backends: Backends, op: str, crash: Crash) -> bool:
+    """Whether the engine fails the same way (raises the very same exception, with its type,
+    message and place; or runs out of time) on a one-node graph of another op: then the failure is
+    the engine's, whatever the op. The other op is the first unary op of the table the engine has
+    whose domain holds the scalar 0.5 (with its default attrs)."""
+    if crash.cause == DIED:
+        return False  # how a process dies says nothing of where: it stays with its op
+    x, dtype = 0.5, case.graph["dtype"]
+    others = [
+        entry for entry in OPS.values()
+        if entry.name != op and entry.name in backends.engine.ops and entry.arity == 1
+        and entry.domain(0).holds(np.asarray(x), dtype) and entry.check_attrs(dict(entry.attrs)) is None
+    ]  # fmt: skip
+    if not others:
+        return False  # nothing to compare with: the crash stays with its op
+    graph = {
+        "format": case.graph["format"], "version": case.graph["version"], "dtype": case.graph["dtype"],
+        "inputs": [{"name": "x", "shape": []}], "nodes": [{"name": "y", "op": others[0].name, "inputs": ["x"]}],
+        "output": "y",
+    }  # fmt: skip
+    try:
+        probe = validate_case({"graph": graph, "values": {"x": x}, "cotangent": 1.0, "seed": case.seed})
+    except FormatError:
+        return False  # the op takes no scalar: no probe
+    answer = evaluate(backends.engine, probe)  # never raises: whatever the engine does is its answer
+    return answer.crash is not None and answer.crash.describe() == crash.describe()
 
 
 def _explain_reference_conventions(findings: list[Finding], local: Triage, engine: str) -> list[Finding]:

@@ -29,6 +29,7 @@ from ..ops import OPS
 from ..ops.kinks import judge, kink_at, kink_region
 
 OK = "ok"  # a node's verdict when its local rule agrees with the references
+NOT_CHECKED = "not checked"  # ... when an earlier node's local check ran out of time
 
 
 @dataclass
@@ -50,6 +51,16 @@ class NodeReport:
     references_differ: bool = False  # the references disagree among themselves on this node alone
     kink: dict | None = None  # at a kink: each backend's answer there, and whom the engine follows
     differs: list[str] = field(default_factory=list)  # what the local check found wrong: "value", operand names
+
+
+def _not_checked(node: dict, intermediate: dict, adjoint: np.ndarray, hung: str) -> NodeReport:
+    """A node left unchecked: the local check of node `hung`, before it, ran out of time."""
+    return NodeReport(
+        name=node["name"], op=node["op"], inputs=list(node["inputs"]), local_inputs=local_names(node),
+        attrs=dict(node.get("attrs") or {}), value=np.asarray(intermediate[node["name"]]).tolist(),
+        adjoint=np.asarray(adjoint).tolist(), verdict=NOT_CHECKED,
+        detail=f"not checked: {hung} ran out of time first",
+    )  # fmt: skip
 
 
 def differing(findings: list[Finding], inputs: list[str]) -> list[str]:
@@ -162,10 +173,16 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
         intermediate = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
         node_adjoints = adjoints(case, references, intermediate)
     reports = []
+    hung = None  # the first node whose local check ran out of time: it explains a hang, and a hang costs one
     for node in case.graph["nodes"]:
+        if hung is not None:
+            reports.append(_not_checked(node, intermediate, node_adjoints[node["name"]], hung))
+            continue
         local = one_node_case(case, node, intermediate, node_adjoints[node["name"]])
         result = check_case(local, backends, keep=True)
         mine = [f for f in result.findings if f.backend == engine.name]
+        if any(f.kind == Kind.TIMEOUT for f in mine):
+            hung = node["name"]
         evaluations = {e.backend: e for e in result.evaluations or []}
         engine_eval = evaluations.get(engine.name)
         reference_eval = next((evaluations[r.name] for r in references if r.name in evaluations), None)
@@ -190,7 +207,7 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
         reports.append(report)
     # The first node of the lowest culprit rank (kinds.py): a wrong forward poisons everything
     # after it, then a wrong local rule; a convention only if nothing else.
-    wrong = [r for r in reports if r.verdict != OK]
+    wrong = [r for r in reports if r.verdict not in (OK, NOT_CHECKED)]
     culprit = min(wrong, key=lambda r: Kind(r.verdict).rule.culprit_rank, default=None)
     if culprit is not None:
         return Triage(Kind(culprit.verdict), culprit.op, culprit.name, reports)

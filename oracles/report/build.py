@@ -103,7 +103,8 @@ def _with_minimal(
     first shrunk graph (`minimal_from`). Every minimal case was shrunk while its group's
     diagnosis held, so it shows the group's own op. Groups come largest first.
     """
-    shrunk = [i for i in investigations if i.minimal is not None]
+    # A minimal case that did not fail again against every reference is no bug to show.
+    shrunk = [i for i in investigations if i.minimal is not None and i.confirmed]
     own = {(i.index, i.group()): i for i in shrunk}
     first_of_group: dict[tuple, Investigation] = {}
     for i in shrunk:
@@ -128,8 +129,21 @@ def _with_minimal(
         investigation = first_of_group.get(key)
         minimal_from = investigation.index if investigation else None
         size = _size(investigation) if investigation else None
-        groups.append(Group(*key, counts[key], indices, minimal_from, size))
+        tried = [i for i in investigations if i.group() == key and i.minimal is not None]
+        why = None if investigation else _why_no_minimal(key[0], [i for i in investigations if i.group() == key])
+        reproduced = (investigation is not None) if tried else None
+        groups.append(Group(*key, counts[key], indices, minimal_from, size, why, reproduced))
     return attached, sorted(groups, key=lambda g: (-g.discrepancies, g.graphs[0]))
+
+
+def _why_no_minimal(kind: Kind, tried: list[Investigation]) -> str:
+    if not kind.rule.shrunk:
+        return f"not shrunk: {kind.rule.why_not_shrunk}"
+    if any(i.minimal is not None for i in tried):
+        return "its shrunk cases did not fail again when checked against every reference, so none is shown as the bug"
+    if tried:
+        return f"shrinking could not finish: {tried[0].error}"
+    return "not shrunk (see --shrink-limit)"
 
 
 def _size(investigation: Investigation) -> MinimalSize:
@@ -264,7 +278,7 @@ def build_report(run: AuditRun) -> Report:
     )
     minimal_cases = []
     for investigation in investigations:
-        shrunk = investigation.minimal is not None
+        shrunk = investigation.minimal is not None and investigation.confirmed  # only a bug gets its files
         has_answer = shrunk and investigation.expected is not None and "value" in investigation.expected
         minimal_cases.append(
             MinimalCase(

@@ -13,11 +13,11 @@ import shlex
 import sys
 
 from ..backends import DEFAULT_ENGINE
-from ..diagnose import OK, Investigation
+from ..diagnose import NOT_CHECKED, OK, Investigation
 from ..failures import FailureDatabaseRun
 from ..format import json_default
 from ..kinds import CONVENTIONS, WHAT_TO_FIX, Kind
-from .model import Coverage, Group, MinimalCase, ModeUse, Report, Summary
+from .model import Coverage, Group, ModeUse, Report, Summary
 
 
 def replay_command(case_file: str, engine_spec: str) -> str:
@@ -58,6 +58,8 @@ def print_all_view(investigation: Investigation) -> list[str]:
         marker = "" if node.verdict == OK else f"   <-- {node.verdict} rule wrong here"
         if node.verdict == Kind.CONVENTION:
             marker = "   <-- valid at the kink, but no reference's convention"
+        elif node.verdict == NOT_CHECKED:
+            marker = f"   <-- {node.detail}"
         lines += [f"{node.name} = {node.op}({', '.join(node.inputs)}{'; ' + attrs if attrs else ''}){marker}"]
         lines += [f"  in:  {node.inputs}"]
         value_flag = "   <-- differs" if "value" in node.differs else ""
@@ -73,11 +75,17 @@ def print_all_view(investigation: Investigation) -> list[str]:
     return lines
 
 
-def failure_view(findings: list, shrunk: Investigation | None, whole: dict) -> tuple[list[str], list[str], dict]:
+def failure_view(
+    findings: list, shrunk: Investigation | None, whole: dict, shown_in: str | None = None
+) -> tuple[list[str], list[str], dict]:
     """A failing case as text (the pytest plugin's failure): the headline (the diagnosis, then
     every finding when there are several), the minimal case node by node, and the case to show
-    (`whole`, the case as generated, where it was not shrunk)."""
+    (`whole`, the case as generated, where it was not shrunk). A failure like one shown in full
+    before (`shown_in`, its test's id) gets its headline and a pointer there."""
     first = findings[0]
+    if shown_in is not None:
+        where = f"op {first.op!r}" if first.op else "no single op"
+        return [f"{first.kind} in {where}: {first.detail}"], [f"the same as {shown_in}, shown in full there"], whole
     if shrunk is None or shrunk.minimal is None:  # a diagnosis that fails leaves the finding as it was found
         lines = [f"{first.kind}: {first.detail}"]
         why = f"a {first.kind} is not shrunk" if shrunk is None else f"the case could not be shrunk ({shrunk.error})"
@@ -100,20 +108,25 @@ def failure_view(findings: list, shrunk: Investigation | None, whole: dict) -> t
     return lines, view, minimal
 
 
-def _group_section(group: Group, minimal: MinimalCase | None, spec: str) -> list[str]:
+def _group_section(group: Group, report: Report) -> list[str]:
     op = f"`{group.op}`" if group.op else "no single op"
     title = f"### {group.kind} in {op}, {group.backend or 'the references'}"
     graphs = ", ".join(map(str, group.graphs[:12])) + (" …" if len(group.graphs) > 12 else "")
-    lines = [title, "", f"{group.discrepancies} discrepancies in {len(group.graphs)} graphs ({graphs})."]
+    first, spec = report.first_of(group), report.summary.backends.engine_spec
+    lines = [title, "", f"{group.discrepancies} discrepancies in {len(group.graphs)} graphs ({graphs}).", ""]
+    lines += [f"First, in graph {first.index}: {first.detail}"]  # a crash's type, message and place
+    minimal = report.minimal_case_of(group)
     if minimal is None:
-        return [*lines, "", "Not shrunk (see `--shrink-limit`).", ""]
+        lines += ["", f"No minimal case: {group.why_no_minimal}."]
+        if first.case_file:
+            lines += ["", "```bash", replay_command(first.case_file, spec), "```"]
+        return [*lines, ""]
     size, original = minimal.minimal_size, minimal.original_size
-    confirmed = "confirmed by every reference" if minimal.confirmed else "NOT confirmed by every reference"
-    assert minimal.case_file is not None  # a shrunk case has its file
+    assert minimal.case_file is not None  # a group's minimal case failed again, and has its file
     lines += [
         "",
         f"Minimal case (graph {minimal.index}, shrunk from {original[0]} op nodes and {original[1]} input "
-        f"elements to {size[0]} and {size[1]} in {minimal.shrink_seconds} s; {confirmed}):",
+        f"elements to {size[0]} and {size[1]} in {minimal.shrink_seconds} s; confirmed by every reference):",
         "",
         *print_all_view(minimal),
         "",
@@ -157,10 +170,35 @@ def _conventions_section(report: Report) -> list[str]:
             f"only in their conventions at kinks (graph {example.index}: {example.detail}): shown, not blamed.",
             "",
         ]
-    spec = report.summary.backends.engine_spec
     for group in report.groups_shown_under(CONVENTIONS):
-        lines += _group_section(group, report.minimal_case_of(group), spec)
+        lines += _group_section(group, report)
     return lines
+
+
+def _not_reproduced_section(report: Report) -> list[str]:
+    """Groups whose shrunk cases passed when checked again: a flaky engine, or a finding at the
+    edge of the tolerance. Counted, and listed, but not shown as a bug."""
+    groups = report.not_reproduced()
+    if not groups:
+        return []
+    lines = [
+        "## Failures that did not fail again",
+        "",
+        "Their shrunk cases passed when checked again against every reference, so no minimal case is shown "
+        "as the bug. Replay an original case to see it: if its answer changes from run to run, the engine is "
+        "nondeterministic.",
+        "",
+        "| kind | op | backend | discrepancies | graphs |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    for g in groups:
+        graphs = ", ".join(map(str, g.graphs[:12])) + (" …" if len(g.graphs) > 12 else "")
+        op = f"`{g.op}`" if g.op else "-"
+        lines.append(f"| {g.kind} | {op} | {g.backend or '-'} | {g.discrepancies} | {graphs} |")
+    return [*lines, ""]
+
+
+LISTED_OUT_OF_REACH = 8  # past this many, the features an audit cannot produce fold into one line
 
 
 def _coverage_section(coverage: Coverage) -> list[str]:
@@ -176,7 +214,12 @@ def _coverage_section(coverage: Coverage) -> list[str]:
         lines.append("- kinks: " + (", ".join(f"{k} ({n})" for k, n in coverage.kinks.items()) or "none reached"))
     else:
         lines.append("- kinks: none (not in kink mode: --kinks)")
-    if coverage.out_of_reach:
+    if len(coverage.out_of_reach) > LISTED_OUT_OF_REACH:  # an engine of a few ops: one line, the reasons in JSON
+        features = ", ".join(f"`{feature}`" for feature in coverage.out_of_reach)
+        lines += ["", f"**Never produced with these flags** ({len(coverage.out_of_reach)} graph features, so a bug "
+                  f"that needs them cannot be caught here; why each: `summary.coverage.out_of_reach` in report.json): "
+                  f"{features}"]  # fmt: skip
+    elif coverage.out_of_reach:
         lines += ["", "**Never produced with these flags**, so a bug that needs them cannot be caught here:", ""]
         lines += [f"- `{feature}`: {why}" for feature, why in coverage.out_of_reach.items()]
     if coverage.not_seen:
@@ -242,8 +285,9 @@ def render_markdown(report: Report) -> str:
             lines.append("| " + " | ".join(map(str, cells)) + " |")
         lines.append("")
         for g in bugs:
-            lines += _group_section(g, report.minimal_case_of(g), b.engine_spec)
+            lines += _group_section(g, report)
     lines += _conventions_section(report)
+    lines += _not_reproduced_section(report)
 
     lines += _coverage_section(s.coverage)
     lines += ["## Per op", "", "| op | graphs | checks | worst engine margin | failing graphs |"]

@@ -41,6 +41,10 @@ class Group:
     graphs: list[int]
     minimal_from: int | None  # the graph whose minimal case stands for the group
     minimal_size: MinimalSize | None
+    why_no_minimal: str | None = None  # when no minimal case stands for it: why
+    # Whether a shrunk case of it failed again when checked against every reference (None: none
+    # was shrunk). A group whose shrunk cases all passed then is no bug to fix yet.
+    reproduced: bool | None = None
 
     def key(self) -> tuple:
         return (self.kind, self.backend, self.op)
@@ -209,8 +213,17 @@ class Report:
     minimal_cases: list[MinimalCase] = field(default_factory=list)
 
     def groups_shown_under(self, section: str) -> list[Group]:
-        """The groups report.md shows in `section` (kinds.WHAT_TO_FIX or kinds.CONVENTIONS), largest first."""
-        return [g for g in self.summary.groups if g.kind.rule.shown_under == section]
+        """The groups report.md shows in `section` (kinds.WHAT_TO_FIX or kinds.CONVENTIONS), largest
+        first; a group none of whose shrunk cases failed again is not among them (`not_reproduced`)."""
+        return [g for g in self.summary.groups if g.kind.rule.shown_under == section and g.reproduced is not False]
+
+    def not_reproduced(self) -> list[Group]:
+        """The groups whose shrunk cases all passed when checked again: shown apart, never as a bug."""
+        return [g for g in self.summary.groups if g.reproduced is False]
+
+    def first_of(self, group: Group) -> Discrepancy:
+        """The group's first discrepancy, in case order."""
+        return next(d for d in self.discrepancies if (d.kind, d.backend, d.op) == group.key())
 
     def minimal_case_of(self, group: Group) -> MinimalCase | None:
         """The minimal case that stands for `group` (None when it was not shrunk)."""
