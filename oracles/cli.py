@@ -30,6 +30,7 @@ from .campaign import STORE, CampaignError, CampaignStore
 from .check import CheckMode, load_backends
 from .failures import FailureDatabase, FailureDatabaseError, KnownFailures, default_folder
 from .format import FormatError, load_case
+from .format.graph import finite_json
 from .ops import op_table_markdown
 from .replay import replay
 from .report import ReportFolderError, build_report, claim_report_folder, write_report
@@ -191,7 +192,7 @@ def _selftest(args) -> int:
         report = selftest_report(results, generator, args.graphs, seeds, args.mode, args.jax_sample, interrupted)
         summary, rows = report["summary"], report["bugs"]
         json_path, md_path = Path(args.report) / "report.json", Path(args.report) / "report.md"
-        folder.write(json_path, json.dumps(report, indent=1) + "\n")
+        folder.write(json_path, json.dumps(finite_json(report), indent=1, allow_nan=False) + "\n")  # standard JSON
         folder.write(md_path, render_markdown(summary, rows))
     finally:
         folder.release()
