@@ -140,7 +140,8 @@ def trial(name: str, command: str, term_after: float | None) -> str:
     lines = len(text.splitlines())
     shutil.rmtree(scratch, ignore_errors=True)
     traceback = "yes" if "Traceback" in text else "none"
-    return f"| {name} | {status} | {seconds:.1f} | {traceback} | {report} | {len(left) or 'none'} | {lines} |"
+    shown = name.replace("|", "\\|")  # a pipe in a Markdown cell
+    return f"| {shown} | {status} | {seconds:.1f} | {traceback} | {report} | {len(left) or 'none'} | {lines} |"
 
 
 def main(argv=None) -> int:
