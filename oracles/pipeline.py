@@ -59,8 +59,7 @@ def run_case(
         result, features=sorted(case_features(case)), op_pairs=sorted(op_pairs(case)),
         evaluations=result.evaluations if keep else None,
     )  # fmt: skip
-    target = shrink_target(result, backends) if shrink is not None else None
-    if target is None or shrink is None:
+    if shrink is None or (target := shrink_target(result, backends)) is None:
         return CaseRun(result)
     return CaseRun(result, shrink_case(case, index, target, backends, shrink))
 

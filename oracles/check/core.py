@@ -127,9 +127,8 @@ def _changed(case: Case, backends: Backends, first: Evaluation, second: Evaluati
         calls = [f"it raised {e.crash.describe()}" if e.crash else "it answered" for e in (first, second)]
         return _nondeterministic(backends.engine.name, f"one call {calls[0]}, the other {calls[1]}", None)
     if first.crash is not None and second.crash is not None:
-        if first.crash.describe() == second.crash.describe():
-            return None
-        return _nondeterministic(backends.engine.name, "two calls crashed differently", None)
+        same = first.crash == second.crash  # the same cause, type, message and place
+        return None if same else _nondeterministic(backends.engine.name, "two calls crashed differently", None)
     spreads = []
     pairs = [("value", first.value, second.value)]
     before, after = (g if isinstance(g, dict) else {} for g in (first.gradients, second.gradients))

@@ -109,16 +109,16 @@ def _crashes_whatever_the_op(case: Case, backends: Backends, op: str, crash: Cra
     if crash.cause == DIED:
         return False  # how a process dies says nothing of where: it stays with its op
     x, dtype = 0.5, case.graph["dtype"]
-    others = [
+    other = next((
         entry for entry in OPS.values()
         if entry.name != op and entry.name in backends.engine.ops and entry.arity == 1
         and entry.domain(0).holds(np.asarray(x), dtype) and entry.check_attrs(dict(entry.attrs)) is None
-    ]  # fmt: skip
-    if not others:
+    ), None)  # fmt: skip
+    if other is None:
         return False  # nothing to compare with: the crash stays with its op
     graph = {
-        "format": case.graph["format"], "version": case.graph["version"], "dtype": case.graph["dtype"],
-        "inputs": [{"name": "x", "shape": []}], "nodes": [{"name": "y", "op": others[0].name, "inputs": ["x"]}],
+        "format": case.graph["format"], "version": case.graph["version"], "dtype": dtype,
+        "inputs": [{"name": "x", "shape": []}], "nodes": [{"name": "y", "op": other.name, "inputs": ["x"]}],
         "output": "y",
     }  # fmt: skip
     try:
@@ -126,7 +126,7 @@ def _crashes_whatever_the_op(case: Case, backends: Backends, op: str, crash: Cra
     except FormatError:
         return False  # the op takes no scalar: no probe
     answer = evaluate(backends.engine, probe)  # never raises: whatever the engine does is its answer
-    return answer.crash is not None and answer.crash.describe() == crash.describe()
+    return answer.crash == crash
 
 
 def _explain_reference_conventions(findings: list[Finding], local: Triage, engine: str) -> list[Finding]:

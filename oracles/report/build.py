@@ -129,9 +129,9 @@ def _with_minimal(
         investigation = first_of_group.get(key)
         minimal_from = investigation.index if investigation else None
         size = _size(investigation) if investigation else None
-        tried = [i for i in investigations if i.group() == key and i.minimal is not None]
-        why = None if investigation else _why_no_minimal(key[0], [i for i in investigations if i.group() == key])
-        reproduced = (investigation is not None) if tried else None
+        of_group = [i for i in investigations if i.group() == key]
+        why = None if investigation else _why_no_minimal(key[0], of_group)
+        reproduced = (investigation is not None) if any(i.minimal is not None for i in of_group) else None
         groups.append(Group(*key, counts[key], indices, minimal_from, size, why, reproduced))
     return attached, sorted(groups, key=lambda g: (-g.discrepancies, g.graphs[0]))
 

@@ -108,10 +108,14 @@ def failure_view(
     return lines, view, minimal
 
 
+def _graph_list(graphs: list[int]) -> str:
+    return ", ".join(map(str, graphs[:12])) + (" …" if len(graphs) > 12 else "")
+
+
 def _group_section(group: Group, report: Report) -> list[str]:
     op = f"`{group.op}`" if group.op else "no single op"
     title = f"### {group.kind} in {op}, {group.backend or 'the references'}"
-    graphs = ", ".join(map(str, group.graphs[:12])) + (" …" if len(group.graphs) > 12 else "")
+    graphs = _graph_list(group.graphs)
     first, spec = report.first_of(group), report.summary.backends.engine_spec
     lines = [title, "", f"{group.discrepancies} discrepancies in {len(group.graphs)} graphs ({graphs}).", ""]
     lines += [f"First, in graph {first.index}: {first.detail}"]  # a crash's type, message and place
@@ -192,7 +196,7 @@ def _not_reproduced_section(report: Report) -> list[str]:
         "| --- | --- | --- | ---: | --- |",
     ]
     for g in groups:
-        graphs = ", ".join(map(str, g.graphs[:12])) + (" …" if len(g.graphs) > 12 else "")
+        graphs = _graph_list(g.graphs)
         op = f"`{g.op}`" if g.op else "-"
         lines.append(f"| {g.kind} | {op} | {g.backend or '-'} | {g.discrepancies} | {graphs} |")
     return [*lines, ""]
