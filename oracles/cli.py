@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import os
 import signal
@@ -28,7 +27,7 @@ from .backends import support_table as backend_support
 from .bench import BenchError, run_bench
 from .campaign import STORE, CampaignError, CampaignStore
 from .check import CheckMode, load_backends
-from .failures import FailureDatabase, FailureDatabaseError, KnownFailures, default_folder
+from .failures import NO_SPACE, FailureDatabase, FailureDatabaseError, KnownFailures, default_folder
 from .format import FormatError, load_case
 from .format.graph import finite_json
 from .ops import op_table_markdown
@@ -42,7 +41,6 @@ from .workers import ClusterError, StopOnSignals
 EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 EXIT_NO_SPACE = 4
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file size limit, a quota
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows here, where it is caught, not at the interpreter's exit
         return status
     except (UsageError, PluginError, FormatError, FailureDatabaseError, BenchError) as error:
+        if isinstance(error, FailureDatabaseError) and error.no_space:
+            print(f"autodiff-audit: error: no space left: {error}", file=sys.stderr)
+            return EXIT_NO_SPACE
         print(
             f"autodiff-audit: error: {error}" if not str(error).startswith("autodiff-audit") else error, file=sys.stderr
         )
@@ -149,6 +150,12 @@ def _audit(args) -> int:
             f"{config.graphs} graphs: the report holds those"
         )
         return 128 + signals.signal
+    if known is not None and known.not_kept:  # after the report, which is written whatever the database's disk
+        _say(
+            f"autodiff-audit: error: no space left to write the failure database {known.database.root}: "
+            f"{known.not_kept} of its files not written (the report is)"
+        )
+        return EXIT_NO_SPACE
     known_failing = run.failure_database.failing if run.failure_database else 0
     return EXIT_DISCREPANCY if report.summary.discrepancies or known_failing else EXIT_CLEAN
 

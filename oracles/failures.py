@@ -14,7 +14,9 @@ removes only files this module wrote: entries that carry its MARKER, and the cas
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -30,8 +32,16 @@ MARKER = "autodiff-audit failure database entry"
 STILL_FAILS, FIXED, REGRESSION = "still fails", "fixed", "regression"
 
 
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file size limit, a quota
+
+
 class FailureDatabaseError(ValueError):
-    """A database that cannot be read or written: one line, for the user."""
+    """A database that cannot be read or written: one line, for the user. `no_space` if a write
+    failed for want of space (the command line exits 4 for it, as for any full disk)."""
+
+    def __init__(self, message: str, no_space: bool = False):
+        super().__init__(message)
+        self.no_space = no_space
 
 
 @dataclass
@@ -117,10 +127,15 @@ class FailureDatabase:
         if existing is not None:
             existing.status = STILL_FAILS
             entry = existing
-        else:
-            self._write(self.case_path(entry), case_json)
-        self._write(self._entry_path(entry), asdict(entry))
-        return entry.id, existing is None
+            self._write(self._entry_path(entry), asdict(entry))
+            return entry.id, False
+        self._write(self.case_path(entry), case_json)
+        try:
+            self._write(self._entry_path(entry), asdict(entry))
+        except FailureDatabaseError:
+            self.case_path(entry).unlink(missing_ok=True)  # written just now: no case without its entry
+            raise
+        return entry.id, True
 
     def record(self, entry: Entry, fails: bool) -> str:
         """Store what replaying `entry` showed; returns its outcome (see replay_outcome)."""
@@ -143,14 +158,17 @@ class FailureDatabase:
         return removed
 
     def _write(self, path: Path, content: dict) -> None:
+        partial = path.with_name(path.name + ".partial")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".partial")
             partial.write_text(json.dumps(content, indent=1) + "\n")
             os.replace(partial, path)  # whole or not at all, even if the audit is killed now
         except OSError as error:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)  # ours, and half written
             raise FailureDatabaseError(
-                f"failure database {self.root}: cannot write {path.name}: {error.strerror or error}"
+                f"failure database {self.root}: cannot write {path.name}: {error.strerror or error}",
+                no_space=error.errno in NO_SPACE,
             ) from None
 
 
@@ -204,6 +222,7 @@ class KnownFailures:
                 say(f"autodiff-audit: warning: {error}: skipped")
         self.outcomes: dict[str, list[str]] = {STILL_FAILS: [], FIXED: [], REGRESSION: []}
         self.errors: list[str] = []
+        self.not_kept = 0  # writes that failed for want of space: the command line exits 4 for them
         self.added: list[str] = []
         if self.entries:
             say(f"failure database: replaying the {len(self.entries)} kept cases of {engine_spec} first")
@@ -217,7 +236,7 @@ class KnownFailures:
         try:
             outcome = self.database.record(entry, fails)
         except FailureDatabaseError as error:  # the audit and its report go on; the database keeps its old word
-            self.errors.append(str(error))
+            self._failed(error)
             outcome = replay_outcome(entry, fails)
         self.outcomes[outcome].append(entry.id)
         self.say(f"failure database: {entry.describe()}: {outcome.upper() if outcome == REGRESSION else outcome}")
@@ -239,12 +258,17 @@ class KnownFailures:
                     investigation.node, self.report,
                 )  # fmt: skip
             except FailureDatabaseError as error:  # never at the cost of the report
-                self.errors.append(str(error))
+                self._failed(error)
                 continue
             if new:
                 self.added.append(kept)
         for problem in sorted(set(self.errors)):
-            self.say(f"autodiff-audit: warning: {problem}")
+            if not self.not_kept:  # a full disk is one line, the command line's
+                self.say(f"autodiff-audit: warning: {problem}")
+
+    def _failed(self, error: FailureDatabaseError) -> None:
+        self.errors.append(str(error))
+        self.not_kept += error.no_space
 
     def summary(self) -> FailureDatabaseRun:
         replayed = sum(len(ids) for ids in self.outcomes.values())

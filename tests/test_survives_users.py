@@ -4,7 +4,8 @@ command in a subprocess:
 - a full disk (simulated by a file size limit, RLIMIT_FSIZE: a write past it fails with EFBIG,
   as one on a full disk fails with ENOSPC) is one line on stderr and exit 4, no traceback; the
   campaign store keeps every finished case whole, and `--resume` takes the folder up and
-  finishes the campaign as if nothing had happened;
+  finishes the campaign as if nothing had happened; a full disk under the failure database
+  (a full filesystem mounted there) is one line and exit 4 too, after the report is written;
 - `--resume` takes up a folder that an interrupted write left behind (a `.tmp` file, and files of
   the audit's own that its manifest does not list yet), and still refuses one with a user's file;
 - a corrupt campaign store: unreadable lines (binary or ASCII garbage) are skipped, counted in
@@ -127,6 +128,38 @@ def test_a_full_disk_is_one_line_and_exit_4_and_resume_finishes_the_campaign(tmp
     assert again.returncode == 1, again.stderr[-3000:]
     assert sorted(stored_indices(folder)) == list(range(200))
     assert report(folder) == uninterrupted
+
+
+def full_filesystem_available() -> bool:
+    """Whether `unshare -rm` can give a command a private mount namespace here, in which a small
+    full filesystem is mounted: it works for any user where user namespaces are enabled."""
+    try:
+        return subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not full_filesystem_available(), reason="no private mount namespace (unshare -rm) here")
+def test_a_full_disk_under_the_failure_database_is_one_line_and_exit_4_after_the_report(tmp_path):
+    database = tmp_path / "database"
+    database.mkdir()
+    # The database's folder is a 16 kB filesystem, filled before the audit starts: every write of
+    # the database fails with ENOSPC, and nothing else does (the report folder is elsewhere).
+    fill = f"dd if=/dev/zero of={database}/fill bs=1k count=64 2>/dev/null"
+    audit = shlex.join([AUDIT, *CAMPAIGN[:-1], "--graphs", "40", "--failures", str(database),
+                        "--report", str(tmp_path / "report")])  # fmt: skip
+    left = tmp_path / "left.txt"  # the files in the database when the audit is done (the mount goes with it)
+    then_list = f"status=$?; find {database} -type f -printf '%P\\n' > {left}; exit $status"
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=16k tmpfs {database} && {fill}; {audit}; {then_list}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == EXIT_NO_SPACE, done.stderr[-3000:]
+    [line] = errors(done)
+    assert "no space left" in line and "failure database" in line and str(database) in line, line
+    written = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert written["summary"]["discrepancies"] > 0  # the findings are reported whatever the database's disk
+    assert left.read_text().split() == ["fill"]  # no half-written file, no case without its entry
 
 
 def interrupted_writes(folder: Path) -> None:
