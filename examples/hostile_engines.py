@@ -11,7 +11,8 @@ on exactly that graph, and every other graph must pass. For example:
 Two more are correct on every graph but start a process of their own when the harness loads
 them, as an engine that starts a compiler does: `starts_a_child` (in the engine's process
 group) and `starts_an_escaped_child` (in a session of its own, out of that group). No process of
-theirs may outlive the audit, or hold its stdout open.
+theirs may outlive the audit, or hold its stdout open. `starts_an_unkillable_child` starts one
+that no kill can end (see there): the audit must name it, on stderr and in its report.
 """
 
 from __future__ import annotations
@@ -151,10 +152,29 @@ class StartsAnEscapedChild(StartsAChild):
     new_session = True
 
 
+class StartsAnUnkillableChild(StartsAnEscapedChild):
+    """Correct, but starts an escaped child that it then freezes in the cgroup v1 freezer folder
+    named by $HOSTILE_FREEZER (it needs the right to write there): a frozen process does not die
+    of SIGKILL until it is thawed, as one stuck in the kernel on a dead device does not."""
+
+    name = "hostile:starts_an_unkillable_child"
+
+    def __init__(self):
+        super().__init__()
+        freezer = os.environ["HOSTILE_FREEZER"]
+        with open(os.path.join(freezer, "cgroup.procs"), "w") as file:
+            file.write(str(self.child.pid))
+        with open(os.path.join(freezer, "freezer.state"), "w") as file:
+            file.write("FROZEN")
+
+
 # These engines start their child when the harness asks for them by name (its import of the
 # plug-in), not at every import of this module: `--engine examples.hostile_engines:hangs` must
 # start nothing.
-_STARTING_A_CHILD = {"starts_a_child": StartsAChild, "starts_an_escaped_child": StartsAnEscapedChild}
+_STARTING_A_CHILD = {
+    "starts_a_child": StartsAChild, "starts_an_escaped_child": StartsAnEscapedChild,
+    "starts_an_unkillable_child": StartsAnUnkillableChild,
+}  # fmt: skip
 
 
 def __getattr__(name: str):

@@ -30,7 +30,7 @@ from .format import validate_case
 from .generate import GeneratorConfig, generate_case
 from .kinds import Kind
 from .pipeline import Budget, run_case, shrink_case
-from .workers import BackendsUnavailable, ClusterError, ProcessPool, Workers, run_with_backends
+from .workers import BackendsUnavailable, ClusterError, ProcessPool, Workers, left_running, run_with_backends
 
 
 class AuditConfigError(ValueError):
@@ -117,6 +117,9 @@ class AuditRun:
     lost: tuple[int, ...]  # cases that could not be audited (their workers were lost)
     failure_database: FailureDatabaseRun | None  # the known failing cases replayed first, and those kept
     wall_seconds: float
+    # Processes the engine (or a reference) started that outlived every kill, "pid 123 (name)":
+    # stuck in the kernel (a frozen cgroup, a dead device), or not the harness's to signal.
+    left_running: tuple[str, ...] = ()
 
 
 # The worker side: each task runs with the backends its worker loaded for the audit named.
@@ -334,6 +337,7 @@ def run_audit(
         config=config, ran=ran, results=tuple(results), investigations=tuple(investigations), stopped=why,
         lost=tuple(audit.lost), failure_database=known.summary() if known else None,
         wall_seconds=time.perf_counter() - start,
+        left_running=tuple(f"pid {process.pid} ({process.name})" for process in left_running()),
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ This module knows nothing of what a backend is: the loader it is given makes the
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -43,8 +44,22 @@ def _exit_worker() -> None:
     os._exit(1)  # the main process is gone: so is this worker (its engine host follows it)
 
 
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+
+
+def adopt_orphans() -> None:
+    """Have a process below this one whose parent dies given to this one rather than to init (a
+    "child subreaper", Linux 3.4), so that it stays where a walk down from here finds it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
 def _start_worker(parent: int, initializer: Callable | None, arguments: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    # What an engine host leaves when it is killed stays below this worker, where the pool's
+    # end finds it (and names it, if it cannot be killed), instead of going to init.
+    adopt_orphans()
     threading.Thread(target=watch_parent, args=(parent, _exit_worker), daemon=True).start()
     if initializer is not None:
         initializer(*arguments)
@@ -59,7 +74,7 @@ def spawn_pool(count: int, initializer: Callable | None = None, arguments: tuple
     )  # fmt: skip
 
 
-def kill_pool(pool: ProcessPoolExecutor) -> None:
+def kill_pool(pool: ProcessPoolExecutor) -> list[Running]:
     """Kill every worker at once, with every process below it: its engine host and whatever the
     engine started. All are gone when this returns, so none outlives the audit; waiting for the
     hosts' watchdogs instead would race the main process's exit."""
@@ -69,6 +84,7 @@ def kill_pool(pool: ProcessPoolExecutor) -> None:
         process.kill()  # without /proc, kill_processes finds nothing: the workers at least
     pool.shutdown(wait=False, cancel_futures=True)
     warn_left_running("the workers", left)
+    return left
 
 
 # ---- Processes below ours -------------------------------------------------------------------------
@@ -185,8 +201,21 @@ def kill_processes(
         time.sleep(0.01)
 
 
+# The processes this one failed to kill, by pid: `left_running()` names those still running, for
+# the report.
+_survivors: dict[int, Running] = {}
+
+
+def left_running() -> list[Running]:
+    """The processes that outlived a kill in this process (its own, or its workers' at the pool's
+    end) and are still running now."""
+    table = _processes()
+    return sorted((process for process in _survivors.values() if _alive(process, table)), key=lambda p: p.pid)
+
+
 def warn_left_running(who: str, left: list[Running]) -> None:
-    """One line on stderr naming the processes `left` running, if any."""
+    """One line on stderr naming the processes `left` running, if any; remembered for `left_running()`."""
+    _survivors.update((process.pid, process) for process in left)
     if left:
         listed = ", ".join(f"pid {process.pid} ({process.name})" for process in left)
         plural = "es" if len(left) > 1 else ""

@@ -148,12 +148,37 @@ def test_a_report_of_a_few_ops_folds_what_they_can_never_produce_into_one_line(t
     assert any(line.startswith("**Never produced with these flags** (") for line in markdown)
 
 
-def test_an_engine_that_takes_most_of_its_time_limit_is_warned_about(tmp_path):
-    done = audit(tmp_path, "--engine", "examples.unreliable_engines:slow", "--graphs", "3", "--timeout", "1")
-    assert done.returncode == 0, done.stderr
-    warnings = [line for line in done.stderr.splitlines() if "of its 1 s limit" in line]
-    assert len(warnings) == 1, done.stderr
+@pytest.fixture(scope="module")
+def slow_audit(tmp_path_factory) -> list[tuple[float, str]]:
+    """The lines an audit of a steady engine (0.6 s a call, most of its 1.1 s time limit, two
+    workers) writes on stderr, each with how long before the audit's end it came."""
+    report = tmp_path_factory.mktemp("slow") / "report"
+    command = [AUDIT, "audit", *FAST, "--no-failures", "--report", str(report), "--engine",
+               "examples.unreliable_engines:slow", "--graphs", "24", "--workers", "2", "--timeout", "1.1"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = [(time.monotonic(), line.rstrip("\n")) for line in process.stderr]
+    assert process.wait(timeout=300) == 0, "\n".join(line for _, line in lines)
+    end = time.monotonic()
+    return [(end - when, line) for when, line in lines]
+
+
+def test_an_engine_that_takes_most_of_its_time_limit_is_warned_about_once(slow_audit):
+    warnings = [line for _, line in slow_audit if "of its 1.1 s limit" in line]
+    assert len(warnings) == 1, slow_audit
     assert "--timeout" in warnings[0]
+
+
+def test_the_time_left_an_audit_prints_is_near_the_time_it_then_takes(slow_audit):
+    # Its two workers' first results come together: a rate measured over them would say the
+    # audit is nearly done. The time left is "estimating" until the rate settles, then within a
+    # factor of two of the truth (give or take the second its figure is rounded to).
+    estimates = [(left, line) for left, line in slow_audit if line.startswith("audited") and " left)" in line]
+    assert estimates, slow_audit
+    for actual, line in estimates:
+        said = float(line.split("about ")[1].split(" s left")[0])
+        assert actual / 2 - 1 <= said <= 2 * actual + 1, (actual, line)
+    first = next(line for _, line in slow_audit if line.startswith("audited") and "/s" in line)
+    assert "estimating" in first, slow_audit
 
 
 @pytest.fixture

@@ -6,11 +6,15 @@ session of its own. Each test gives the child's command line a marker of its own
 ($HOSTILE_CHILD_TAG), runs the installed `autodiff-audit` as a user does, and looks for that
 marker in /proc afterwards. A finalizer kills whatever carries the marker, so a failing test
 leaves nothing behind either.
+
+A process that no kill can end (`starts_an_unkillable_child` freezes its child in a cgroup, as a
+process stuck in the kernel is) is named on stderr and in the report, pid by pid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -130,3 +134,42 @@ def test_an_audit_piped_into_tee_returns_when_it_is_done(tmp_path, marker):
 
     assert pipeline.returncode == 0, log.read_text()[-2000:]
     assert "report:" in log.read_text()
+
+
+FREEZERS = Path("/sys/fs/cgroup/freezer")  # cgroup v1's freezer, where the machine mounts it
+
+
+@pytest.fixture
+def freezer():
+    """A freezer cgroup of the test's own; afterwards it is thawed (a process killed while frozen
+    dies then) and removed."""
+    folder = FREEZERS / f"autodiff-audit-test-{uuid.uuid4().hex}"
+    try:
+        folder.mkdir()
+    except OSError as error:
+        pytest.skip(f"cannot make a freezer cgroup in {FREEZERS}: {error.strerror}")
+    yield folder
+    (folder / "freezer.state").write_text("THAWED")
+    deadline = time.monotonic() + 10
+    while (folder / "cgroup.procs").read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    folder.rmdir()
+
+
+def test_a_process_no_kill_can_end_is_named_on_stderr_and_in_the_report(tmp_path, marker, freezer):
+    report, output = tmp_path / "r", tmp_path / "output"
+    with output.open("w") as file:
+        done = subprocess.run([*audit_command("starts_an_unkillable_child", report, graphs=2), "--workers", "1"],
+                              cwd=REPO, env={**environment(marker), "HOSTILE_FREEZER": str(freezer)},
+                              stdout=file, stderr=subprocess.STDOUT, timeout=300)  # fmt: skip
+    text = output.read_text()
+    assert done.returncode == 0, text[-2000:]  # the engine is correct: its leftovers are a warning
+    frozen = sorted(int(pid) for pid in (freezer / "cgroup.procs").read_text().split())
+    assert len(frozen) == 2, frozen  # the child of the host that read the engine's name, and the worker's host's
+    named = [f"pid {pid} (python" for pid in frozen]
+    warnings = [line for line in text.splitlines() if "left 1 process running" in line]
+    assert len(warnings) == 2 and all(any(n in w for w in warnings) for n in named), text[-2000:]
+    left = json.loads((report / "report.json").read_text())["summary"]["backends"]["left_running"]
+    assert [entry.split(" (")[0] for entry in left] == [f"pid {pid}" for pid in frozen]
+    assert all(entry.startswith(n) for entry, n in zip(left, named))
+    assert "**left running:** 2 processes" in (report / "report.md").read_text()

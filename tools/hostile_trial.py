@@ -71,9 +71,23 @@ TRIAL: dict[str, tuple[str, float | None]] = {
         f"{FAST} --report r 2>&1 | tee log",
         None,
     ),
+    "4 a child no kill can end (frozen), named in report.json": (
+        "freezer=/sys/fs/cgroup/freezer/hostile-trial-$$; mkdir $freezer && "
+        f"HOSTILE_FREEZER=$freezer {AUDIT} audit --engine examples.hostile_engines:starts_an_unkillable_child "
+        f"--graphs 6 {FAST} --report r; status=$?; grep -o '\"left_running\": \\[[^]]*' r/report.json; "
+        "echo THAWED > $freezer/freezer.state; sleep 1; rmdir $freezer; exit $status",
+        None,
+    ),
     "5 full disk (60 kB file limit)": (f"python full_disk.py {AUDIT} audit --graphs 200 {FAST} --report r", None),
     "5 --resume after the full disk": (
         f"python full_disk.py {AUDIT} audit --graphs 200 {FAST} --report r; {AUDIT} audit --resume r",
+        None,
+    ),
+    "5 full disk under the failure database": (
+        "mkdir db && unshare -rm sh -c 'mount -t tmpfs -o size=16k tmpfs db && "
+        "dd if=/dev/zero of=db/fill bs=1k count=64 2>/dev/null; "
+        f"{AUDIT} audit --engine examples.broken_engines:power_without_x --graphs 30 --oracles torch,numeric "
+        "--failures db --report r'",
         None,
     ),
     "6 --resume, binary garbage in the store": (

@@ -30,7 +30,6 @@ left running would hold open (`autodiff-audit audit ... | tee log` would not ret
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -44,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..crash import Crash, safe_text
-from ..workers import Running, kill_processes, processes_below, warn_left_running, watch_parent
+from ..workers import Running, adopt_orphans, kill_processes, processes_below, warn_left_running, watch_parent
 from .plugin import PluginError, load_engine
 
 # The longest an engine's import may take (tinygrad and TensorFlow take seconds).
@@ -53,7 +52,6 @@ DEFAULT_TIMEOUT = 10.0  # seconds one evaluation of one case may take
 ENGINE_LOG = "engine.log"  # the file name of the engine's output, in an audit's report folder
 HOST_MARK = "AUTODIFF_AUDIT_ENGINE_HOST"  # in the environment of an engine host and of what it starts
 LOOK_SECONDS = 1.0  # how often, at most, the processes below a host are looked at (a look: a few ms)
-PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 
 
 class EngineFailed(Exception):
@@ -84,14 +82,6 @@ def _end_host(*_signal_handler_arguments) -> None:
     os.killpg(0, signal.SIGKILL)  # this host last, with anything of its group started since
 
 
-def _adopt_orphans() -> None:
-    """Have a process below this one whose parent dies given to this one rather than to init (a
-    "child subreaper", Linux 3.4), so that it stays where a walk down from the host finds it."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
 def _detach_output(log_path: str | None) -> None:
     """Send this process's output, and so that of every process the engine starts, to the engine
     log (or /dev/null), never to the harness's stdout and stderr: a process the engine leaves
@@ -119,7 +109,7 @@ def _host_main(spec: str, connection, log_path: str | None, parent: int, mark: s
     os.setsid()
     # All of this before the engine is imported: an engine may start processes at import.
     os.environ[HOST_MARK] = mark
-    _adopt_orphans()
+    adopt_orphans()  # what the engine starts stays below the host, where a walk finds it
     _detach_output(log_path)
     # Like `python -m`: a plug-in in the folder the user works in imports by its name.
     if os.getcwd() not in sys.path:

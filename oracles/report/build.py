@@ -261,7 +261,9 @@ def build_report(run: AuditRun) -> Report:
             max_seconds=max(shrink_seconds) if shrink_seconds else None,
             limit_per_group=config.shrink_limit,
         ),
-        backends=BackendsRan(ran.engine, config.engine, list(ran.references), dict(ran.unavailable)),
+        backends=BackendsRan(
+            ran.engine, config.engine, list(ran.references), dict(ran.unavailable), list(run.left_running)
+        ),
         ops=ops,
         worst_passing_margin=near_misses[0].margin if near_misses else None,
         near_misses=near_misses,

@@ -265,6 +265,11 @@ def render_markdown(report: Report) -> str:
     ]
     for name, reason in b.unavailable.items():
         lines.append(f"- unavailable: {name}: {reason}")
+    if b.left_running:
+        lines.append(
+            f"- **left running:** {len(b.left_running)} processes that the engine (or a reference) started outlived "
+            f"every kill and were still running when the audit ended: {', '.join(b.left_running)}"
+        )
     if s.generation.redraws:
         lines.append(
             f"- the generator rebuilt {s.generation.redraws} values to keep their domains "

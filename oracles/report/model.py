@@ -163,6 +163,7 @@ class BackendsRan:
     engine_spec: str
     references: list[str]
     unavailable: dict[str, str]
+    left_running: list[str]  # processes that outlived every kill, "pid 123 (name)"
 
 
 @dataclass(frozen=True)
