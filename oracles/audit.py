@@ -98,11 +98,14 @@ class WhatRan:
     unavailable: dict[str, str]  # references that could not be loaded here -> why
     ops: tuple[str, ...]  # the ops the random graphs were drawn from
     workers: str  # where the cases ran
+    # A reference's one line about how it ran, by name (the JAX reference: plain JAX, and why).
+    notes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, backends: Backends, ops, workers: str) -> WhatRan:
         unavailable = {u.name: u.reason for u in backends.unavailable}
-        return cls(backends.engine.name, tuple(backends.reference_names), unavailable, tuple(ops), workers)
+        notes = {r.name: r.plugin.note for r in backends.references if isinstance(getattr(r.plugin, "note", None), str)}
+        return cls(backends.engine.name, tuple(backends.reference_names), unavailable, tuple(ops), workers, notes)
 
 
 @dataclass(frozen=True)

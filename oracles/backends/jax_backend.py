@@ -30,6 +30,11 @@ if _cache != "off":
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
+from . import jax_kernels  # noqa: E402
+
+# One line for the user when the kernel store is not used (see jax_kernels.py), else None.
+note = jax_kernels.install(Path(_cache) if _cache != "off" else None)
+
 import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402

@@ -262,7 +262,12 @@ def build_report(run: AuditRun) -> Report:
             limit_per_group=config.shrink_limit,
         ),
         backends=BackendsRan(
-            ran.engine, config.engine, list(ran.references), dict(ran.unavailable), list(run.left_running)
+            ran.engine,
+            config.engine,
+            list(ran.references),
+            dict(ran.unavailable),
+            list(run.left_running),
+            dict(ran.notes),
         ),
         ops=ops,
         worst_passing_margin=near_misses[0].margin if near_misses else None,

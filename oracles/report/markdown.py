@@ -265,6 +265,8 @@ def render_markdown(report: Report) -> str:
     ]
     for name, reason in b.unavailable.items():
         lines.append(f"- unavailable: {name}: {reason}")
+    for name, note in b.notes.items():
+        lines.append(f"- note: {name}: {note}")
     if b.left_running:
         lines.append(
             f"- **left running:** {len(b.left_running)} processes that the engine (or a reference) started outlived "

@@ -164,6 +164,7 @@ class BackendsRan:
     references: list[str]
     unavailable: dict[str, str]
     left_running: list[str]  # processes that outlived every kill, "pid 123 (name)"
+    notes: dict[str, str]  # a reference's one line about how it ran
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,8 @@ def print_summary(report: Report) -> None:
         Console().print(table)
     for name, reason in s.backends.unavailable.items():
         print(f"unavailable: {name}: {reason}")
+    for name, note in s.backends.notes.items():
+        print(f"note: {name}: {note}")
     coverage = s.coverage
     print(
         f"coverage: {sum(1 for n in coverage.ops.values() if n)} of {len(coverage.ops)} ops, "
