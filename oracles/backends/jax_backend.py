@@ -2,16 +2,16 @@
 
 float64 is enabled once, here at import, so that a float64 graph is computed in float64.
 
-Where the time goes: eager JAX lowers every primitive (forward, JVP and transpose) to MLIR
-and compiles it once per new combination of shapes, in each process, and random graphs keep
-meeting new combinations. Lowering one such kernel costs about 9 ms here (a third of it
-making a fresh MLIR context), compiling or loading it from the cache below about 3 ms more;
-a graph whose kernels are all known costs about 5 ms. So JAX is about 90% of a default
-1,000-graph audit's CPU time, and less the longer the audit: the set of kernels up to rank 3
-and size 3 is finite. The compiled kernels are therefore kept in JAX's
-persistent compilation cache, shared by the audit's worker processes and by later runs:
-`$AUTODIFF_AUDIT_JAX_CACHE`, default `~/.cache/autodiff-oracles/jax`; set it to `off` to
-disable.
+Where the time goes: eager JAX runs every primitive (forward, JVP and transpose) as a kernel
+compiled once per new combination of shapes, and random graphs keep meeting new ones. Plain
+JAX traces and lowers each kernel to MLIR again in every new process (about 9 ms, a third of
+it making a fresh MLIR context) before it can look in its persistent cache. The kernel store
+of jax_kernels.py keys each eager kernel before lowering and keeps the compiled executables,
+so a warm process loads them (about 1 ms) and lowers only the jitted functions of jax.nn and
+jax.scipy (softmax, log_softmax, logsumexp, relu), in one MLIR context per thread. Both the
+store (`kernels/`) and JAX's persistent cache (the jitted functions) live in
+`$AUTODIFF_AUDIT_JAX_CACHE`, default `~/.cache/autodiff-oracles/jax`; `off` keeps nothing on
+disk. `note` is one line for the user when the store is not used (see jax_kernels.install).
 """
 
 import os
