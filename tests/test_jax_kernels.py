@@ -2,7 +2,8 @@
 and survives what a shared cache folder meets:
 
 - on hundreds of random graphs (float64, float32, and kink mode), the reference's value and
-  gradients are the same bytes with the store as with plain eager JAX;
+  gradients are the same bytes with the store as with plain eager JAX; so are a jitted
+  function's (softmax) under jax.vjp, which the store keeps as a kernel too;
 - a kernel is keyed on everything that makes it: two operands of one shape, one weak-typed and
   one not, are two kernels, and a kernel is only loaded for the name it was saved under;
 - an entry that is truncated, holds garbage, or was written for another kernel is ignored and
@@ -113,6 +114,20 @@ def test_weak_and_strong_operands_are_two_kernels_and_keep_their_type(store):
     assert len(kernels_of(store.folder, "add")) == 2
     lax.add(strong, strong)
     assert store.counts["compiled"] == compiled + 2  # met again: from memory
+
+
+def test_jitted_functions_run_eagerly_are_kernels_of_the_store_too(store):
+    x = jax.device_put(np.array([[1.0, 2.0], [3.0, 5.0]]))
+
+    def softmax_and_its_vjp():  # as the reference runs them: under jax.vjp
+        value, vjp = jax.vjp(lambda x: jax.nn.softmax(x, axis=1), x)
+        return np.asarray(value).tobytes() + np.asarray(vjp(value)[0]).tobytes()
+
+    with plain_jax():
+        expected = softmax_and_its_vjp()
+    assert softmax_and_its_vjp() == expected
+    headers = [path.read_bytes().split(b"\n", 1)[0] for path in store.folder.rglob("*.kernel")]
+    assert any(header.startswith(b'{"key": "jit:') for header in headers)
 
 
 def kernels_of(folder: Path, primitive: str) -> list[Path]:

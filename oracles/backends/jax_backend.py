@@ -7,9 +7,9 @@ compiled once per new combination of shapes, and random graphs keep meeting new 
 JAX traces and lowers each kernel to MLIR again in every new process (about 9 ms, a third of
 it making a fresh MLIR context) before it can look in its persistent cache. The kernel store
 of jax_kernels.py keys each eager kernel before lowering and keeps the compiled executables,
-so a warm process loads them (about 1 ms) and lowers only the jitted functions of jax.nn and
-jax.scipy (softmax, log_softmax, logsumexp, relu), in one MLIR context per thread. Both the
-store (`kernels/`) and JAX's persistent cache (the jitted functions) live in
+and of the jitted functions JAX runs inside a VJP (softmax, jnp's reductions), so a warm
+process loads them (about 1 ms) instead of lowering them. What is still lowered is lowered in
+one MLIR context per thread. Both the store (`kernels/`) and JAX's persistent cache live in
 `$AUTODIFF_AUDIT_JAX_CACHE`, default `~/.cache/autodiff-oracles/jax`; `off` keeps nothing on
 disk. `note` is one line for the user when the store is not used (see jax_kernels.install).
 """

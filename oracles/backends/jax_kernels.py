@@ -7,14 +7,17 @@ compilation cache, whose key is a hash of the lowered module: about 9 ms a kerne
 graphs meet hundreds of them. This store keys each kernel *before* lowering, on what makes it
 (the primitive, its parameters, its operands' shapes, dtypes and weak types), and keeps the
 compiled executable itself: a process that meets a kernel the store holds loads it (about a
-millisecond) and neither traces nor lowers it.
+millisecond) and neither traces nor lowers it. The jitted functions that JAX runs eagerly inside
+a VJP (jax.nn's softmax, jnp's reductions) are kernels too, keyed on the text of their jaxpr
+(every equation, parameter and literal, exactly), when all of it is plain data.
 
 The answers do not change by a bit: the kernel is the executable JAX itself compiles for that
 call (`jax.jit` of the primitive, lowered and compiled as JAX's eager dispatch does it), and JAX
 still composes each graph's VJP (`jax.vjp` of the whole graph function, whose primitives come
 here one by one). tests/test_jax_kernels.py compares both, bit for bit, on hundreds of graphs.
 
-It hooks into `jax._src.dispatch.xla_primitive_callable`, an internal of JAX: it is used only
+It hooks into `jax._src.dispatch.xla_primitive_callable` and the implementation of `jit_p`,
+internals of JAX, and makes one MLIR context per thread instead of one per lowering: it is used only
 with the JAX version it was written against (WRITTEN_FOR). With any other, the reference runs
 plain JAX, and `note` says so in one line.
 
@@ -47,6 +50,7 @@ import platform
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,7 @@ from typing import Any
 import jax
 import jaxlib
 import numpy as np
-from jax._src import dispatch
+from jax._src import core, dispatch, pjit
 from jax._src.config import config as jax_config
 from jax._src.config import enable_compilation_cache, trace_context
 from jax._src.interpreters import mlir
@@ -81,6 +85,55 @@ def _stable_text(value) -> str:
     if isinstance(value, (tuple, list)):
         return f"{type(value).__qualname__}({','.join(_stable_text(item) for item in value)})"
     raise _Unstorable(type(value).__name__)
+
+
+def _jaxpr_text(closed) -> str:
+    """A closed jaxpr as text that names its computation in every process: each equation's
+    primitive, parameters (nested jaxprs the same way), operands and results, numbered by first
+    appearance; literals and constants by their exact bytes. _Unstorable if anything in it is not
+    plain data (a function, say, whose text would not tell two apart)."""
+    names: dict = {}
+
+    def atom(a) -> str:
+        if isinstance(a, core.Literal):
+            value = np.asarray(a.val)
+            return f"lit:{_aval_text(a.aval)}:{value.dtype.str}:{value.tobytes().hex()}"
+        if a not in names:
+            names[a] = f"v{len(names)}:{_aval_text(a.aval)}"
+        return names[a]
+
+    def jaxpr(j) -> str:
+        parts = ["(" + ",".join(map(atom, [*j.constvars, *j.invars])) + ")"]
+        for eqn in j.eqns:
+            ctx = eqn.ctx
+            if ctx.xla_metadata:
+                raise _Unstorable("xla_metadata")
+            context = f"{ctx.compute_type}/{ctx.threefry_partitionable}/{ctx.remove_size_one_mesh_axis}/{ctx.cur_abstract_mesh}"
+            params = ",".join(f"{k}={param(v)}" for k, v in sorted(eqn.params.items()))
+            parts.append(f"{','.join(map(atom, eqn.outvars))}={eqn.primitive.name}[{params}|{context}]"
+                         f"({','.join(map(atom, eqn.invars))})")  # fmt: skip
+        parts.append("->" + ",".join(map(atom, j.outvars)))
+        if j.effects:
+            raise _Unstorable("effects")
+        return ";".join(parts)
+
+    def param(value) -> str:
+        if isinstance(value, core.ClosedJaxpr):
+            return closed_text(value)
+        if isinstance(value, core.Jaxpr):
+            return "{" + jaxpr(value) + "}"
+        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+            return f"{type(value).__qualname__}({','.join(param(item) for item in value)})"
+        return _stable_text(value)
+
+    def closed_text(c) -> str:
+        consts = [np.asarray(v) for v in c.consts]
+        if any(value.dtype.kind not in "biufc" for value in consts):
+            raise _Unstorable("constants")
+        values = ",".join(f"{v.dtype.str}{list(v.shape)}:{v.tobytes().hex()}" for v in consts)
+        return "{" + jaxpr(c.jaxpr) + "|" + values + "}"
+
+    return closed_text(closed)
 
 
 def _aval_text(aval) -> str:
@@ -127,6 +180,9 @@ class KernelStore:
         # By name, every kernel this process holds: one is never loaded twice (the same
         # executable loaded twice in one process does not run the second time, jax 0.10.2).
         self.by_name: dict[str, Callable] = {}
+        self.original_jit_impl = pjit.jit_p.impl
+        # The kernels of each jaxpr met (a weak key: jaxprs come and go with the graphs).
+        self.jitted: weakref.WeakKeyDictionary | None = weakref.WeakKeyDictionary()
         self.counts = {"loaded": 0, "compiled": 0, "rejected": 0, "corrupt": 0, "plain": 0}
 
     # ---- the hook ---------------------------------------------------------------------------------
@@ -146,9 +202,40 @@ class KernelStore:
             except _Unstorable:
                 found = self.original(primitive, **params)
             else:
-                found = _PrimitiveKernels(self, name, self.original(primitive, **params), primitive.multiple_results)
+                found = _PrimitiveKernels(self, name, self.original(primitive, **params))
             self.primitives[key] = found
         return found
+
+    def jit_impl(self, *args, jaxpr, **params):
+        """What `jit_p`'s implementation does (run a jitted function, as jax.nn's softmax and jnp's
+        reductions are, eagerly): the same kernel, from the store, keyed on the jaxpr's text. A
+        jitted function with shardings, layouts, donations or compiler options of its own, or a
+        jaxpr that is not plain data, goes JAX's own way."""
+        found = self.jitted.get(jaxpr) if self.jitted is not None else None
+        if found is None:
+            found = self._jit_kernels(jaxpr, params)
+            with contextlib.suppress(TypeError):
+                self.jitted[jaxpr] = found
+        if found is False:
+            return self.original_jit_impl(*args, jaxpr=jaxpr, **params)
+        return found(*args)
+
+    def _jit_kernels(self, jaxpr, params):
+        plain = (
+            all(isinstance(s, pjit.UnspecifiedValue) for s in (*params["in_shardings"], *params["out_shardings"]))
+            and all(layout is None for layout in (*params["in_layouts"], *params["out_layouts"]))
+            and not any(params["donated_invars"]) and not params["compiler_options_kvs"] and params["ctx_mesh"].empty
+        )  # fmt: skip
+        try:
+            if not plain:
+                raise _Unstorable("shardings, layouts, donations or compiler options")
+            text = f"{params['name']}|{params['keep_unused']}|{_jaxpr_text(jaxpr)}"
+        except _Unstorable:
+            return False
+        function = core.jaxpr_as_fun(jaxpr)
+        function.__name__ = params["name"]  # what JAX names the lowered module
+        jitted = jax.jit(function, keep_unused=params["keep_unused"])
+        return _PrimitiveKernels(self, f"jit:{params['name']}:{_digest(text.encode())}", jitted)
 
     # ---- kernels on disk -------------------------------------------------------------------------
 
@@ -276,7 +363,7 @@ def write_whole(path: Path, data: bytes) -> None:
 class _PrimitiveKernels:
     """One primitive with its parameters: its kernel for each kind of operands met in this process."""
 
-    def __init__(self, store: KernelStore, name: str, jitted, multiple_results: bool):
+    def __init__(self, store: KernelStore, name: str, jitted):
         self.store, self.name, self.jitted = store, name, jitted
         self.kernels: dict[tuple, Any] = {}
 
@@ -369,6 +456,7 @@ def reinstall(store: KernelStore) -> None:
     """Serve JAX's eager primitives from `store` again (after `uninstall`)."""
     global _installed
     dispatch.xla_primitive_callable = store.callable_for
+    pjit.jit_p.def_impl(store.jit_impl)
     mlir.make_ir_context = _shared_ir_context
     _installed = store
 
@@ -378,6 +466,7 @@ def uninstall() -> None:
     global _installed
     if _installed is not None:
         dispatch.xla_primitive_callable = _installed.original
+        pjit.jit_p.def_impl(_installed.original_jit_impl)
         mlir.make_ir_context = _make_ir_context
         _installed = None
 
