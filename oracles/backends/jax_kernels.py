@@ -108,7 +108,10 @@ def _jaxpr_text(closed) -> str:
             ctx = eqn.ctx
             if ctx.xla_metadata:
                 raise _Unstorable("xla_metadata")
-            context = f"{ctx.compute_type}/{ctx.threefry_partitionable}/{ctx.remove_size_one_mesh_axis}/{ctx.cur_abstract_mesh}"
+            context = "/".join(
+                map(str, (ctx.compute_type, ctx.threefry_partitionable, ctx.remove_size_one_mesh_axis,
+                          ctx.cur_abstract_mesh))
+            )  # fmt: skip
             params = ",".join(f"{k}={param(v)}" for k, v in sorted(eqn.params.items()))
             parts.append(f"{','.join(map(atom, eqn.outvars))}={eqn.primitive.name}[{params}|{context}]"
                          f"({','.join(map(atom, eqn.invars))})")  # fmt: skip
