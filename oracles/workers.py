@@ -82,6 +82,10 @@ def kill_pool(pool: ProcessPoolExecutor) -> list[Running]:
     left = kill_processes(roots=[process.pid for process in workers])
     for process in workers:
         process.kill()  # without /proc, kill_processes finds nothing: the workers at least
+    for process in workers:
+        # Reaped here: a dead worker not waited for would be a zombie until an init that reaps
+        # adopts it, and some containers' init never does.
+        process.join(1.0)
     pool.shutdown(wait=False, cancel_futures=True)
     warn_left_running("the workers", left)
     return left
