@@ -8,7 +8,8 @@ and survives what a shared cache folder meets:
   one not, are two kernels, and a kernel is only loaded for the name it was saved under;
 - an entry that is truncated, holds garbage, or was written for another kernel is ignored and
   compiled again, never trusted; so is one that loads but does not run;
-- a JAX other than the one it was written for gets plain JAX and one line saying so;
+- a JAX other than the one it was written for gets plain JAX and one line saying so; a CPU
+  that rejects every kernel loaded back (jax issue 38445) is found at once and said in one line;
 - processes that share the store and miss the same kernels at once compile each one once.
 """
 
@@ -202,6 +203,27 @@ def test_another_jax_version_gets_plain_jax_and_one_line(monkeypatch, tmp_path):
         assert "plain JAX" in note and "0.99.0" in note and jax_kernels.WRITTEN_FOR[0] in note
         assert "\n" not in note
     finally:
+        if previous is not None:
+            jax_kernels.reinstall(previous)
+
+
+def test_a_cpu_that_rejects_every_loaded_kernel_is_said_once_and_compiles_instead(monkeypatch, tmp_path):
+    # jax issue 38445: on some x86 CPUs, XLA's loader refuses every executable it reads back.
+    def rejecting(*arguments, **options):
+        raise RuntimeError("Target machine feature +prefer-no-gather is not supported on the host machine")
+
+    previous = jax_kernels.installed()
+    jax_kernels.uninstall()
+    monkeypatch.setattr(jax_kernels.serialize_executable, "deserialize_and_load", rejecting)
+    try:
+        note = jax_kernels.install(tmp_path)
+        assert "38445" in note and "\n" not in note
+        store = jax_kernels.installed()
+        assert store is not None and store.folder is None  # kernels kept in memory only: nothing to load
+        x = jax.device_put(np.array([0.25, 0.5]))
+        assert np.asarray(lax.mul(x, x)).tolist() == [0.0625, 0.25]
+    finally:
+        jax_kernels.uninstall()
         if previous is not None:
             jax_kernels.reinstall(previous)
 
