@@ -90,3 +90,28 @@ def test_tiered_mode_catches_every_bug_full_mode_catches_with_the_same_blame(def
     assert tiered_report["summary"]["jax_fraction"] < 0.5
     assert "--mode tiered" in tiered.stdout
     assert "JAX checked" in (tmp_path / "selftest" / "report.md").read_text()
+
+
+def test_a_reference_answers_each_case_once_per_worker_and_its_answers_cannot_be_changed():
+    import numpy as np
+
+    from oracles.selftest.run import RememberedAnswers
+
+    class Counting:
+        name, calls = "counting", 0
+
+        def evaluate(self, graph, values, cotangent):
+            self.calls += 1
+            return values["x"] * 2, {"x": np.full_like(values["x"], 2.0)}
+
+    graph = {"inputs": [{"name": "x", "shape": [2]}], "output": "x", "nodes": [], "dtype": "float64"}
+    reference = RememberedAnswers(Counting())
+    x, cotangent = np.array([1.0, 3.0]), np.ones(2)
+    value, gradients = reference.evaluate(graph, {"x": x}, cotangent)
+    value[:] = 0.0  # a caller that writes into what it got
+    gradients["x"][:] = 0.0
+    again, gradients_again = reference.evaluate(graph, {"x": x.copy()}, cotangent)
+    assert again.tolist() == [2.0, 6.0] and gradients_again["x"].tolist() == [2.0, 2.0]
+    assert reference.plugin.calls == 1 and reference.name == "counting"
+    reference.evaluate(graph, {"x": np.array([1.0, 3.5])}, cotangent)  # another case
+    assert reference.plugin.calls == 2

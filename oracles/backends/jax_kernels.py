@@ -58,11 +58,17 @@ from typing import Any
 import jax
 import jaxlib
 import numpy as np
-from jax._src import core, dispatch, pjit
-from jax._src.config import config as jax_config
-from jax._src.config import enable_compilation_cache, trace_context
-from jax._src.interpreters import mlir
-from jax.experimental import serialize_executable
+
+try:  # internals of the JAX this was written for; another may not have them (install() says so)
+    from jax._src import core, dispatch, pjit
+    from jax._src.config import config as jax_config
+    from jax._src.config import enable_compilation_cache, trace_context
+    from jax._src.interpreters import mlir
+    from jax.experimental import serialize_executable
+except ImportError as error:
+    _MISSING: str | None = f"{error}"
+else:
+    _MISSING = None
 
 WRITTEN_FOR = ("0.10.2", "0.10.2")  # jax, jaxlib: the versions whose eager dispatch this hooks
 FORMAT = "autodiff-audit jax kernel 1"  # the first line of every kernel file
@@ -90,8 +96,8 @@ def _stable_text(value) -> str:
 def _jaxpr_text(closed) -> str:
     """A closed jaxpr as text that names its computation in every process: each equation's
     primitive, parameters (nested jaxprs the same way), operands and results, numbered by first
-    appearance; literals and constants by their exact bytes. _Unstorable if anything in it is not
-    plain data (a function, say, whose text would not tell two apart)."""
+    appearance; literals by their exact bytes. _Unstorable if anything in it is not plain data (a
+    function, say, whose text would not tell two apart) or it closes over constants."""
     names: dict = {}
 
     def atom(a) -> str:
@@ -130,17 +136,16 @@ def _jaxpr_text(closed) -> str:
         return _stable_text(value)
 
     def closed_text(c) -> str:
-        consts = [np.asarray(v) for v in c.consts]
-        if any(value.dtype.kind not in "biufc" for value in consts):
+        if c.consts:  # JAX passes them to the kernel as arguments, and jit would fold them in
             raise _Unstorable("constants")
-        values = ",".join(f"{v.dtype.str}{list(v.shape)}:{v.tobytes().hex()}" for v in consts)
-        return "{" + jaxpr(c.jaxpr) + "|" + values + "}"
+        return "{" + jaxpr(c.jaxpr) + "}"
 
     return closed_text(closed)
 
 
 def _aval_text(aval) -> str:
-    return f"{aval.dtype.str}{list(aval.shape)}{'w' if aval.weak_type else ''}:{aval.sharding}"
+    extra = "".join(f":{getattr(aval, name)}" for name in ("vma", "memory_space") if hasattr(aval, name))
+    return f"{aval.dtype.str}{list(aval.shape)}{'w' if aval.weak_type else ''}:{aval.sharding}{extra}"
 
 
 def _cpu_features() -> str:
@@ -393,7 +398,7 @@ class _PrimitiveKernels:
 
 
 _installed: KernelStore | None = None
-_make_ir_context = mlir.make_ir_context
+_make_ir_context = mlir.make_ir_context if _MISSING is None else None
 _contexts = threading.local()
 
 
@@ -416,7 +421,7 @@ def install(cache: Path | None) -> str | None:
     if os.environ.get(ENVIRONMENT) == "off":
         return None  # asked for: nothing to say
     versions = (jax.__version__, jaxlib.__version__)
-    if versions != WRITTEN_FOR:
+    if versions != WRITTEN_FOR or _MISSING is not None:
         return (
             f"the JAX reference runs plain JAX (slower, the same answers): its kernel store was written for jax "
             f"{WRITTEN_FOR[0]} and jaxlib {WRITTEN_FOR[1]}, and this is jax {versions[0]}, jaxlib {versions[1]}"
