@@ -16,23 +16,21 @@ call (`jax.jit` of the primitive, lowered and compiled as JAX's eager dispatch d
 still composes each graph's VJP (`jax.vjp` of the whole graph function, whose primitives come
 here one by one). tests/test_jax_kernels.py compares both, bit for bit, on hundreds of graphs.
 
-It hooks into `jax._src.dispatch.xla_primitive_callable` and the implementation of `jit_p`,
-internals of JAX, and makes one MLIR context per thread instead of one per lowering: it is used only
-with the JAX version it was written against (WRITTEN_FOR). With any other, the reference runs
-plain JAX, and `note` says so in one line.
+It hooks into two internals of JAX (`dispatch.xla_primitive_callable` and `jit_p`'s
+implementation), and makes one MLIR context per thread instead of one per lowering: so it is
+used only with the JAX it was written for (WRITTEN_FOR); with another, the reference runs plain
+JAX, and `note` says so in one line.
 
-On disk, under the JAX cache folder (`$AUTODIFF_AUDIT_JAX_CACHE`, see jax_backend.py), in
-`kernels/<environment>/`: the environment is a digest of everything that can change a kernel
-(the jax and jaxlib versions, XLA_FLAGS, JAX's configuration, the device, and the CPU's
-features), so a kernel is only ever loaded where it was compiled. Each kernel is one file,
-written whole or not at all (a temporary file, renamed), whose header holds its key and the
-digest of its executable: an entry that is truncated, corrupt, or made for another key is
-ignored and compiled again, never trusted. Processes that miss the same kernel at once compile
-it once: the others wait for it (a lock on a byte of `.locks`, one per kernel).
+On disk, in `kernels/<environment>/` of the JAX cache folder (`$AUTODIFF_AUDIT_JAX_CACHE`):
+the environment is a digest of all that can change a kernel (jax_kernel_keys.environment_key),
+so a kernel is only loaded where it was compiled. Each kernel is one file, written whole or not
+at all, whose header holds its key and its executable's digest: an entry that is truncated,
+corrupt, or another kernel's is compiled again, never trusted. Processes that miss a kernel at
+once compile it once: the others wait for it (a lock on a byte of `.locks`).
 
 Some x86 CPUs reject every executable loaded from a file (jax issue 38445: XLA's loader reads
 tuning flags as features the host lacks). The store loads a probe kernel when it opens; if it
-is rejected, the store turns itself off, and `note` says so, once.
+is rejected, the store keeps its kernels in memory only, and `note` says so, once.
 
 Turn it off with AUTODIFF_AUDIT_JAX_KERNELS=off (the reference then runs plain JAX); clear it by
 deleting the folder.
@@ -41,13 +39,10 @@ deleting the folder.
 from __future__ import annotations
 
 import contextlib
-import enum
 import fcntl
 import hashlib
 import json
 import os
-import platform
-import sys
 import tempfile
 import threading
 import weakref
@@ -61,7 +56,6 @@ import numpy as np
 
 try:  # internals of the JAX this was written for; another may not have them (install() says so)
     from jax._src import core, dispatch, pjit
-    from jax._src.config import config as jax_config
     from jax._src.config import enable_compilation_cache, trace_context
     from jax._src.interpreters import mlir
     from jax.experimental import serialize_executable
@@ -70,108 +64,17 @@ except ImportError as error:
 else:
     _MISSING = None
 
+from .jax_kernel_keys import Unstorable, aval_text, environment_key, jaxpr_text, stable_text
+
 WRITTEN_FOR = ("0.10.2", "0.10.2")  # jax, jaxlib: the versions whose eager dispatch this hooks
-FORMAT = "autodiff-audit jax kernel 1"  # the first line of every kernel file
 LOCK_BYTES = 1 << 16  # kernels share a lock byte of `.locks` only by chance, and then just wait for each other
 ENVIRONMENT = "AUTODIFF_AUDIT_JAX_KERNELS"
 
 
-class _Unstorable(Exception):
-    """Parameters that do not name a kernel by their text (a jaxpr, a function): JAX's own path."""
-
-
-def _stable_text(value) -> str:
-    """`value` as text that names it in every process, or _Unstorable."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return repr(value)
-    if isinstance(value, np.dtype):
-        return f"dtype:{value.str}"
-    if isinstance(value, enum.Enum):
-        return f"{type(value).__qualname__}.{value.name}"
-    if isinstance(value, (tuple, list)):
-        return f"{type(value).__qualname__}({','.join(_stable_text(item) for item in value)})"
-    raise _Unstorable(type(value).__name__)
-
-
-def _jaxpr_text(closed) -> str:
-    """A closed jaxpr as text that names its computation in every process: each equation's
-    primitive, parameters (nested jaxprs the same way), operands and results, numbered by first
-    appearance; literals by their exact bytes. _Unstorable if anything in it is not plain data (a
-    function, say, whose text would not tell two apart) or it closes over constants."""
-    names: dict = {}
-
-    def atom(a) -> str:
-        if isinstance(a, core.Literal):
-            value = np.asarray(a.val)
-            return f"lit:{_aval_text(a.aval)}:{value.dtype.str}:{value.tobytes().hex()}"
-        if a not in names:
-            names[a] = f"v{len(names)}:{_aval_text(a.aval)}"
-        return names[a]
-
-    def jaxpr(j) -> str:
-        parts = ["(" + ",".join(map(atom, [*j.constvars, *j.invars])) + ")"]
-        for eqn in j.eqns:
-            ctx = eqn.ctx
-            if ctx.xla_metadata:
-                raise _Unstorable("xla_metadata")
-            context = "/".join(
-                map(str, (ctx.compute_type, ctx.threefry_partitionable, ctx.remove_size_one_mesh_axis,
-                          ctx.cur_abstract_mesh))
-            )  # fmt: skip
-            params = ",".join(f"{k}={param(v)}" for k, v in sorted(eqn.params.items()))
-            parts.append(f"{','.join(map(atom, eqn.outvars))}={eqn.primitive.name}[{params}|{context}]"
-                         f"({','.join(map(atom, eqn.invars))})")  # fmt: skip
-        parts.append("->" + ",".join(map(atom, j.outvars)))
-        if j.effects:
-            raise _Unstorable("effects")
-        return ";".join(parts)
-
-    def param(value) -> str:
-        if isinstance(value, core.ClosedJaxpr):
-            return closed_text(value)
-        if isinstance(value, core.Jaxpr):
-            return "{" + jaxpr(value) + "}"
-        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
-            return f"{type(value).__qualname__}({','.join(param(item) for item in value)})"
-        return _stable_text(value)
-
-    def closed_text(c) -> str:
-        if c.consts:  # JAX passes them to the kernel as arguments, and jit would fold them in
-            raise _Unstorable("constants")
-        return "{" + jaxpr(c.jaxpr) + "}"
-
-    return closed_text(closed)
-
-
-def _aval_text(aval) -> str:
-    extra = "".join(f":{getattr(aval, name)}" for name in ("vma", "memory_space") if hasattr(aval, name))
-    return f"{aval.dtype.str}{list(aval.shape)}{'w' if aval.weak_type else ''}:{aval.sharding}{extra}"
-
-
-def _cpu_features() -> str:
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith(("flags", "Features")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{platform.machine()} {platform.processor()}"
-
-
-def environment_key() -> dict:
-    """Everything that can change a compiled kernel, as the store's folder is named by it."""
-    device = jax.devices()[0]
-    configuration = {
-        name: value for name, value in sorted(jax_config.values.items())
-        if isinstance(value, (bool, int, float, str, type(None))) and "cache" not in name and "log" not in name
-    }  # fmt: skip
-    return {
-        "format": FORMAT, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""), "config": configuration,
-        "device": [device.platform, device.device_kind, device.client.platform_version],
-        "cpu": _cpu_features(), "python": sys.version_info[:2],
-    }  # fmt: skip
+def _primitive_callable(kernels: _Kernels, jitted) -> Callable:
+    """A primitive's callable as JAX's dispatch calls it, on the operands: `kernels` runs them,
+    with `jitted` (JAX's own jit of the primitive) to make a kernel and to run what has no type."""
+    return lambda *args: kernels.run(args, lambda: jitted, jitted)
 
 
 def _digest(data: bytes) -> str:
@@ -184,13 +87,15 @@ class KernelStore:
     def __init__(self, folder: Path | None):
         self.folder = folder
         self.original = dispatch.xla_primitive_callable
-        self.primitives: dict[tuple, _PrimitiveKernels | Callable] = {}
+        self.primitives: dict[tuple, Callable] = {}
         # By name, every kernel this process holds: one is never loaded twice (the same
         # executable loaded twice in one process does not run the second time, jax 0.10.2).
         self.by_name: dict[str, Callable] = {}
         self.original_jit_impl = pjit.jit_p.impl
-        # The kernels of each jaxpr met (a weak key: jaxprs come and go with the graphs).
-        self.jitted: weakref.WeakKeyDictionary | None = weakref.WeakKeyDictionary()
+        # The kernels' name of each jaxpr met (a weak key: jaxprs come and go with the graphs),
+        # and the kernels of each name.
+        self.jitted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.jit_kernels: dict[str, _Kernels] = {}
         self.counts = {"loaded": 0, "compiled": 0, "rejected": 0, "corrupt": 0, "plain": 0}
 
     # ---- the hook ---------------------------------------------------------------------------------
@@ -206,11 +111,11 @@ class KernelStore:
         found = self.primitives.get(key)
         if found is None:
             try:
-                name = f"{primitive.name}({','.join(f'{k}={_stable_text(v)}' for k, v in sorted(params.items()))})"
-            except _Unstorable:
+                name = f"{primitive.name}({','.join(f'{k}={stable_text(v)}' for k, v in sorted(params.items()))})"
+            except Unstorable:
                 found = self.original(primitive, **params)
             else:
-                found = _PrimitiveKernels(self, name, self.original(primitive, **params))
+                found = _primitive_callable(_Kernels(self, name), self.original(primitive, **params))
             self.primitives[key] = found
         return found
 
@@ -219,16 +124,29 @@ class KernelStore:
         reductions are, eagerly): the same kernel, from the store, keyed on the jaxpr's text. A
         jitted function with shardings, layouts, donations or compiler options of its own, or a
         jaxpr that is not plain data, goes JAX's own way."""
-        found = self.jitted.get(jaxpr) if self.jitted is not None else None
-        if found is None:
-            found = self._jit_kernels(jaxpr, params)
+        try:
+            name = self.jitted.get(jaxpr)
+        except TypeError:  # a jaxpr that cannot be a weak key: named at each call
+            name = None
+        if name is None:
+            name = self._jit_name(jaxpr, params)
             with contextlib.suppress(TypeError):
-                self.jitted[jaxpr] = found
-        if found is False:
+                self.jitted[jaxpr] = name
+        if not name:
             return self.original_jit_impl(*args, jaxpr=jaxpr, **params)
-        return found(*args)
+        kernels = self.jit_kernels.get(name)
+        if kernels is None:
+            kernels = self.jit_kernels[name] = _Kernels(self, name)
 
-    def _jit_kernels(self, jaxpr, params):
+        def make():
+            function = core.jaxpr_as_fun(jaxpr)
+            function.__name__ = params["name"]  # what JAX names the lowered module
+            return jax.jit(function, keep_unused=params["keep_unused"])
+
+        return kernels.run(args, make, lambda *a: self.original_jit_impl(*a, jaxpr=jaxpr, **params))
+
+    def _jit_name(self, jaxpr, params) -> str:
+        """The name of a jitted function's kernels: its jaxpr's text, digested; "" if it has none."""
         plain = (
             all(isinstance(s, pjit.UnspecifiedValue) for s in (*params["in_shardings"], *params["out_shardings"]))
             and all(layout is None for layout in (*params["in_layouts"], *params["out_layouts"]))
@@ -236,30 +154,27 @@ class KernelStore:
         )  # fmt: skip
         try:
             if not plain:
-                raise _Unstorable("shardings, layouts, donations or compiler options")
-            text = f"{params['name']}|{params['keep_unused']}|{_jaxpr_text(jaxpr)}"
-        except _Unstorable:
-            return False
-        function = core.jaxpr_as_fun(jaxpr)
-        function.__name__ = params["name"]  # what JAX names the lowered module
-        jitted = jax.jit(function, keep_unused=params["keep_unused"])
-        return _PrimitiveKernels(self, f"jit:{params['name']}:{_digest(text.encode())}", jitted)
+                raise Unstorable("shardings, layouts, donations or compiler options")
+            text = f"{params['name']}|{params['keep_unused']}|{jaxpr_text(jaxpr)}"
+        except Unstorable:
+            return ""
+        return f"jit:{params['name']}:{_digest(text.encode())}"
 
     # ---- kernels on disk -------------------------------------------------------------------------
 
-    def kernel(self, name: str, jitted, args) -> tuple[Callable, bool]:
-        """The compiled kernel of `jitted` (JAX's jit of one primitive) for operands like `args`,
+    def kernel(self, name: str, make: Callable[[], Any], args) -> tuple[Callable, bool]:
+        """The compiled kernel of `make()` (JAX's jit of a primitive or function) for operands like `args`,
         and whether it was loaded: from the disk if it holds it, else compiled now (once among the
         processes sharing the store)."""
         if name in self.by_name:
             return self.by_name[name], False
-        kernel, loaded = self._find(name, jitted, args)
+        kernel, loaded = self._find(name, make, args)
         self.by_name[name] = kernel
         return kernel, loaded
 
-    def _find(self, name: str, jitted, args) -> tuple[Callable, bool]:
+    def _find(self, name: str, make: Callable[[], Any], args) -> tuple[Callable, bool]:
         if self.folder is None:
-            return self._compile(jitted, args), False
+            return self._compile(make(), args), False
         path = self._path(name)
         missing = not path.exists()
         found = None if missing else self._load(path, name, len(args))
@@ -270,14 +185,14 @@ class KernelStore:
                 found = self._load(path, name, len(args))
                 if found is not None:
                     return found, True
-            compiled = self._compile(jitted, args)  # and a damaged entry is written over
+            compiled = self._compile(make(), args)  # and a damaged entry is written over
             self._save(path, name, compiled, len(args))
         return compiled, False
 
-    def replace(self, name: str, jitted, args) -> Callable:
+    def replace(self, name: str, make: Callable[[], Any], args) -> Callable:
         """A loaded kernel that did not run: compiled again, and its entry written over."""
         self.counts["rejected"] += 1
-        compiled = self.by_name[name] = self._compile(jitted, args)
+        compiled = self.by_name[name] = self._compile(make(), args)
         if self.folder is not None:
             path = self._path(name)
             with self._lock(path):
@@ -368,28 +283,30 @@ def write_whole(path: Path, data: bytes) -> None:
             os.unlink(temporary)
 
 
-class _PrimitiveKernels:
-    """One primitive with its parameters: its kernel for each kind of operands met in this process."""
+class _Kernels:
+    """One primitive with its parameters, or one jitted function: its kernel for each kind of
+    operands met in this process. It keeps no jaxpr alive: what makes a kernel (`make`, the
+    function JAX would jit) and JAX's own way of running it (`own_way`) come with each call."""
 
-    def __init__(self, store: KernelStore, name: str, jitted):
-        self.store, self.name, self.jitted = store, name, jitted
+    def __init__(self, store: KernelStore, name: str):
+        self.store, self.name = store, name
         self.kernels: dict[tuple, Any] = {}
 
-    def __call__(self, *args):
+    def run(self, args, make: Callable[[], Any], own_way: Callable):
         try:
             avals = tuple(arg.aval for arg in args)
             kernel = self.kernels.get(avals)
         except (AttributeError, TypeError):  # an operand without a type JAX can key
             self.store.counts["plain"] += 1
-            return self.jitted(*args)
+            return own_way(*args)
         if kernel is None:
-            name = f"{self.name}[{';'.join(_aval_text(aval) for aval in avals)}]"
-            kernel, loaded = self.store.kernel(name, self.jitted, args)
+            name = f"{self.name}[{';'.join(aval_text(aval) for aval in avals)}]"
+            kernel, loaded = self.store.kernel(name, make, args)
             if loaded:
                 try:
                     result = kernel(*args)
                 except Exception:  # an entry that loads but does not run (a damaged executable)
-                    kernel = self.store.replace(name, self.jitted, args)
+                    kernel = self.store.replace(name, make, args)
                 else:
                     self.kernels[avals] = kernel
                     return result
@@ -398,7 +315,7 @@ class _PrimitiveKernels:
 
 
 _installed: KernelStore | None = None
-_make_ir_context = mlir.make_ir_context if _MISSING is None else None
+_make_ir_context: Any = mlir.make_ir_context if _MISSING is None else None
 _contexts = threading.local()
 
 
