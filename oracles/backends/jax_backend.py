@@ -9,9 +9,10 @@ it making a fresh MLIR context) before it can look in its persistent cache. The 
 of jax_kernels.py keys each eager kernel before lowering and keeps the compiled executables,
 and of the jitted functions JAX runs inside a VJP (softmax, jnp's reductions), so a warm
 process loads them (about 1 ms) instead of lowering them. What is still lowered is lowered in
-one MLIR context per thread. Both the store (`kernels/`) and JAX's persistent cache live in
-`$AUTODIFF_AUDIT_JAX_CACHE`, default `~/.cache/autodiff-oracles/jax`; `off` keeps nothing on
-disk. `note` is one line for the user when the store is not used (see jax_kernels.install).
+one MLIR context per thread. The store lives in `kernels/` of `$AUTODIFF_AUDIT_JAX_CACHE`,
+default `~/.cache/autodiff-oracles/jax`; when it is not used, JAX's own persistent cache is
+there instead; `off` keeps nothing on disk. `note` is one line for the user when the store is
+not used (see jax_kernels.install).
 """
 
 import os
@@ -24,16 +25,19 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 _cache = os.environ.get("AUTODIFF_AUDIT_JAX_CACHE", str(Path.home() / ".cache" / "autodiff-oracles" / "jax"))
-if _cache != "off":
-    jax.config.update("jax_compilation_cache_dir", _cache)
-    # Every kernel here compiles in milliseconds; keep them all, however small.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 from . import jax_kernels  # noqa: E402
 
 # One line for the user when the kernel store is not used (see jax_kernels.py), else None.
 note = jax_kernels.install(Path(_cache) if _cache != "off" else None)
+if _cache != "off" and jax_kernels.installed() is None:
+    # Plain JAX: its own persistent cache, then, of the compiled kernels (not of the lowering).
+    # Never beside the store: an executable JAX loads from its cache, saved again in the store,
+    # loads there without its code (jax 0.10.2: "Function ... not found" when it runs).
+    jax.config.update("jax_compilation_cache_dir", _cache)
+    # Every kernel here compiles in milliseconds; keep them all, however small.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402

@@ -56,7 +56,7 @@ import numpy as np
 
 try:  # internals of the JAX this was written for; another may not have them (install() says so)
     from jax._src import core, dispatch, pjit
-    from jax._src.config import enable_compilation_cache, trace_context
+    from jax._src.config import trace_context
     from jax._src.interpreters import mlir
     from jax.experimental import serialize_executable
 except ImportError as error:
@@ -88,9 +88,11 @@ class KernelStore:
         self.folder = folder
         self.original = dispatch.xla_primitive_callable
         self.primitives: dict[tuple, Callable] = {}
-        # By name, every kernel this process holds: one is never loaded twice (the same
-        # executable loaded twice in one process does not run the second time, jax 0.10.2).
+        # By name, every kernel this process holds.
         self.by_name: dict[str, Callable] = {}
+        # By content, every executable this process holds: kernels of two names can be one
+        # executable (operands typed alike in two ways), loaded once.
+        self.by_payload: dict[tuple, Callable] = {}
         self.original_jit_impl = pjit.jit_p.impl
         # The kernels' name of each jaxpr met (a weak key: jaxprs come and go with the graphs),
         # and the kernels of each name.
@@ -205,14 +207,11 @@ class KernelStore:
         return self.folder / digest[:2] / f"{digest}.kernel"
 
     def _compile(self, jitted, args):
+        # Compiled here: JAX's persistent cache is off beside the store (see jax_backend.py).
         self.counts["compiled"] += 1
-        # Compiled here, never taken from JAX's persistent cache: an executable loaded from it
-        # and saved again loads without its code (jax 0.10.2: "Function wrapped_add not found"
-        # when it runs). This store holds the eager kernels; JAX's cache keeps the rest.
-        with enable_compilation_cache(False):
-            return jitted.lower(*args).compile()
+        return jitted.lower(*args).compile()
 
-    def _load(self, path: Path, name: str, arity: int):
+    def _load(self, path: Path, name: str, arity: int, reuse: bool = True):
         try:
             data = path.read_bytes()
         except OSError:
@@ -227,12 +226,16 @@ class KernelStore:
         except (ValueError, TypeError, KeyError, AttributeError):
             self.counts["corrupt"] += 1
             return None  # compiled again, and written over
+        same = (fields["sha256"], arity, fields["outputs"], fields["list"])
+        if reuse and same in self.by_payload:  # this executable, under another name: loaded once
+            return self.by_payload[same]
         try:
             loaded = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
         except Exception:
             self.counts["rejected"] += 1
             return None
         self.counts["loaded"] += 1
+        self.by_payload[same] = loaded
         return loaded
 
     def _save(self, path: Path, name: str, compiled, arity: int) -> None:
@@ -246,7 +249,9 @@ class KernelStore:
             listed and out_tree != jax.tree_util.tree_structure([0] * outputs)
         ):
             return  # not the shapes _load rebuilds: kept in this process only
-        header = json.dumps({"key": name, "sha256": _digest(payload), "arity": arity, "outputs": outputs,
+        digest = _digest(payload)
+        self.by_payload.setdefault((digest, arity, outputs, listed), compiled)
+        header = json.dumps({"key": name, "sha256": digest, "arity": arity, "outputs": outputs,
                              "list": listed}).encode()  # fmt: skip
         write_whole(path, header + b"\n" + payload)
 
@@ -284,9 +289,8 @@ def write_whole(path: Path, data: bytes) -> None:
 
 
 class _Kernels:
-    """One primitive with its parameters, or one jitted function: its kernel for each kind of
-    operands met in this process. It keeps no jaxpr alive: what makes a kernel (`make`, the
-    function JAX would jit) and JAX's own way of running it (`own_way`) come with each call."""
+    """A primitive with its parameters, or a jitted function: its kernel for each kind of operands
+    met here. It keeps no jaxpr alive: `make` (JAX's jit of it) and `own_way` come with each call."""
 
     def __init__(self, store: KernelStore, name: str):
         self.store, self.name = store, name
@@ -320,10 +324,8 @@ _contexts = threading.local()
 
 
 def _shared_ir_context():
-    """One MLIR context per thread, made once, instead of one per lowering (about 4 ms each):
-    what JAX does itself after 0.11. The kernels that are still lowered here (the jitted
-    functions in jax.nn and jax.scipy, and the first meeting of each eager kernel) come out the
-    same: a context holds dialects, not the modules' content."""
+    """One MLIR context per thread instead of one per lowering (about 4 ms each), as JAX does
+    itself after 0.11: a context holds dialects, not what is lowered in it."""
     context = getattr(_contexts, "context", None)
     if context is None:
         context = _contexts.context = _make_ir_context()
@@ -334,7 +336,6 @@ def install(cache: Path | None) -> str | None:
     """Serve JAX's eager primitives from a kernel store kept under `cache` (None: in memory only).
     Returns a line for the user when the store is not used (another JAX, turned off, or a CPU
     that rejects loaded kernels), else None."""
-    global _installed
     if os.environ.get(ENVIRONMENT) == "off":
         return None  # asked for: nothing to say
     versions = (jax.__version__, jaxlib.__version__)
@@ -362,9 +363,8 @@ def install(cache: Path | None) -> str | None:
 
 
 def _probe(store: KernelStore) -> bool:
-    """Whether a kernel this store wrote loads again here (jax issue 38445 rejects it as it loads).
-    The probe is a kernel no graph meets (nextafter): the same executable loaded twice in one
-    process does not run the second time (jax 0.10.2: "Function ... not found")."""
+    """Whether a kernel this store wrote loads again here (jax issue 38445 rejects it as it
+    loads), with a kernel no graph meets (nextafter)."""
     x = jax.device_put(np.zeros((), np.float64))
     jitted = store.original(jax.lax.nextafter_p)
     assert store.folder is not None
@@ -374,7 +374,7 @@ def _probe(store: KernelStore) -> bool:
     with store._lock(path):
         store._save(path, name, store._compile(jitted, (x, x)), 2)
     rejected = store.counts["rejected"]
-    return store._load(path, name, 2) is not None or store.counts["rejected"] == rejected
+    return store._load(path, name, 2, reuse=False) is not None or store.counts["rejected"] == rejected
 
 
 def reinstall(store: KernelStore) -> None:
