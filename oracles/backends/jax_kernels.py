@@ -43,7 +43,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable
@@ -64,7 +63,7 @@ except ImportError as error:
 else:
     _MISSING = None
 
-from .jax_kernel_keys import Unstorable, aval_text, environment_key, jaxpr_text, stable_text
+from .jax_kernel_keys import Unstorable, aval_text, environment_key, jaxpr_text, stable_text, write_whole
 
 WRITTEN_FOR = ("0.10.2", "0.10.2")  # jax, jaxlib: the versions whose eager dispatch this hooks
 LOCK_BYTES = 1 << 16  # kernels share a lock byte of `.locks` only by chance, and then just wait for each other
@@ -93,9 +92,7 @@ class KernelStore:
         # By content, every executable this process holds: kernels of two names can be one
         # executable (operands typed alike in two ways), loaded once.
         self.by_payload: dict[tuple, Callable] = {}
-        self.original_jit_impl = pjit.jit_p.impl
-        # The kernels' name of each jaxpr met (a weak key: jaxprs come and go with the graphs),
-        # and the kernels of each name.
+        self.original_jit_impl, self.original_python_jit_impl = pjit.jit_p.impl, pjit._pjit_call_impl_python
         self.jitted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.jit_kernels: dict[str, _Kernels] = {}
         self.counts = {"loaded": 0, "compiled": 0, "rejected": 0, "corrupt": 0, "plain": 0}
@@ -126,14 +123,7 @@ class KernelStore:
         reductions are, eagerly): the same kernel, from the store, keyed on the jaxpr's text. A
         jitted function with shardings, layouts, donations or compiler options of its own, or a
         jaxpr that is not plain data, goes JAX's own way."""
-        try:
-            name = self.jitted.get(jaxpr)
-        except TypeError:  # a jaxpr that cannot be a weak key: named at each call
-            name = None
-        if name is None:
-            name = self._jit_name(jaxpr, params)
-            with contextlib.suppress(TypeError):
-                self.jitted[jaxpr] = name
+        name = self._jit_name(jaxpr, params)
         if not name:
             return self.original_jit_impl(*args, jaxpr=jaxpr, **params)
         kernels = self.jit_kernels.get(name)
@@ -147,8 +137,25 @@ class KernelStore:
 
         return kernels.run(args, make, lambda *a: self.original_jit_impl(*a, jaxpr=jaxpr, **params))
 
+    def python_jit_impl(self, *args, jaxpr, **params):
+        """What `pjit._pjit_call_impl_python` does: run a jitted function eagerly outside any trace
+        (as a custom_jvp runs jax.nn.relu's), with no executable for JAX's fast path."""
+        if not self._jit_name(jaxpr, params):
+            return self.original_python_jit_impl(*args, jaxpr=jaxpr, **params)
+        return self.jit_impl(*args, jaxpr=jaxpr, **params), None, None, []
+
     def _jit_name(self, jaxpr, params) -> str:
-        """The name of a jitted function's kernels: its jaxpr's text, digested; "" if it has none."""
+        """The name of a jitted function's kernels, remembered for each jaxpr (a weak key: jaxprs
+        come and go with the graphs): its jaxpr's text, digested; "" if it has none."""
+        with contextlib.suppress(TypeError):  # TypeError: a jaxpr that cannot be a weak key
+            if jaxpr in self.jitted:
+                return self.jitted[jaxpr]
+        name = self._name_jaxpr(jaxpr, params)
+        with contextlib.suppress(TypeError):
+            self.jitted[jaxpr] = name
+        return name
+
+    def _name_jaxpr(self, jaxpr, params) -> str:
         plain = (
             all(isinstance(s, pjit.UnspecifiedValue) for s in (*params["in_shardings"], *params["out_shardings"]))
             and all(layout is None for layout in (*params["in_layouts"], *params["out_layouts"]))
@@ -272,22 +279,6 @@ class KernelStore:
             os.close(descriptor)  # releases the lock
 
 
-def write_whole(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all; a failure (a full disk) only costs the entry."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-
-
 class _Kernels:
     """A primitive with its parameters, or a jitted function: its kernel for each kind of operands
     met here. It keeps no jaxpr alive: `make` (JAX's jit of it) and `own_way` come with each call."""
@@ -382,6 +373,7 @@ def reinstall(store: KernelStore) -> None:
     global _installed
     dispatch.xla_primitive_callable = store.callable_for
     pjit.jit_p.def_impl(store.jit_impl)
+    pjit._pjit_call_impl_python = store.python_jit_impl
     mlir.make_ir_context = _shared_ir_context
     _installed = store
 
@@ -392,6 +384,7 @@ def uninstall() -> None:
     if _installed is not None:
         dispatch.xla_primitive_callable = _installed.original
         pjit.jit_p.def_impl(_installed.original_jit_impl)
+        pjit._pjit_call_impl_python = _installed.original_python_jit_impl
         mlir.make_ir_context = _make_ir_context
         _installed = None
 
