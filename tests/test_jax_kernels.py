@@ -131,6 +131,11 @@ def test_jitted_functions_run_eagerly_are_kernels_of_the_store_too(store):
     assert any(header.startswith(b'{"key": "jit:') for header in headers)
 
 
+def test_a_jitted_function_called_with_a_python_number_runs_jaxs_own_way(store):
+    scale = jax.jit(lambda x, factor: x * factor)
+    assert np.asarray(scale(jax.device_put(np.array([1.0, 2.0])), 2.5)).tolist() == [2.5, 5.0]
+
+
 def kernels_of(folder: Path, primitive: str) -> list[Path]:
     """The kernel files below `folder` of `primitive`, by the key in their header."""
     key = f'{{"key": "{primitive}('.encode()

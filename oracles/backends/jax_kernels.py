@@ -140,8 +140,8 @@ class KernelStore:
     def python_jit_impl(self, *args, jaxpr, **params):
         """What `pjit._pjit_call_impl_python` does: run a jitted function eagerly outside any trace
         (as a custom_jvp runs jax.nn.relu's), with no executable for JAX's fast path."""
-        if not self._jit_name(jaxpr, params):
-            return self.original_python_jit_impl(*args, jaxpr=jaxpr, **params)
+        if not self._jit_name(jaxpr, params) or not all(hasattr(arg, "aval") for arg in args):
+            return self.original_python_jit_impl(*args, jaxpr=jaxpr, **params)  # (JAX's own way comes back here)
         return self.jit_impl(*args, jaxpr=jaxpr, **params), None, None, []
 
     def _jit_name(self, jaxpr, params) -> str:
