@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from .arguments import AUDIT, UsageError, build_parser, check_limits, generator_config
@@ -42,37 +41,6 @@ from .workers import ClusterError, StopOnSignals
 EXIT_CLEAN, EXIT_DISCREPANCY, EXIT_USAGE, EXIT_CLUSTER = 0, 1, 2, 3
 EXIT_NO_SPACE = 4
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-
-
-def command() -> int:
-    """The installed `autodiff-audit` command: `main()`, then the end of a process."""
-    status = main()
-    _end_resource_tracker()
-    return status
-
-
-def _end_resource_tracker(grace: float = 2.0) -> None:
-    """Close multiprocessing's resource tracker, if the pools started it, and wait for it to end,
-    at most `grace` seconds: left to end after this process, it would be a zombie no one waits
-    for where the init process does not reap (some containers), a process left behind in the
-    command's group. Only at the command's end: a process that goes on may still need it."""
-    from multiprocessing import resource_tracker
-
-    tracker = resource_tracker._resource_tracker
-    descriptor, pid = getattr(tracker, "_fd", None), getattr(tracker, "_pid", None)
-    if descriptor is None or pid is None:
-        return
-    with contextlib.suppress(OSError):
-        os.close(descriptor)  # its end of the pipe: the tracker ends when no process holds it
-    tracker._fd = tracker._pid = None  # as the tracker's own _stop() leaves it, without its blocking wait
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
-        except ChildProcessError:
-            return
-        time.sleep(0.01)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,28 +173,3 @@ def test_a_process_no_kill_can_end_is_named_on_stderr_and_in_the_report(tmp_path
     assert [entry.split(" (")[0] for entry in left] == [f"pid {pid}" for pid in frozen]
     assert all(entry.startswith(n) for entry, n in zip(left, named))
     assert "**left running:** 2 processes" in (report / "report.md").read_text()
-
-
-def group_members(group: int) -> list[str]:
-    """The processes of process group `group`, zombies included, as "pid state"."""
-    members = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as file:
-                    fields = file.read().rpartition(b")")[2].split()
-            except OSError:
-                continue  # gone since the listing
-            if int(fields[2]) == group:
-                members.append(f"{name} {fields[0].decode()}")
-    return members
-
-
-def test_nothing_of_the_commands_group_is_left_when_it_exits_not_even_a_zombie(tmp_path):
-    # A process of the audit's that ends after it (multiprocessing's resource tracker), or a
-    # worker killed and not waited for, is a zombie that only a reaping init would remove.
-    command = audit_command("starts_a_child", tmp_path / "r", graphs=3)
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
-    assert process.wait(timeout=300) == 0
-    assert group_members(process.pid) == []
