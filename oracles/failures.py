@@ -14,7 +14,6 @@ removes only files this module wrote: entries that carry its MARKER, and the cas
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import errno
 import hashlib
@@ -24,6 +23,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .files import write_whole
 from .format import FormatError, case_to_json, load_case, validate_case
 
 DEFAULT_FOLDER = Path(".autodiff-audit")
@@ -158,14 +158,10 @@ class FailureDatabase:
         return removed
 
     def _write(self, path: Path, content: dict) -> None:
-        partial = path.with_name(path.name + ".partial")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps(content, indent=1) + "\n")
-            os.replace(partial, path)  # whole or not at all, even if the audit is killed now
+            write_whole(path, json.dumps(content, indent=1) + "\n")  # whole or not at all, even if killed now
         except OSError as error:
-            with contextlib.suppress(OSError):
-                partial.unlink(missing_ok=True)  # ours, and half written
             raise FailureDatabaseError(
                 f"failure database {self.root}: cannot write {path.name}: {error.strerror or error}",
                 no_space=error.errno in NO_SPACE,

@@ -1,7 +1,6 @@
 """What names a kernel of the JAX reference's store (jax_kernels.py), as text that means the same
 in every process: a primitive's parameters, an operand's type, a jitted function's jaxpr, and
-the environment a kernel was compiled in (versions, flags, configuration, device, CPU); and
-how a kernel's file is written (whole or not at all).
+the environment a kernel was compiled in (versions, flags, configuration, device, CPU).
 
 A value that its text would not tell apart from another (a function, an object without a
 plain value) is Unstorable: what holds it is not kept in the store, and runs JAX's own way.
@@ -9,13 +8,10 @@ plain value) is Unstorable: what holds it is not kept in the store, and runs JAX
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import platform
 import sys
-import tempfile
-from pathlib import Path
 
 import jax
 import jaxlib
@@ -128,19 +124,3 @@ def environment_key() -> dict:
         "device": [device.platform, device.device_kind, device.client.platform_version],
         "cpu": _cpu_features(), "python": sys.version_info[:2],
     }  # fmt: skip
-
-
-def write_whole(path: Path, data: bytes) -> None:
-    """Write `data` to `path` whole or not at all; a failure (a full disk) only costs the entry."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)

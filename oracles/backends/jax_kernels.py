@@ -53,6 +53,8 @@ import jax
 import jaxlib
 import numpy as np
 
+from ..files import write_whole
+
 try:  # internals of the JAX this was written for; another may not have them (install() says so)
     from jax._src import core, dispatch, pjit
     from jax._src.config import trace_context
@@ -63,7 +65,7 @@ except ImportError as error:
 else:
     _MISSING = None
 
-from .jax_kernel_keys import Unstorable, aval_text, environment_key, jaxpr_text, stable_text, write_whole
+from .jax_kernel_keys import Unstorable, aval_text, environment_key, jaxpr_text, stable_text
 
 WRITTEN_FOR = ("0.10.2", "0.10.2")  # jax, jaxlib: the versions whose eager dispatch this hooks
 LOCK_BYTES = 1 << 16  # kernels share a lock byte of `.locks` only by chance, and then just wait for each other
@@ -102,15 +104,16 @@ class KernelStore:
     def callable_for(self, primitive, **params):
         """What `dispatch.xla_primitive_callable(primitive, **params)` gives: a callable that runs
         the primitive on its operands."""
+        ordered = tuple(sorted(params.items()))
         try:
-            key = (primitive, trace_context(), tuple(sorted(params.items())))
+            key = (primitive, trace_context(), ordered)
             hash(key)
         except TypeError:
             return self.original(primitive, **params)
         found = self.primitives.get(key)
         if found is None:
             try:
-                name = f"{primitive.name}({','.join(f'{k}={stable_text(v)}' for k, v in sorted(params.items()))})"
+                name = f"{primitive.name}({','.join(f'{k}={stable_text(v)}' for k, v in ordered)})"
             except Unstorable:
                 found = self.original(primitive, **params)
             else:
@@ -161,9 +164,9 @@ class KernelStore:
             and all(layout is None for layout in (*params["in_layouts"], *params["out_layouts"]))
             and not any(params["donated_invars"]) and not params["compiler_options_kvs"] and params["ctx_mesh"].empty
         )  # fmt: skip
+        if not plain:  # shardings, layouts, donations or compiler options of its own
+            return ""
         try:
-            if not plain:
-                raise Unstorable("shardings, layouts, donations or compiler options")
             text = f"{params['name']}|{params['keep_unused']}|{jaxpr_text(jaxpr)}"
         except Unstorable:
             return ""
@@ -260,7 +263,9 @@ class KernelStore:
         self.by_payload.setdefault((digest, arity, outputs, listed), compiled)
         header = json.dumps({"key": name, "sha256": digest, "arity": arity, "outputs": outputs,
                              "list": listed}).encode()  # fmt: skip
-        write_whole(path, header + b"\n" + payload)
+        with contextlib.suppress(OSError):  # a full disk costs the entry only: it is compiled again next time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_whole(path, header + b"\n" + payload)
 
     @contextlib.contextmanager
     def _lock(self, path: Path):

@@ -24,16 +24,14 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from ..files import write_whole
 from ..format.graph import finite_json
 from .markdown import render_markdown
 from .model import Report
 from .reproduce import reproducer_source
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once: mkstemp's files are private, a report's are as readable as any other file
 MANIFEST = ".autodiff-audit.json"
 LOCK = ".autodiff-audit.lock"
 # The names the harness gives the files of a report folder (campaign.STORE, the engine's log,
@@ -152,7 +150,7 @@ class ReportFolder:
         """Write `text` at `path` (inside the folder) atomically, and list it in the manifest."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, text)
+        write_whole(path, text)
         self.note(path)
 
     def note(self, path: str | Path) -> None:
@@ -164,7 +162,7 @@ class ReportFolder:
 
     def write_manifest(self) -> None:
         manifest = {"written_by": "autodiff-audit", "files": sorted(self.written)}
-        _write_atomically(self.directory / MANIFEST, json.dumps(manifest, indent=1))
+        write_whole(self.directory / MANIFEST, json.dumps(manifest, indent=1))
 
     def release(self) -> None:
         lock = self.directory / LOCK
@@ -184,27 +182,6 @@ def _naming(error: OSError, path: Path) -> OSError:
     if error.filename is None:
         error.filename = str(path)
     return error
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """`text` at `path`, whole or not at all: written beside it under a temporary name (".NAME.*.tmp"),
-    then renamed into place. A write that fails (a full disk) leaves no temporary file behind, and
-    its OSError names `path`."""
-    try:
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise _naming(error, path) from None
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            error.filename, error.filename2 = str(path), None  # the file meant, not the temporary name
-            raise error from None
-        raise
 
 
 def claim_report_folder(directory: Path, keep: tuple[str, ...] = ()) -> ReportFolder:
