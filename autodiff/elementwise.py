@@ -225,6 +225,32 @@ class NodeAbs(NodeBase):
         self.store_gradients(gradient, gradient * np.sign(self.inputs[0].value))
 
 
+class NodeClip(NodeBase):
+    """numpy's `clip(a, lo, hi)`: a held inside [lo, hi]."""
+
+    arity = 1
+
+    def __init__(self, name: str, input_nodes=None, lo=None, hi=None):
+        super().__init__(name, input_nodes)
+        for attr, bound in (("lo", lo), ("hi", hi)):
+            if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)):
+                raise GraphError(f"node {name!r}: {attr} must be a number, got {bound!r}")
+        if not lo < hi:  # (false for a nan bound too)
+            raise GraphError(f"node {name!r}: lo must be less than hi, got lo={lo!r}, hi={hi!r}")
+        self.lo, self.hi = float(lo), float(hi)
+
+    def forward(self, value=None):
+        # Python-float bounds do not widen a float32 operand (numpy's weak scalars).
+        self.value = np.clip(self.inputs[0].value, self.lo, self.hi)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        a = self.inputs[0].value
+        # d clip / da = 1 inside [lo, hi], 0 outside; on a bound, 1 (PyTorch; any value in
+        # [0, 1] is a valid one-sided answer there). A select, as in relu: inf * 0 would be nan.
+        self.store_gradients(gradient, np.where((a >= self.lo) & (a <= self.hi), gradient, 0))
+
+
 # ---- binary, broadcasting ------------------------------------------------------------------
 
 
@@ -259,6 +285,52 @@ class NodeMaximum(NodeBase):
         # and JAX), so maximum(x, x), one node twice, gets half + half: the whole cotangent.
         half = np.where(a == b, gradient / 2, 0)
         self.store_gradients(gradient, np.where(a > b, gradient, half), np.where(b > a, gradient, half))
+
+
+class NodeMinimum(NodeBase):
+    """Elementwise min: maximum's rule with the comparisons turned around."""
+
+    arity = 2
+    broadcasts = True
+
+    def forward(self, value=None):
+        a, b = self.inputs
+        self.value = np.minimum(a.value, b.value)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        a, b = (node.value for node in self.inputs)
+        # 1 to the smaller side, 0 to the larger; a tie gives each side half, so minimum(x, x)
+        # passes the whole cotangent, as maximum does.
+        half = np.where(a == b, gradient / 2, 0)
+        self.store_gradients(gradient, np.where(a < b, gradient, half), np.where(b < a, gradient, half))
+
+
+class NodeWhere(NodeBase):
+    """numpy's `where(mask, a, b)`: a where the constant `mask` is true, b elsewhere. The result
+    has the broadcast shape of mask, a and b."""
+
+    arity = 2
+    broadcasts = True  # mask, a and b broadcast together: store_gradients sums each part back
+
+    def __init__(self, name: str, input_nodes=None, mask=True):
+        super().__init__(name, input_nodes)
+        try:
+            self.mask = np.asarray(mask)
+        except ValueError:  # ragged lists
+            self.mask = None
+        if self.mask is None or self.mask.dtype != bool:
+            raise GraphError(f"node {name!r}: mask must be a bool or nested lists of bools, got {mask!r}")
+
+    def forward(self, value=None):
+        a, b = self.inputs
+        self.value = np.where(self.mask, a.value, b.value)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        # d/da = mask, d/db = not mask. Selected, not multiplied: where the mask does not pick a
+        # side, that side gets exactly 0 even if the cotangent there is inf or nan (nan * 0 = nan).
+        self.store_gradients(gradient, np.where(self.mask, gradient, 0), np.where(self.mask, 0, gradient))
 
 
 class NodePow(NodeBase):

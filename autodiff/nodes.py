@@ -8,9 +8,10 @@ the part of d output / d i that flows through this node, `gradients[i]`.
 
 This module holds what every node shares: `NodeBase`, the leaves (`NodeInput`) and the
 output marker (`NodeOutput`). The ops are grouped by kind, one module each: elementwise.py
-(add ... pow), reductions.py (reduce_sum, reduce_mean, reduce_max, dot), movement.py
-(transpose, reshape, broadcast_to) and fused.py (softmax, log_softmax, logsumexp); all of
-them are importable from here too.
+(add ... pow, minimum, clip, where), reductions.py (reduce_sum, reduce_mean, reduce_max,
+reduce_min, reduce_prod, dot, and the running cumsum and cumprod), movement.py (transpose,
+reshape, broadcast_to, take, slice, concatenate, stack) and fused.py (softmax, log_softmax,
+logsumexp); all of them are importable from here too.
 
 What the notebook got wrong, and how this engine gets it right:
 - every consumer's contribution is summed elementwise (`+`), never with `np.sum` over a
@@ -221,11 +222,13 @@ class NodeOutput(NodeBase):
 from .elementwise import (  # noqa: E402
     NodeAbs,
     NodeAdd,
+    NodeClip,
     NodeCos,
     NodeDiv,
     NodeExp,
     NodeLog,
     NodeMaximum,
+    NodeMinimum,
     NodeMult,
     NodeNeg,
     NodePow,
@@ -237,10 +240,28 @@ from .elementwise import (  # noqa: E402
     NodeSubstract,
     NodeSubtract,
     NodeTanh,
+    NodeWhere,
 )
 from .fused import NodeLogSoftmax, NodeLogSumExp, NodeSoftmax  # noqa: E402
-from .movement import NodeBroadcastTo, NodeReshape, NodeTranspose  # noqa: E402
-from .reductions import NodeDot, NodeReduceMax, NodeReduceMean, NodeReduceSum  # noqa: E402
+from .movement import (  # noqa: E402
+    NodeBroadcastTo,
+    NodeConcatenate,
+    NodeReshape,
+    NodeSlice,
+    NodeStack,
+    NodeTake,
+    NodeTranspose,
+)
+from .reductions import (  # noqa: E402
+    NodeCumProd,
+    NodeCumSum,
+    NodeDot,
+    NodeReduceMax,
+    NodeReduceMean,
+    NodeReduceMin,
+    NodeReduceProd,
+    NodeReduceSum,
+)
 
 __all__ = [
     "GraphError",
@@ -248,7 +269,11 @@ __all__ = [
     "NodeAdd",
     "NodeBase",
     "NodeBroadcastTo",
+    "NodeClip",
+    "NodeConcatenate",
     "NodeCos",
+    "NodeCumProd",
+    "NodeCumSum",
     "NodeDiv",
     "NodeDot",
     "NodeExp",
@@ -257,6 +282,7 @@ __all__ = [
     "NodeLogSoftmax",
     "NodeLogSumExp",
     "NodeMaximum",
+    "NodeMinimum",
     "NodeMult",
     "NodeNeg",
     "NodeOutput",
@@ -264,17 +290,23 @@ __all__ = [
     "NodePower",
     "NodeReduceMax",
     "NodeReduceMean",
+    "NodeReduceMin",
+    "NodeReduceProd",
     "NodeReduceSum",
     "NodeRelu",
     "NodeReshape",
     "NodeSigmoid",
     "NodeSin",
+    "NodeSlice",
     "NodeSoftmax",
     "NodeSqrt",
+    "NodeStack",
     "NodeSubstract",
     "NodeSubtract",
+    "NodeTake",
     "NodeTanh",
     "NodeTranspose",
+    "NodeWhere",
     "axis_attr",
     "ints_attr",
     "shape_of",

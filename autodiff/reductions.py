@@ -1,6 +1,10 @@
 """Reductions: ops whose result has fewer elements than their operand. reduce_sum,
-reduce_mean and reduce_max reduce all elements (axis=None) or one `axis`, with `keepdims`;
-dot sums products over the axis its operands share."""
+reduce_mean, reduce_max, reduce_min and reduce_prod reduce all elements (axis=None) or one
+`axis`, with `keepdims`; dot sums products over the axis its operands share. And the scans,
+cumsum and cumprod: the running sum and product along one axis.
+
+Products are differentiated without dividing by an element: `prod / a_i` is the classic
+rule, and it is nan at a_i = 0."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from .nodes import GraphError, NodeBase, axis_attr, shape_of
 
 
 class Reduction(NodeBase):
-    """What reduce_sum, reduce_mean, reduce_max and logsumexp share: the attrs `axis` (None =
-    every axis, or one int) and `keepdims`, and the way back from the result's shape."""
+    """What reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod and logsumexp share: the
+    attrs `axis` (None = every axis, or one int) and `keepdims`, and the way back from the
+    result's shape."""
 
     arity = 1
 
@@ -76,6 +81,37 @@ class NodeReduceMax(Reduction):
         self.store_gradients(gradient, np.where(is_max, self.with_reduced_axes(gradient) / ties, 0))
 
 
+class NodeReduceMin(NodeReduceMax):
+    """reduce_max's rule fits as it is: it sends the cotangent to the elements equal to the
+    result (ties split evenly), and that result is now the min."""
+
+    def forward(self, value=None):
+        self.value = np.min(self.inputs[0].value, axis=self.axis, keepdims=self.keepdims)
+
+
+def _products_before(x):
+    """prod_{k<i} x_k along the last axis: 1, x_0, x_0 x_1, ... (the running product, shifted)."""
+    return np.cumprod(np.concatenate([np.ones_like(x[..., :1]), x[..., :-1]], axis=-1), axis=-1)
+
+
+class NodeReduceProd(Reduction):
+    """The product of all elements (axis=None) or along one `axis`, with `keepdims`."""
+
+    def forward(self, value=None):
+        self.value = np.prod(self.inputs[0].value, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        a = np.asarray(self.inputs[0].value)
+        # The reduced elements along the last axis: all of them flattened, or the axis moved there.
+        x = a.reshape(-1) if self.axis is None else np.moveaxis(a, self.axis, -1)
+        # d/da_i prod_k a_k = prod_{k != i} a_k = (prod_{k<i} a_k)(prod_{k>i} a_k): right with
+        # one zero in the slice (only its own entry is nonzero) and with two (all are zero).
+        others = _products_before(x) * _products_before(x[..., ::-1])[..., ::-1]
+        others = others.reshape(a.shape) if self.axis is None else np.moveaxis(others, -1, self.axis)
+        self.store_gradients(gradient, self.with_reduced_axes(gradient) * others)
+
+
 class NodeDot(NodeBase):
     """numpy's `a @ b` for 1-D and 2-D operands."""
 
@@ -96,3 +132,57 @@ class NodeDot(NodeBase):
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g2 = np.reshape(gradient, (a2.shape[0], b2.shape[1]))
         self.store_gradients(gradient, (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape))
+
+
+# ---- scans: one result per element, running along `axis` ------------------------------------
+# numpy runs along a scalar as along a 1-element vector: its result has shape (1,), and the
+# rules below reshape the gradient back to the operand's shape ().
+
+
+class NodeCumSum(NodeBase):
+    """numpy's `cumsum(a, axis)`: out_j = sum_{i<=j} a_i."""
+
+    arity = 1
+
+    def __init__(self, name: str, input_nodes=None, axis: int = -1):
+        super().__init__(name, input_nodes)
+        self.axis = axis_attr(name, axis, allow_none=False)
+
+    def forward(self, value=None):
+        self.value = np.cumsum(self.inputs[0].value, axis=self.axis)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        # d/da_i = sum_{j>=i} g_j: the running sum of the cotangent taken from the end.
+        from_the_end = np.flip(np.cumsum(np.flip(gradient, self.axis), axis=self.axis), self.axis)
+        self.store_gradients(gradient, np.reshape(from_the_end, shape_of(self.inputs[0].value)))
+
+
+class NodeCumProd(NodeBase):
+    """numpy's `cumprod(a, axis)`: out_j = prod_{k<=j} a_k."""
+
+    arity = 1
+
+    def __init__(self, name: str, input_nodes=None, axis: int = -1):
+        super().__init__(name, input_nodes)
+        self.axis = axis_attr(name, axis, allow_none=False)
+
+    def forward(self, value=None):
+        self.value = np.cumprod(self.inputs[0].value, axis=self.axis)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        a = self.inputs[0].value
+        x = np.moveaxis(np.atleast_1d(a), self.axis, -1)  # the scanned axis last
+        g = np.moveaxis(gradient, self.axis, -1)
+        # d/da_i = sum_{j>=i} g_j prod_{k<=j, k!=i} a_k = (prod_{k<i} a_k) S_i, with
+        # S_i = sum_{j>=i} g_j prod_{i<k<=j} a_k, which runs back from the end without a
+        # division: S_{n-1} = g_{n-1}, S_i = g_i + a_{i+1} S_{i+1}.
+        before = _products_before(x)
+        part = np.zeros(x.shape, dtype=np.result_type(x, g))
+        later = 0  # a_{i+1} S_{i+1}; nothing after the last element
+        for i in reversed(range(x.shape[-1])):
+            s_i = g[..., i] + later
+            part[..., i] = before[..., i] * s_i
+            later = x[..., i] * s_i
+        self.store_gradients(gradient, np.reshape(np.moveaxis(part, -1, self.axis), shape_of(a)))

@@ -46,6 +46,19 @@ NODE_CASES = {
     "transpose": (lambda a: ad.NodeTranspose("n", [a], axes=[1, 2, 0]), [(2, 3, 4)]),
     "reshape": (lambda a: ad.NodeReshape("n", [a], shape=[3, 2]), [(2, 3)]),
     "broadcast_to": (lambda a: ad.NodeBroadcastTo("n", [a], shape=[4, 2, 3]), [(1, 3)]),
+    "reduce_prod": (lambda a: ad.NodeReduceProd("n", [a], axis=1), [(2, 3)]),
+    "reduce_prod_all": (lambda a: ad.NodeReduceProd("n", [a]), [(2, 3)]),
+    "cumsum": (lambda a: ad.NodeCumSum("n", [a], axis=0), [(2, 3)]),
+    "cumprod": (lambda a: ad.NodeCumProd("n", [a]), [(2, 3)]),
+    "minimum": (lambda a, b: ad.NodeMinimum("n", [a, b]), [(2, 3), (3,)]),
+    "reduce_min": (lambda a: ad.NodeReduceMin("n", [a], axis=0), [(2, 3)]),
+    # Python-float bounds must not widen float32 values.
+    "clip": (lambda a: ad.NodeClip("n", [a], lo=0.8, hi=1.5), [(2, 3)]),
+    "where": (lambda a, b: ad.NodeWhere("n", [a, b], mask=[[True], [False]]), [(3,), (2, 1)]),
+    "take": (lambda a: ad.NodeTake("n", [a], indices=[2, 0, -1], axis=-1), [(2, 3)]),
+    "slice": (lambda a: ad.NodeSlice("n", [a], starts=[None, 2], stops=[None, None], steps=[-1, -2]), [(2, 3)]),
+    "concatenate": (lambda a, b, c: ad.NodeConcatenate("n", [a, b, c], axis=1), [(2, 3), (2, 1), (2, 2)]),
+    "stack": (lambda a, b: ad.NodeStack("n", [a, b], axis=-1), [(2, 3), (2, 3)]),
 }
 
 

@@ -1,12 +1,14 @@
 """The wider op set of graph-format.md: every node class against a plain numpy formula (its
 value) and central differences (its vector-Jacobian product with a random cotangent), in
-float64 and float32; then the conventions at kinks and ties, stability, and the attrs."""
+float64 and float32; then the conventions at kinks and ties, products with zeros, selection,
+stability, and the attrs."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytest
@@ -45,6 +47,11 @@ def apart(rng, shapes):
             return [a, b]
 
 
+def off_the_bounds(rng, shapes):
+    """clip's operand, with lo = -1 and hi = 1: at least 0.2 from either bound."""
+    return [rng.choice([-1.5, 0.0, 1.5], shape) + rng.uniform(-0.3, 0.3, shape) for shape in shapes]
+
+
 def distinct(rng, shapes):
     """reduce_max's operand: no ties anywhere, elements at least 0.25 apart."""
     (shape,) = shapes
@@ -74,10 +81,12 @@ UNARY = [
     ("cos", ad.NodeCos, np.cos, real),
     ("relu", ad.NodeRelu, lambda a: np.where(a > 0, a, 0.0), nonzero),
     ("abs", ad.NodeAbs, np.abs, nonzero),
+    ("clip", partial(ad.NodeClip, lo=-1.0, hi=1.0), lambda a: np.clip(a, -1.0, 1.0), off_the_bounds),
 ]
 BINARY = [
     ("div", ad.NodeDiv, np.divide, numerator_and_denominator),
     ("maximum", ad.NodeMaximum, np.maximum, apart),
+    ("minimum", ad.NodeMinimum, np.minimum, apart),
     ("pow", ad.NodePow, np.power, base_and_exponent),
 ]
 BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((3,), ())]
@@ -90,6 +99,8 @@ def _logsumexp(a, axis=None, keepdims=False):  # the naive formula: fine for |a|
 REDUCTIONS = [
     ("reduce_mean", ad.NodeReduceMean, np.mean, real),
     ("reduce_max", ad.NodeReduceMax, np.max, distinct),
+    ("reduce_min", ad.NodeReduceMin, np.min, distinct),
+    ("reduce_prod", ad.NodeReduceProd, np.prod, real),
     ("logsumexp", ad.NodeLogSumExp, _logsumexp, real),
 ]
 REDUCTION_AXES = [
@@ -112,6 +123,37 @@ FUSED = [
     ("log_softmax", ad.NodeLogSoftmax, lambda a, axis: np.log(_softmax(a, axis))),
 ]
 FUSED_AXES = [((), -1), ((3,), -1), ((2, 3), -1), ((2, 3), 0), ((2, 3), 1), ((2, 3, 4), 1)]
+
+# Scans: numpy runs along a scalar as along a 1-element vector (shape (1,)).
+SCANS = [("cumsum", ad.NodeCumSum, np.cumsum), ("cumprod", ad.NodeCumProd, np.cumprod)]
+SCAN_AXES = [((), -1), ((3,), -1), ((4,), 0), ((2, 3), 0), ((2, 3), 1), ((2, 3), -2), ((2, 3, 4), 1)]
+
+# (mask, a's shape, b's shape): the result has the broadcast shape of all three.
+WHERES = [
+    (True, (), ()),
+    ([True, False, True], (3,), (3,)),
+    ([[True, False, False], [False, True, True]], (2, 1), (3,)),
+    (False, (2, 3), ()),
+    ([[True], [False]], (3,), (2, 3)),
+]
+TAKES = [((3,), [2, 0, 2, -1], 0), ((2, 3), [1, -3], 1), ((2, 3), [0, 0, 1], -2), ((2, 3, 4), [3, 1, -1], -1)]
+# (shape, starts, stops, steps)
+SLICES = [
+    ((), [], [], []),
+    ((5,), [None], [None], [-1]),
+    ((6,), [1], [None], [2]),
+    ((5,), [3], [4], [None]),
+    ((3, 4), [None, -1], [None, 0], [-1, -2]),
+    ((2, 3, 4), [1, None, 1], [None, 2, None], [None, None, 2]),
+]
+CONCATENATIONS = [
+    ([(2,), (3,)], 0),
+    ([(2,), (3,), (1,)], 0),
+    ([(2, 3), (2, 1)], -1),
+    ([(2, 3), (1, 3), (3, 3), (2, 3)], 0),
+    ([(2, 2), (2, 3), (2, 1)], 1),
+]
+STACKS = [([(), ()], 0), ([(3,), (3,)], 0), ([(3,), (3,), (3,)], -1), ([(2, 3), (2, 3)], 1), ([(2, 3)] * 4, -3)]
 
 TRANSPOSES = [((), None), ((3,), None), ((2, 3), None), ((2, 3), (1, 0)), ((2, 3, 4), None), ((2, 3, 4), (1, 2, 0))]
 RESHAPES = [((), (1,)), ((3,), (3, 1)), ((2, 3), (3, 2)), ((2, 3), (6,)), ((2, 3), (1, 2, 3))]
@@ -141,6 +183,33 @@ def _cases() -> list[Case]:
             cases.append(Case(f"{name}-{shape}-axis{axis}", build, numpy, (shape,)))
         build = lambda a, node_class=node_class: node_class("n", [a])  # noqa: E731
         cases.append(Case(f"{name}-(2, 3)-default-axis", build, lambda a, r=reference: r(a, -1), ((2, 3),)))
+    for name, node_class, reference in SCANS:
+        for shape, axis in SCAN_AXES:
+            build = lambda a, node_class=node_class, axis=axis: node_class("n", [a], axis=axis)  # noqa: E731
+            numpy = lambda a, reference=reference, axis=axis: reference(a, axis=axis)  # noqa: E731
+            cases.append(Case(f"{name}-{shape}-axis{axis}", build, numpy, (shape,)))
+        build = lambda a, node_class=node_class: node_class("n", [a])  # noqa: E731
+        cases.append(Case(f"{name}-(2, 3)-default-axis", build, lambda a, r=reference: r(a, axis=-1), ((2, 3),)))
+    for mask, *shapes in WHERES:
+        build = lambda a, b, mask=mask: ad.NodeWhere("n", [a, b], mask=mask)  # noqa: E731
+        numpy = lambda a, b, mask=mask: np.where(mask, a, b)  # noqa: E731
+        cases.append(Case(f"where-{np.shape(mask)}-{shapes[0]}-{shapes[1]}", build, numpy, tuple(shapes)))
+    for shape, indices, axis in TAKES:
+        build = lambda a, i=indices, axis=axis: ad.NodeTake("n", [a], indices=i, axis=axis)  # noqa: E731
+        numpy = lambda a, i=indices, axis=axis: np.take(a, i, axis=axis)  # noqa: E731
+        cases.append(Case(f"take-{shape}-{indices}-axis{axis}", build, numpy, (shape,)))
+    for shape, *bounds in SLICES:
+        build = lambda a, b=bounds: ad.NodeSlice("n", [a], starts=b[0], stops=b[1], steps=b[2])  # noqa: E731
+        numpy = lambda a, b=bounds: a[tuple(map(slice, *b))]  # noqa: E731
+        cases.append(Case(f"slice-{shape}-{bounds}", build, numpy, (shape,)))
+    for shapes, axis in CONCATENATIONS:
+        build = lambda *xs, axis=axis: ad.NodeConcatenate("n", list(xs), axis=axis)  # noqa: E731
+        numpy = lambda *vs, axis=axis: np.concatenate(vs, axis=axis)  # noqa: E731
+        cases.append(Case(f"concatenate-{shapes}-axis{axis}", build, numpy, tuple(shapes)))
+    for shapes, axis in STACKS:
+        build = lambda *xs, axis=axis: ad.NodeStack("n", list(xs), axis=axis)  # noqa: E731
+        numpy = lambda *vs, axis=axis: np.stack(vs, axis=axis)  # noqa: E731
+        cases.append(Case(f"stack-{shapes}-axis{axis}", build, numpy, tuple(shapes)))
     for shape, axes in TRANSPOSES:
         build = lambda a, axes=axes: ad.NodeTranspose("n", [a], axes=axes)  # noqa: E731
         cases.append(Case(f"transpose-{shape}-{axes}", build, lambda a, axes=axes: np.transpose(a, axes), (shape,)))
@@ -269,6 +338,235 @@ def test_reduce_max_tie_along_an_axis_divides_within_each_slice():
     np.testing.assert_array_equal(gradient, [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
 
 
+def test_minimum_tie_splits_the_cotangent_in_half():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 5.0, 0.0])
+    v = np.array([4.0, 4.0, 4.0])
+    _, (gradient_a, gradient_b) = vjp(lambda x, y: ad.NodeMinimum("m", [x, y]), a, b, cotangent=v)
+    np.testing.assert_array_equal(gradient_a, [2.0, 4.0, 0.0])
+    np.testing.assert_array_equal(gradient_b, [2.0, 0.0, 4.0])
+
+
+def test_minimum_of_a_node_with_itself_passes_the_cotangent():
+    x = ad.NodeInput("x")
+    ad.NodeOutput("out", [ad.NodeMinimum("m", [x, x])])
+    ad.run({x: np.array([-1.0, 0.0, 2.0])}, cotangent=np.array([3.0, 5.0, 7.0]))
+    np.testing.assert_array_equal(x.gradients[x], [3.0, 5.0, 7.0])
+
+
+def test_reduce_min_tie_along_an_axis_divides_within_each_slice():
+    a = np.array([[0.0, 0.0, 1.0], [2.0, 2.0, 2.0]])
+    value, (gradient,) = vjp(lambda x: ad.NodeReduceMin("m", [x], axis=1), a, cotangent=np.array([2.0, 3.0]))
+    np.testing.assert_array_equal(value, [0.0, 2.0])
+    np.testing.assert_array_equal(gradient, [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+
+
+def test_clip_passes_the_cotangent_inside_and_on_the_bounds_and_nothing_outside():
+    value, (gradient,) = vjp(lambda x: ad.NodeClip("c", [x], lo=-1.0, hi=1.0), np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(value, [-1.0, -1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(gradient, [0.0, 1.0, 1.0, 1.0, 0.0])
+
+
+# ---- products with zeros: no element divides anything ------------------------------------------
+
+# d prod / d a_i is the product of the other elements: nonzero only at a lone zero; all 0 with two.
+PRODUCT_GRADIENTS = [
+    ([2.0, 5.0, 3.0], [15.0, 6.0, 10.0]),
+    ([2.0, 0.0, 3.0], [0.0, 6.0, 0.0]),
+    ([0.0, 0.0, 3.0], [0.0, 0.0, 0.0]),
+    ([2.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+]
+# With the cotangent g = [1, 10, 100], d/da_i = sum_{j>=i} g_j prod_{k<=j, k!=i} a_k; for [2, 0, 3]:
+# i=0: 1 + 10*0 + 100*(0*3) = 1;  i=1: 10*2 + 100*(2*3) = 620;  i=2: 100*(2*0) = 0.
+CUMPROD_COTANGENT = [1.0, 10.0, 100.0]
+CUMPROD_GRADIENTS = [
+    ([2.0, 5.0, 3.0], [1551.0, 620.0, 1000.0]),
+    ([2.0, 0.0, 3.0], [1.0, 620.0, 0.0]),
+    ([0.0, 0.0, 3.0], [1.0, 0.0, 0.0]),
+    ([2.0, 0.0, 0.0], [1.0, 20.0, 0.0]),
+]
+
+
+def central_differences(build, *values, cotangent=None):
+    inputs = [ad.NodeInput(f"x{i}") for i in range(len(values))]
+    ad.NodeOutput("out", [build(*inputs)])
+    numeric = ad.ngrad(dict(zip(inputs, values)), cotangent=cotangent)
+    return [numeric[x] for x in inputs]
+
+
+@pytest.mark.parametrize(("a", "expected"), PRODUCT_GRADIENTS, ids=["no-zero", "one-zero", "two-zeros", "zeros-last"])
+def test_reduce_prod_gradient_is_the_product_of_the_other_elements_even_at_zeros(a, expected):
+    build = lambda x: ad.NodeReduceProd("p", [x])  # noqa: E731
+    _, (gradient,) = vjp(build, np.array(a))
+    np.testing.assert_array_equal(gradient, expected)
+    np.testing.assert_allclose(gradient, *central_differences(build, np.array(a)), atol=1e-8)
+
+
+def test_reduce_prod_along_an_axis_takes_the_other_elements_of_each_slice():
+    a = np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 3.0]])
+    value, (gradient,) = vjp(lambda x: ad.NodeReduceProd("p", [x], axis=1), a, cotangent=np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(value, [0.0, 0.0])
+    np.testing.assert_array_equal(gradient, [[0.0, 6.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize(("a", "expected"), CUMPROD_GRADIENTS, ids=["no-zero", "one-zero", "two-zeros", "zeros-last"])
+def test_cumprod_gradient_is_right_at_zeros(a, expected):
+    build = lambda x: ad.NodeCumProd("p", [x])  # noqa: E731
+    cotangent = np.array(CUMPROD_COTANGENT)
+    _, (gradient,) = vjp(build, np.array(a), cotangent=cotangent)
+    np.testing.assert_array_equal(gradient, expected)
+    np.testing.assert_allclose(gradient, *central_differences(build, np.array(a), cotangent=cotangent), atol=1e-6)
+
+
+def test_cumprod_along_axis_0_is_right_at_zeros_in_each_column():
+    a = np.array([[2.0, 0.0], [0.0, 0.0], [3.0, 3.0]])
+    cotangent = np.array([[1.0, 1.0], [10.0, 10.0], [100.0, 100.0]])
+    _, (gradient,) = vjp(lambda x: ad.NodeCumProd("p", [x], axis=0), a, cotangent=cotangent)
+    np.testing.assert_array_equal(gradient, [[1.0, 1.0], [620.0, 0.0], [0.0, 0.0]])
+
+
+def test_cumsum_gradient_is_the_running_sum_of_the_cotangent_from_the_end():
+    _, (gradient,) = vjp(lambda x: ad.NodeCumSum("s", [x]), np.ones(3), cotangent=np.array(CUMPROD_COTANGENT))
+    np.testing.assert_array_equal(gradient, [111.0, 110.0, 100.0])
+
+
+# ---- selection and joining -------------------------------------------------------------------
+
+
+def test_take_adds_up_the_cotangents_of_a_repeated_index_negative_or_not():
+    a = np.array([10.0, 20.0, 30.0])
+    build = lambda x: ad.NodeTake("t", [x], indices=[0, 2, -1, 2])  # noqa: E731
+    value, (gradient,) = vjp(build, a, cotangent=np.array([1.0, 10.0, 100.0, 1000.0]))
+    np.testing.assert_array_equal(value, [10.0, 30.0, 30.0, 30.0])
+    np.testing.assert_array_equal(gradient, [1.0, 0.0, 1110.0])
+
+
+def test_take_along_axis_1_adds_up_whole_columns():
+    a = np.arange(6.0).reshape(2, 3)
+    build = lambda x: ad.NodeTake("t", [x], indices=[1, -2], axis=1)  # noqa: E731
+    _, (gradient,) = vjp(build, a, cotangent=np.array([[1.0, 2.0], [3.0, 4.0]]))
+    np.testing.assert_array_equal(gradient, [[0.0, 3.0, 0.0], [0.0, 7.0, 0.0]])
+
+
+@pytest.mark.parametrize(
+    ("start", "stop", "step", "cotangent", "expected"),
+    [
+        (None, None, -2, [1.0, 10.0, 100.0], [0.0, 100.0, 0.0, 10.0, 0.0, 1.0]),  # a[::-2] takes a5, a3, a1
+        (1, None, 2, [1.0, 10.0, 100.0], [0.0, 1.0, 0.0, 10.0, 0.0, 100.0]),  # a[1::2] takes a1, a3, a5
+        (4, 0, -2, [1.0, 10.0], [0.0, 0.0, 10.0, 0.0, 1.0, 0.0]),  # a[4:0:-2] takes a4, a2
+    ],
+    ids=["step-minus-2", "step-2", "from-4-to-0-step-minus-2"],
+)
+def test_slice_puts_the_cotangent_back_where_the_slice_took_each_element(start, stop, step, cotangent, expected):
+    build = lambda x: ad.NodeSlice("s", [x], starts=[start], stops=[stop], steps=[step])  # noqa: E731
+    _, (gradient,) = vjp(build, np.arange(6.0), cotangent=np.array(cotangent))
+    np.testing.assert_array_equal(gradient, expected)
+
+
+def test_a_single_element_slice_gets_only_its_own_cotangent():
+    build = lambda x: ad.NodeSlice("s", [x], starts=[1, -1], stops=[2, None], steps=[None, None])  # noqa: E731
+    value, (gradient,) = vjp(build, np.arange(6.0).reshape(2, 3), cotangent=np.array([[7.0]]))
+    np.testing.assert_array_equal(value, [[5.0]])
+    np.testing.assert_array_equal(gradient, [[0.0, 0.0, 0.0], [0.0, 0.0, 7.0]])
+
+
+def test_where_sends_exactly_nothing_to_the_side_it_did_not_select_even_a_nan():
+    mask = [True, False, True]
+    cotangent = np.array([1.0, np.nan, 2.0])  # nan where b is selected: a must not see it
+    _, (gradient_a, gradient_b) = vjp(
+        lambda x, y: ad.NodeWhere("w", [x, y], mask=mask), np.ones(3), np.zeros(3), cotangent=cotangent
+    )
+    np.testing.assert_array_equal(gradient_a, [1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(gradient_b[[0, 2]], [0.0, 0.0])
+    assert np.isnan(gradient_b[1])
+
+
+def test_a_broadcast_where_operand_gets_the_sum_of_its_selected_cotangents_only():
+    cotangent = np.array([np.inf, 2.0, 3.0])
+    _, (gradient_a, gradient_b) = vjp(
+        lambda x, y: ad.NodeWhere("w", [x, y], mask=[False, True, True]), 1.0, np.zeros(3), cotangent=cotangent
+    )
+    assert gradient_a == 5.0
+    np.testing.assert_array_equal(gradient_b, [np.inf, 0.0, 0.0])
+
+
+def test_concatenate_splits_the_cotangent_by_the_lengths_of_three_operands():
+    operands = np.ones(2), np.ones(3), np.ones(1)
+    build = lambda *xs: ad.NodeConcatenate("c", list(xs))  # noqa: E731
+    _, gradients = vjp(build, *operands, cotangent=np.arange(6.0))
+    for gradient, expected in zip(gradients, [[0.0, 1.0], [2.0, 3.0, 4.0], [5.0]]):
+        np.testing.assert_array_equal(gradient, expected)
+
+
+def test_concatenate_of_a_node_with_itself_adds_both_stretches():
+    x = ad.NodeInput("x")
+    ad.NodeOutput("out", [ad.NodeConcatenate("c", [x, x])])
+    ad.run({x: np.ones(2)}, cotangent=np.array([1.0, 2.0, 10.0, 20.0]))
+    np.testing.assert_array_equal(x.gradients[x], [11.0, 22.0])
+
+
+def test_stack_along_a_negative_axis_gives_each_operand_its_own_column():
+    build = lambda x, y: ad.NodeStack("s", [x, y], axis=-1)  # noqa: E731
+    value, (gradient_a, gradient_b) = vjp(
+        build, np.array([1.0, 2.0]), np.array([3.0, 4.0]), cotangent=np.array([[1.0, 2.0], [3.0, 4.0]])
+    )
+    np.testing.assert_array_equal(value, [[1.0, 3.0], [2.0, 4.0]])
+    np.testing.assert_array_equal(gradient_a, [1.0, 3.0])
+    np.testing.assert_array_equal(gradient_b, [2.0, 4.0])
+
+
+# A negative axis means what numpy means: the same values and gradients as its non-negative twin.
+# (stack's axis counts in the result, which has one axis more than the (2, 3) operands.)
+NEGATIVE_AXES = [
+    (lambda axis: lambda x: ad.NodeCumSum("n", [x], axis=axis), -2, 0, 1),
+    (lambda axis: lambda x: ad.NodeCumProd("n", [x], axis=axis), -1, 1, 1),
+    (lambda axis: lambda x: ad.NodeTake("n", [x], indices=[2, 0, 2], axis=axis), -1, 1, 1),
+    (lambda axis: lambda x, y: ad.NodeConcatenate("n", [x, y], axis=axis), -1, 1, 2),
+    (lambda axis: lambda x, y: ad.NodeStack("n", [x, y], axis=axis), -1, 2, 2),
+    (lambda axis: lambda x, y: ad.NodeStack("n", [x, y], axis=axis), -3, 0, 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("node", "negative", "twin", "operands"),
+    NEGATIVE_AXES,
+    ids=["cumsum", "cumprod", "take", "concatenate", "stack-minus-1", "stack-minus-3"],
+)
+def test_a_negative_axis_is_its_non_negative_twin(node, negative, twin, operands):
+    values = [np.arange(6.0).reshape(2, 3) - 2 * k for k in range(operands)]
+    shape = np.shape(vjp(node(twin), *values)[0])
+    cotangent = np.arange(np.prod(shape), dtype=float).reshape(shape)  # a different number at each place
+    value, gradients = vjp(node(negative), *values, cotangent=cotangent)
+    twin_value, twin_gradients = vjp(node(twin), *values, cotangent=cotangent)
+    np.testing.assert_array_equal(value, twin_value)
+    for gradient, twin_gradient in zip(gradients, twin_gradients):
+        np.testing.assert_array_equal(gradient, twin_gradient)
+
+
+@pytest.mark.parametrize("node_class", [ad.NodeConcatenate, ad.NodeStack])
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_concatenate_and_stack_take_2_to_4_inputs(node_class, count):
+    inputs = [ad.NodeInput(f"x{i}") for i in range(count)]
+    with pytest.raises(ad.GraphError, match=rf"node 'j' \({node_class.__name__}\) takes 2 to 4 inputs, got {count}"):
+        node_class("j", inputs)
+    assert all(not x.outputs for x in inputs)  # refused before it was wired into its inputs
+
+
+def test_a_fixed_arity_node_still_refuses_another_count():
+    a = ad.NodeInput("a")
+    with pytest.raises(ad.GraphError, match=r"node 'm' \(NodeMinimum\) takes 2 input\(s\), got 3"):
+        ad.NodeMinimum("m", [a, a, a])
+
+
+def test_an_index_out_of_range_is_a_graph_error_naming_the_node():
+    with pytest.raises(ad.GraphError, match=r"node 't' \(NodeTake\): operands of shapes \(3,\): index 3 is out"):
+        vjp(lambda a: ad.NodeTake("t", [a], indices=[0, 3]), np.ones(3))
+
+
+def test_a_slice_with_one_entry_per_axis_of_another_rank_is_a_graph_error_naming_the_node():
+    with pytest.raises(ad.GraphError, match=r"node 's' \(NodeSlice\): .*1 slice\(s\) for an operand of 2 axes"):
+        vjp(lambda a: ad.NodeSlice("s", [a], starts=[0], stops=[1], steps=[1]), np.ones((2, 3)))
+
+
 # ---- stability: the max is subtracted before exp ---------------------------------------------
 
 
@@ -328,6 +626,13 @@ def test_attrs_default_to_the_format_defaults():
     assert ad.NodeTranspose("t", [a]).axes is None
     assert ad.NodeSoftmax("s", [a]).axis == -1
     assert ad.NodeLogSoftmax("s", [a]).axis == -1
+    for node in (ad.NodeReduceMin("m", [a]), ad.NodeReduceProd("m", [a])):
+        assert (node.axis, node.keepdims) == (None, False)
+    assert ad.NodeCumSum("c", [a]).axis == -1
+    assert ad.NodeCumProd("c", [a]).axis == -1
+    assert ad.NodeTake("t", [a]).axis == 0
+    assert ad.NodeConcatenate("c", [a, a]).axis == 0
+    assert ad.NodeStack("s", [a, a]).axis == 0
 
 
 def test_list_attrs_are_kept_as_tuples():
@@ -353,6 +658,20 @@ def test_list_attrs_are_kept_as_tuples():
         (lambda a: ad.NodeReshape("r", [a], shape=[-1]), "node 'r': shape must be a list of non-negative ints"),
         (lambda a: ad.NodeReshape("r", [a]), "node 'r': shape must be a list of non-negative ints, got None"),
         (lambda a: ad.NodeBroadcastTo("b", [a], shape=3), "node 'b': shape must be a list of non-negative ints, got 3"),
+        (lambda a: ad.NodeCumSum("c", [a], axis=None), "node 'c': axis must be an int, got None"),
+        (lambda a: ad.NodeCumProd("c", [a], axis=1.0), "node 'c': axis must be an int, got 1.0"),
+        (lambda a: ad.NodeClip("c", [a], lo=0.0), "node 'c': hi must be a number, got None"),
+        (lambda a: ad.NodeClip("c", [a], lo="0", hi=1.0), "node 'c': lo must be a number, got '0'"),
+        (lambda a: ad.NodeClip("c", [a], lo=1.0, hi=1.0), "node 'c': lo must be less than hi, got lo=1.0, hi=1.0"),
+        (lambda a: ad.NodeWhere("w", [a, a], mask=[1, 0]), r"node 'w': mask must be .*bools, got \[1, 0\]"),
+        (lambda a: ad.NodeWhere("w", [a, a], mask=[[True], [True, False]]), "node 'w': mask must be"),
+        (lambda a: ad.NodeTake("t", [a], indices=[0.0]), r"node 't': indices must be a list of ints, got \[0.0\]"),
+        (lambda a: ad.NodeTake("t", [a], indices=[0], axis=None), "node 't': axis must be an int, got None"),
+        (lambda a: ad.NodeSlice("s", [a], starts=[0], stops=[1], steps=[0]), "node 's': a step cannot be 0"),
+        (lambda a: ad.NodeSlice("s", [a], starts=[0], stops=[1, 2], steps=[1]), "node 's': starts, stops and steps"),
+        (lambda a: ad.NodeSlice("s", [a], starts=[0.5], stops=[1], steps=[1]), "node 's': starts must be a list"),
+        (lambda a: ad.NodeConcatenate("c", [a, a], axis=None), "node 'c': axis must be an int, got None"),
+        (lambda a: ad.NodeStack("s", [a, a], axis="0"), "node 's': axis must be an int, got '0'"),
     ],
 )
 def test_a_bad_attr_is_a_graph_error_naming_the_node(build, message):
@@ -370,7 +689,8 @@ def test_a_reshape_to_another_size_is_a_graph_error_naming_the_node():
 NEW_CLASSES = [
     "NodeNeg", "NodeExp", "NodeLog", "NodeSqrt", "NodeTanh", "NodeSin", "NodeCos", "NodeRelu", "NodeAbs", "NodeDiv",
     "NodeMaximum", "NodePow", "NodeReduceMean", "NodeReduceMax", "NodeTranspose", "NodeReshape", "NodeBroadcastTo",
-    "NodeSoftmax", "NodeLogSoftmax", "NodeLogSumExp",
+    "NodeSoftmax", "NodeLogSoftmax", "NodeLogSumExp", "NodeReduceProd", "NodeCumSum", "NodeCumProd", "NodeMinimum",
+    "NodeReduceMin", "NodeClip", "NodeWhere", "NodeTake", "NodeSlice", "NodeConcatenate", "NodeStack",
 ]  # fmt: skip
 SEED_NAMES = [
     "GraphError", "NodeAdd", "NodeBase", "NodeDot", "NodeInput", "NodeMult", "NodeOutput", "NodePower",

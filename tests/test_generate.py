@@ -21,8 +21,9 @@ from oracles.generate.values import apart, has_distinct_max
 from oracles.ops import OPS
 
 FEATURE_SAMPLE = 400  # cases of seed 0 in which every feature must occur
-# Rank 3 reaches every feature the table declares (a reduction along axis 2, say).
-FEATURE_CONFIG = GeneratorConfig(max_rank=3)
+# Rank 3 and axes of up to 4 reach every feature the table declares (a reduction along axis 2,
+# a join of 4 operands, say).
+FEATURE_CONFIG = GeneratorConfig(max_rank=3, max_dim=4)
 
 
 @cache
@@ -91,7 +92,7 @@ def test_graphs_write_every_attr_in_full():
 @pytest.mark.parametrize("feature", all_features())
 def test_every_feature_occurs_among_the_first_cases(feature):
     count = sum(feature in case_features(case) for case in rank_3_cases())
-    assert count > 0, f"feature {feature!r} never occurs in the first {FEATURE_SAMPLE} cases of seed 0 (rank 3)"
+    assert count > 0, f"feature {feature!r} never occurs in the first {FEATURE_SAMPLE} cases of seed 0 (rank 3, dim 4)"
 
 
 def test_dot_takes_square_and_non_square_matrices():

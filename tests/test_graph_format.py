@@ -431,6 +431,22 @@ SHAPE_RULES = [
     ("broadcast_to", ([1, 3],), {"shape": [4, 2, 3]}, (4, 2, 3)),
     ("softmax", ([2, 3],), {}, (2, 3)),
     ("log_softmax", ([2, 3],), {"axis": 0}, (2, 3)),
+    ("reduce_prod", ([2, 3],), {"axis": -2}, (3,)),
+    ("cumsum", ([2, 3],), {}, (2, 3)),
+    ("cumprod", ([2, 3, 2],), {"axis": -3}, (2, 3, 2)),
+    ("minimum", ([2, 1], [3]), {}, (2, 3)),
+    ("reduce_min", ([2, 3],), {"keepdims": True}, (1, 1)),
+    ("clip", ([2, 3],), {"lo": -0.5, "hi": 1.0}, (2, 3)),
+    ("where", ([2, 1], [3]), {"mask": [True, False, True]}, (2, 3)),
+    ("where", ([], []), {"mask": [[True], [False]]}, (2, 1)),
+    ("take", ([4, 3],), {"indices": [0, -1, 0, 2, 3], "axis": 0}, (5, 3)),
+    ("take", ([4, 3],), {"indices": [-3], "axis": -1}, (4, 1)),
+    ("slice", ([5, 4],), {"starts": [None, -1], "stops": [None, 0], "steps": [2, -2]}, (3, 2)),
+    ("slice", ([3],), {"starts": [1], "stops": [2], "steps": [None]}, (1,)),
+    ("concatenate", ([2, 1], [2, 3], [2, 2]), {"axis": -1}, (2, 6)),
+    ("concatenate", ([1], [1], [2], [3]), {}, (7,)),
+    ("stack", ([2, 3], [2, 3]), {"axis": -1}, (2, 3, 2)),
+    ("stack", ([], [], []), {}, (3,)),
 ]
 
 
@@ -445,6 +461,52 @@ def test_the_inferred_shape_is_the_shape_numpy_computes(op, shapes, attrs, expec
 
 def test_every_op_has_a_shape_rule_above():
     assert {op for op, *_ in SHAPE_RULES} == set(OPS)
+
+
+# What the third op wave's attrs may not be: each a one-line error naming the node's place.
+BAD_DATA_ATTRS = [
+    ("take", ([3],), {"indices": [3]}, "index 3 is out of range for axis 0 of length 3"),
+    ("take", ([3],), {"indices": [-4]}, "index -4 is out of range"),
+    ("take", ([3],), {"indices": []}, "indices must be a non-empty list of integers"),
+    ("take", ([3],), {"indices": [0.5]}, "indices must be a list of integers"),
+    ("take", ([3],), {"indices": [0] * 10_001}, "more than 10,000"),
+    ("where", ([2], [2]), {"mask": [True, False, True]}, "do not broadcast"),
+    ("where", ([2], [2]), {"mask": [[True], [False, True]]}, "not rectangular"),
+    ("where", ([2], [2]), {"mask": [1, 0]}, "nested list of booleans"),
+    ("where", ([2], [2]), {"mask": [[[[[[[[[True]]]]]]]]]}, "nested more than 8 deep"),
+    ("where", ([], []), {"mask": [True] * 10_001}, "more than 10,000 elements"),
+    ("slice", ([3],), {"starts": [0], "stops": [2], "steps": [0]}, "a step must not be 0"),
+    ("slice", ([3],), {"starts": [2], "stops": [1], "steps": [1]}, "is empty"),
+    ("slice", ([3, 2],), {"starts": [0], "stops": [2], "steps": [1]}, "1 entries per list for an operand of rank 2"),
+    ("slice", ([3],), {"starts": [0, 1], "stops": [2], "steps": [1]}, "one entry per axis each"),
+    ("clip", ([3],), {"lo": 1.0, "hi": 1.0}, "lo must be below hi"),
+    ("clip", ([3],), {"hi": 1.0}, "lo must be a finite number (clip needs both lo and hi), got None"),
+    ("concatenate", ([2, 1], [3, 1]), {"axis": 1}, "differ off axis 1"),
+    ("concatenate", ([2], [2, 1]), {}, "differ in rank"),
+    ("stack", ([2], [3]), {}, "stack needs operands of one shape"),
+    ("stack", ([2], [2]), {"axis": 2}, "axis 2 is out of range for the result of rank 2"),
+    ("cumsum", ([2],), {"axis": 1}, "axis 1 is out of range"),
+]
+
+
+@pytest.mark.parametrize(("op", "shapes", "attrs", "message"), BAD_DATA_ATTRS, ids=str)
+def test_a_bad_attr_of_the_third_wave_is_one_line_naming_the_node(op, shapes, attrs, message):
+    with pytest.raises(FormatError) as caught:
+        validate_graph(one_node_graph(op, *shapes, **attrs))
+    assert message in str(caught.value) and str(caught.value).startswith("graph.nodes[0]")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("count", [1, 5])
+def test_a_join_takes_2_to_4_operands(count):
+    with pytest.raises(FormatError, match=f"takes 2 to 4 input\\(s\\), got {count}"):
+        validate_graph(one_node_graph("concatenate", *[[2]] * count))
+
+
+def test_a_huge_mask_is_refused_before_any_array_is_made_of_it():
+    deep_and_wide = [[True] * 1000] * 1000  # a million leaves: refused at the 10,001st
+    with pytest.raises(FormatError, match="more than 10,000 elements"):
+        validate_graph(one_node_graph("where", [2], [2], mask=deep_and_wide))
 
 
 # --- cases ----------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ planted bugs: at least 25, across local rules, composition, broadcasting, dtype 
 the default settings it catches every one and blames it right; with `--max-rank 0` the bugs that
 need tensors survive, are listed, and the exit status is 1.
 
-Each selftest run hunts all 32 planted bugs, so the runs are kept few and cheap: one root seed
+Each selftest run hunts all 44 planted bugs, so the runs are kept few and cheap: one root seed
 (a bug is then caught on seed 0 or not at all, which is at least as strict as "on some seed"),
 and one run with the default settings, shared by the two tests that read it. The whole file
 takes about a minute on 2 cores.

@@ -34,6 +34,17 @@ NODE_CLASSES = {
     "softmax": autodiff.NodeSoftmax,
     "log_softmax": autodiff.NodeLogSoftmax,
     "logsumexp": autodiff.NodeLogSumExp,
+    "reduce_prod": autodiff.NodeReduceProd,
+    "cumsum": autodiff.NodeCumSum,
+    "cumprod": autodiff.NodeCumProd,
+    "minimum": autodiff.NodeMinimum,
+    "reduce_min": autodiff.NodeReduceMin,
+    "clip": autodiff.NodeClip,
+    "where": autodiff.NodeWhere,
+    "take": autodiff.NodeTake,
+    "slice": autodiff.NodeSlice,
+    "concatenate": autodiff.NodeConcatenate,
+    "stack": autodiff.NodeStack,
 }
 ops = NODE_CLASSES.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table

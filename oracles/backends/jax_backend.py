@@ -39,6 +39,7 @@ if _cache != "off" and jax_kernels.installed() is None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
+import jax.numpy as jnp  # noqa: E402
 import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
@@ -85,6 +86,26 @@ def transpose(a, axes):
     return lax.transpose(a, tuple(reversed(range(a.ndim))) if axes is None else tuple(axes))
 
 
+def where(a, b, mask):
+    mask = np.asarray(mask, dtype=bool)
+    shape = np.broadcast_shapes(mask.shape, a.shape, b.shape)
+    return lax.select(np.broadcast_to(mask, shape), broadcast_to(a, shape), broadcast_to(b, shape))
+
+
+def take(a, indices, axis):
+    # Indices normalised here: the reference answers numpy's meaning, whatever jnp.take's mode.
+    return jnp.take(a, np.asarray(indices) % a.shape[axis], axis=axis)
+
+
+def stack(operands, axis):
+    axis %= operands[0].ndim + 1
+    return lax.concatenate([lax.expand_dims(operand, (axis,)) for operand in operands], axis)
+
+
+def _slices(attrs):
+    return tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))
+
+
 # op name -> (operands, attrs) -> jax value. One line per op of the table. These are the
 # lax primitives that jnp's functions reduce to: the same JAX differentiation rules,
 # without jnp's per-call jit wrappers, each of which compiles once per shape.
@@ -116,6 +137,17 @@ OPS: dict[str, Callable[..., Any]] = {
     "softmax": lambda a, attrs: jax.nn.softmax(a, axis=attrs["axis"]),
     "log_softmax": lambda a, attrs: jax.nn.log_softmax(a, axis=attrs["axis"]),
     "logsumexp": lambda a, attrs: jax.scipy.special.logsumexp(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "reduce_prod": lambda a, attrs: _reduce(lax.reduce_prod, a, attrs["axis"], attrs["keepdims"]),
+    "cumsum": lambda a, attrs: lax.cumsum(a, axis=attrs["axis"] % a.ndim),
+    "cumprod": lambda a, attrs: lax.cumprod(a, axis=attrs["axis"] % a.ndim),
+    "minimum": lambda a, b, attrs: lax.min(*broadcast(a, b)),
+    "reduce_min": lambda a, attrs: _reduce(lax.reduce_min, a, attrs["axis"], attrs["keepdims"]),
+    "clip": lambda a, attrs: jnp.clip(a, attrs["lo"], attrs["hi"]),  # jnp's: 1/2 on a bound, as users get it
+    "where": lambda a, b, attrs: where(a, b, attrs["mask"]),
+    "take": lambda a, attrs: take(a, attrs["indices"], attrs["axis"] % a.ndim),
+    "slice": lambda a, attrs: a[_slices(attrs)],
+    "concatenate": lambda *operands: lax.concatenate(operands[:-1], operands[-1]["axis"] % operands[0].ndim),
+    "stack": lambda *operands: stack(operands[:-1], operands[-1]["axis"]),
 }
 ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table

@@ -42,9 +42,34 @@ OPS: dict[str, Callable[..., Any]] = {
     "softmax": lambda a, attrs: torch.softmax(a, dim=attrs["axis"]),
     "log_softmax": lambda a, attrs: torch.log_softmax(a, dim=attrs["axis"]),
     "logsumexp": lambda a, attrs: _reduce(torch.logsumexp, a, attrs["axis"], attrs["keepdims"]),
+    "reduce_prod": lambda a, attrs: _reduce(torch.prod, a, attrs["axis"], attrs["keepdims"]),
+    "cumsum": lambda a, attrs: torch.cumsum(a, dim=attrs["axis"]),
+    "cumprod": lambda a, attrs: torch.cumprod(a, dim=attrs["axis"]),
+    "minimum": lambda a, b, attrs: torch.minimum(a, b),
+    "reduce_min": lambda a, attrs: _reduce(torch.amin, a, attrs["axis"], attrs["keepdims"]),
+    "clip": lambda a, attrs: torch.clamp(a, attrs["lo"], attrs["hi"]),
+    "where": lambda a, b, attrs: torch.where(torch.tensor(np.asarray(attrs["mask"], dtype=bool)), a, b),
+    "take": lambda a, attrs: torch.index_select(
+        a, attrs["axis"], torch.tensor(np.asarray(attrs["indices"]) % a.shape[attrs["axis"]])
+    ),
+    "slice": lambda a, attrs: _slice(a, attrs),
+    "concatenate": lambda *operands: torch.cat(operands[:-1], dim=operands[-1]["axis"]),
+    "stack": lambda *operands: torch.stack(operands[:-1], dim=operands[-1]["axis"]),
 }
 ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
+
+
+def _slice(a, attrs):
+    """numpy's basic slicing; PyTorch has no negative steps, so such an axis is sliced upwards, then flipped."""
+    for axis, bounds in enumerate(zip(attrs["starts"], attrs["stops"], attrs["steps"])):
+        kept = range(*slice(*bounds).indices(a.shape[axis]))
+        upwards = [slice(None)] * a.dim()
+        upwards[axis] = slice(min(kept), max(kept) + 1, abs(kept.step))
+        a = a[tuple(upwards)]
+        if kept.step < 0:
+            a = torch.flip(a, (axis,))
+    return a
 
 
 def _reduce(reducer, a, axis, keepdims):

@@ -136,8 +136,9 @@ def validate_graph(graph, where: str = "graph") -> dict:
         operands = node.get("inputs")
         if not isinstance(operands, list) or not all(isinstance(n, str) for n in operands):
             raise FormatError(f"{place}.inputs: expected a list of names, got {_show(operands)}")
-        if len(operands) != op.arity:
-            raise FormatError(f"{place}.inputs: {_show(op.name)} takes {op.arity} input(s), got {len(operands)}")
+        if len(operands) not in op.arities:
+            takes = f"{op.arity} to {op.max_arity}" if op.max_arity else str(op.arity)
+            raise FormatError(f"{place}.inputs: {_show(op.name)} takes {takes} input(s), got {len(operands)}")
         for k, operand in enumerate(operands):
             if operand not in defined:
                 raise FormatError(f"{place}.inputs[{k}]: {_show(operand)} is not defined before node {_show(name)}")

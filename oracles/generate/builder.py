@@ -33,7 +33,7 @@ import numpy as np
 from ..format import DTYPES, FORMAT, VERSION, Case
 from ..ops import OPS, Op
 from .choices import ChoiceSource, HypothesisChoices, NumpyChoices
-from .values import ANY, Need, apart, has_distinct_max, make_distinct_max, move_apart, slot_need
+from .values import ANY, Need, apart, has_distinct_max, make_distinct_max, move_apart, plant_zeros, slot_need
 
 VALUE_BOUND = 1e3  # every input and intermediate value, in float64
 SMALLEST_NONZERO = 1e-30  # keeps float32 backends out of the subnormal range, where flush-to-zero differs
@@ -141,7 +141,7 @@ class _GraphBuilder:
             return False
         if need.apart_from is not None and not apart(value, need.apart_from, need.domain.margin):
             return False
-        return not need.distinct_max or has_distinct_max(value, need.axis, need.domain.margin)
+        return not need.distinct_max or has_distinct_max(value, need.axis, need.domain.margin, need.lowest)
 
     def draw(self, shape: tuple, need: Need, shifted: bool = False) -> np.ndarray:
         """A fresh input's value for the slot: drawn, then moved into what the slot needs."""
@@ -152,7 +152,9 @@ class _GraphBuilder:
         if need.apart_from is not None:
             value = move_apart(value, need.apart_from, margin)
         if need.distinct_max:
-            value = make_distinct_max(value, need.axis, margin)
+            value = make_distinct_max(value, need.axis, margin, need.lowest)
+        if need.zeros:
+            value = plant_zeros(value, need.axis, self.source)
         # The case holds the value in its dtype; conditioning sees what the backends will see.
         return np.asarray(value, dtype=self.config.dtype).astype(np.float64)
 
@@ -182,8 +184,12 @@ class _GraphBuilder:
         reduce_max along an axis of size 1)."""
         kink = op.kinks[0]
         if kink.where == "point":
-            value = self.draw(shapes[0], ANY)
-            return [self.add_input(shapes[0], value=np.where(self.on_kink(shapes[0]), kink.points[0], value))]
+            value = self.draw(shapes[0], Need(op.domain(0, attrs)))
+            points = kink.points_for(attrs)  # clip has two: each chosen element sits on one of them
+            on = points[0]
+            if len(points) > 1:
+                on = np.reshape([self.source.choice(points) for _ in value.flat], value.shape)
+            return [self.add_input(shapes[0], value=np.where(self.on_kink(shapes[0]), on, value))]
         if kink.where == "tie":
             # Both operands have the result's shape, so every tied element is one element of each.
             first = self.add_input(shape)
@@ -191,16 +197,20 @@ class _GraphBuilder:
             tied = np.where(self.on_kink(shape), self.values[first], other)
             return [first, self.add_input(shape, value=tied)]
         axis = attrs.get("axis")
-        rows = self.draw(shapes[0], Need(distinct_max=True, axis=axis))
+        rows = self.draw(shapes[0], Need(distinct_max=True, lowest=kink.lowest, axis=axis))
         rows = rows.reshape(1, -1) if axis is None else np.moveaxis(rows, axis, -1).copy()
         if rows.shape[-1] < 2:
             return None
+        if kink.lowest:  # a tie of minima is a tie of maxima of the negated rows
+            rows = -rows
         # The runner-up of each chosen row is raised to the row's maximum: an exact tie of two.
         order = np.argsort(rows, axis=-1)
         top = np.take_along_axis(rows, order[..., -1:], axis=-1)
         chosen = self.on_kink(rows.shape[:-1])[..., None]
         runner_up = np.where(chosen, top, np.take_along_axis(rows, order[..., -2:-1], axis=-1))
         np.put_along_axis(rows, order[..., -2:-1], runner_up, axis=-1)
+        if kink.lowest:
+            rows = -rows
         value = rows.reshape(shapes[0]) if axis is None else np.moveaxis(rows, -1, axis)
         return [self.add_input(shapes[0], value=value)]
 
@@ -265,11 +275,10 @@ class _GraphBuilder:
             operand = self.build(shapes[0], budget, first)
             return [operand, operand]
         budgets = [0] * len(shapes)
-        if len(growable) == 2:
-            budgets[0] = self.source.integer(0, budget)
-            budgets[1] = budget - budgets[0]
-        elif growable:
-            budgets[growable[0]] = budget
+        for position, slot in enumerate(growable):  # the budget split at random among the growable operands
+            last = position == len(growable) - 1
+            budgets[slot] = budget if last else self.source.integer(0, budget)
+            budget -= budgets[slot]
         operands: list[str] = []
         for slot, (operand_shape, operand_budget) in enumerate(zip(shapes, budgets)):
             need = slot_need(op, attrs, slot, self.values[operands[0]] if operands else None)

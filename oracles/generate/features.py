@@ -99,8 +99,8 @@ def features_out_of_reach(config) -> dict[str, str]:
                 operand_shapes, attrs = op.planner.plan(builder, shape)
                 if any(len(s) > config.max_rank for s in operand_shapes):
                     continue
-                values = [np.full(s, 1e3) for s in operand_shapes]  # large: what a shifted input would be
-                seen |= op.features(operand_shapes, op.with_defaults(attrs), values)
+                for values in _probe_values(operand_shapes):
+                    seen |= op.features(operand_shapes, op.with_defaults(attrs), values)
     reasons: dict[str, str] = {}
     owners = {feature: op.name for op in OPS.values() for feature in op.feature_names}
     binary = [name for name in ops if OPS[name].arity == 2]
@@ -118,6 +118,20 @@ def features_out_of_reach(config) -> dict[str, str]:
         elif feature not in seen:
             reasons[feature] = f"not producible with --max-rank {config.max_rank} --max-dim {config.max_dim}"
     return reasons
+
+
+def _probe_values(shapes: list[tuple]) -> list[list[np.ndarray]]:
+    """Operand values that show the features that depend on values: large ones (what a shifted
+    input would be), a ramp across [-2, 2] (on both sides of clip's bounds), all zeros, and one
+    zero among large values (a product's slices with several zeros, and with one)."""
+
+    def one_zero(shape):
+        value = np.full(shape, 1e3)
+        value.flat[0] = 0.0
+        return value
+
+    makers = (lambda s: np.full(s, 1e3), lambda s: np.linspace(-2, 2, int(np.prod(s))).reshape(s), np.zeros, one_zero)
+    return [[make(shape) for shape in shapes] for make in makers]
 
 
 def op_pairs(case: Case) -> set[str]:

@@ -18,7 +18,9 @@ class Need:
     domain: Domain = REAL
     apart_from: np.ndarray | None = None  # elementwise (as broadcast) at least domain.margin from these
     distinct_max: bool = False  # one clear maximum along `axis` (all elements when axis is None)
+    lowest: bool = False  # with distinct_max: one clear minimum instead
     axis: int | None = None
+    zeros: bool = False  # a fresh value gets exact zeros in its slices along `axis`
 
 
 ANY = Need()
@@ -28,11 +30,13 @@ def slot_need(op: Op, attrs: dict, slot: int, first_operand: np.ndarray | None =
     """What operand `slot` of `op` needs: its domain, one clear maximum along the axis of an op
     that must not tie there, and, for an op whose operands must not tie, distance from the
     first operand's value (when it is known)."""
-    domain = op.domain(slot)
-    if op.no_ties == "axis":
-        return Need(domain, distinct_max=True, axis=attrs.get("axis"))
+    domain = op.domain(slot, attrs)
+    if op.no_ties in ("axis", "axis_min"):
+        return Need(domain, distinct_max=True, lowest=op.no_ties == "axis_min", axis=attrs.get("axis"))
     if op.no_ties == "operands" and slot > 0 and first_operand is not None:
         return Need(domain, apart_from=first_operand)
+    if op.zeros_in_slices:
+        return Need(domain, axis=attrs.get("axis"), zeros=True)
     return Need(domain)
 
 
@@ -69,12 +73,16 @@ def _top_two_gap(value: np.ndarray, axis: int | None) -> np.ndarray:
     return top[..., 1] - top[..., 0]
 
 
-def has_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> bool:
-    return bool(np.all(_top_two_gap(value, axis) >= margin))
+def has_distinct_max(value: np.ndarray, axis: int | None, margin: float, lowest: bool = False) -> bool:
+    """Whether `value` has one clear maximum (minimum, if `lowest`) along `axis`."""
+    return bool(np.all(_top_two_gap(-value if lowest else value, axis) >= margin))
 
 
-def make_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> np.ndarray:
-    """`value` with each row's maximum along `axis` raised to 2 margin above the next, where it was within margin."""
+def make_distinct_max(value: np.ndarray, axis: int | None, margin: float, lowest: bool = False) -> np.ndarray:
+    """`value` with each row's maximum along `axis` raised to 2 margin above the next, where it
+    was within margin (with `lowest`, each row's minimum lowered below the next)."""
+    if lowest:
+        return -make_distinct_max(-value, axis, margin)
     rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
     if rows.shape[-1] < 2:
         return value
@@ -84,4 +92,21 @@ def make_distinct_max(value: np.ndarray, axis: int | None, margin: float) -> np.
     )  # a gap of 2 margin
     top = np.argmax(rows, axis=-1)[..., None]
     np.put_along_axis(rows, top, np.take_along_axis(rows, top, axis=-1) + lift[..., None], axis=-1)
+    return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)
+
+
+def plant_zeros(value: np.ndarray, axis: int | None, source) -> np.ndarray:
+    """`value` with exact zeros in its slices along `axis` (the whole value when axis is None):
+    each slice gets, as often as each other, no zero, exactly one, or two or more (when its
+    length allows). `source` is the generator's ChoiceSource."""
+    if value.ndim == 0:
+        return np.zeros_like(value) if source.boolean(0.5) else value
+    rows = (value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)).copy()
+    length = rows.shape[-1]
+    for index in np.ndindex(rows.shape[:-1]):
+        kind = source.integer(0, 2 if length >= 2 else 1)
+        count = (0, 1, source.integer(2, length) if length >= 2 else 1)[kind]
+        positions = list(range(length))
+        for _ in range(count):
+            rows[(*index, positions.pop(source.integer(0, len(positions) - 1)))] = 0.0
     return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)

@@ -26,7 +26,7 @@ __all__ = [
 def _domain_text(op: Op) -> str:
     if op.domains is None:
         text = "real"
-    elif op.arity == 1:
+    elif len(op.domains) == 1:
         text = op.domains[0].describe()
     else:
         text = "; ".join(f"operand {slot + 1}: {domain.describe()}" for slot, domain in enumerate(op.domains))
@@ -34,6 +34,8 @@ def _domain_text(op: Op) -> str:
         text += "; operands apart (no ties)"
     elif op.no_ties == "axis":
         text += "; no ties along the axis"
+    elif op.no_ties == "axis_min":
+        text += "; no ties of minima along the axis"
     return text
 
 
@@ -49,7 +51,8 @@ def op_table_markdown(support: dict[str, dict[str, str | None]] | None = None) -
         attrs = ", ".join(f"`{k}`: {json.dumps(v)}" for k, v in op.attrs.items()) or "none"
         domain = _domain_text(op) + (f"; {op.notes}" if op.notes else "")
         kinks = "; ".join(kink.describe() for kink in op.kinks) or "-"
-        cells = [f"`{op.name}`", str(op.arity), op.meaning, attrs, "yes" if op.broadcasts else "no", domain, kinks]
+        arity = f"{op.arity} to {op.max_arity}" if op.max_arity else str(op.arity)
+        cells = [f"`{op.name}`", arity, op.meaning, attrs, "yes" if op.broadcasts else "no", domain, kinks]
         for backend in backends:
             reason = support[backend].get(op.name, "not declared")  # type: ignore[index]
             cells.append("yes" if reason is None else f"no ({reason})")

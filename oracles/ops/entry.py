@@ -9,6 +9,7 @@ backends' maps and the engine spells an op's name.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -33,7 +34,9 @@ class Domain:
     - `bound`: |a| <= bound[dtype], where the op's result or gradient would lose its digits;
     - `shift`: a fresh input is sometimes shifted up by shift[dtype], past where a naive
       `exp` overflows (88 in float32, 709 in float64): the true result stays finite, and
-      stability bugs hide there.
+      stability bugs hide there;
+    - `away_from_attrs`: attrs whose values are points to keep away from too (clip's `lo` and
+      `hi`): `resolved(attrs)` adds them to `away_from`.
     """
 
     positive: bool = False
@@ -41,6 +44,14 @@ class Domain:
     bound: Mapping[str, float] | None = None
     margin: float = MARGIN
     shift: Mapping[str, float] | None = None
+    away_from_attrs: tuple[str, ...] = ()
+
+    def resolved(self, attrs: Mapping) -> Domain:
+        """This domain for a node with `attrs`: the points its attrs name added to `away_from`."""
+        if not self.away_from_attrs:
+            return self
+        points = tuple(float(attrs[name]) for name in self.away_from_attrs)
+        return dataclasses.replace(self, away_from=self.away_from + points, away_from_attrs=())
 
     def holds(self, value: np.ndarray, dtype: str) -> bool:
         if self.positive and not np.all(value >= self.margin):
@@ -70,6 +81,7 @@ class Domain:
         if self.positive:
             parts.append(f"a > 0 (at least {self.margin} from 0)")
         parts += [f"at least {self.margin} from {point:g}" for point in self.away_from]
+        parts += [f"at least {self.margin} from `{name}`" for name in self.away_from_attrs]
         if self.bound is not None:
             parts.append("abs(a) <= " + ", ".join(f"{bound:g} ({dtype})" for dtype, bound in self.bound.items()))
         if self.shift is not None:
@@ -84,23 +96,31 @@ REAL = Domain()
 class Kink:
     """A point where the op is not differentiable, and what a valid answer there is.
 
-    `where` is "point" (an operand equal to one of `points`: relu and abs at 0), "tie"
-    (two different operands equal: maximum) or "axis_tie" (equal maxima along the reduced
-    axis: reduce_max). `derivative` is the interval a valid local derivative lies in at a
-    point; at a tie, a valid answer gives each tied element a convex share of the
-    cotangent, the shares adding up to it.
+    `where` is "point" (an operand equal to one of `points`, or to the value of one of the
+    attrs `point_attrs`: relu and abs at 0, clip at `lo` and `hi`), "tie" (two different
+    operands equal: maximum, minimum) or "axis_tie" (equal maxima along the reduced axis:
+    reduce_max; equal minima when `lowest`: reduce_min). `derivative` is the interval a valid
+    local derivative lies in at a point; at a tie, a valid answer gives each tied element a
+    convex share of the cotangent, the shares adding up to it.
     """
 
     where: str
     label: str  # how reports name it: "relu'(0)", "maximum tie"
     points: tuple[float, ...] = ()
     derivative: tuple[float, float] | None = None
+    point_attrs: tuple[str, ...] = ()
+    lowest: bool = False
+
+    def points_for(self, attrs: Mapping) -> tuple[float, ...]:
+        """The points of a point kink at a node with `attrs`."""
+        return self.points + tuple(float(attrs[name]) for name in self.point_attrs)
 
     def describe(self) -> str:
         if self.where == "point":
             low, high = self.derivative or (float("-inf"), float("inf"))
             return f"{self.label} in [{low:g}, {high:g}]"
-        shares = "the tied maxima's parts" if self.where == "axis_tie" else "each side's part"
+        extremes = "minima" if self.lowest else "maxima"
+        shares = f"the tied {extremes}'s parts" if self.where == "axis_tie" else "each side's part"
         return f"at a tie, {shares}: convex shares adding up to the cotangent"
 
 
@@ -116,8 +136,15 @@ class Op:
     broadcasts: bool = False
     domains: tuple[Domain, ...] | None = None  # one per operand; None: every operand is real
     # "operands": different operands must not (nearly) tie elementwise; "axis": no two
-    # maxima (nearly) tie along the reduced axis. Either is a kink the default audit avoids.
+    # maxima (nearly) tie along the reduced axis; "axis_min": no two minima. Each is a kink
+    # the default audit avoids.
     no_ties: str | None = None
+    # A fresh operand gets exact zeros in its slices along `axis` (none, one, or several):
+    # where a product's `out / a` rule is wrong (reduce_prod, cumprod).
+    zeros_in_slices: bool = False
+    # The most operands the op takes, for an op of variable arity (concatenate: `arity` 2 to
+    # `max_arity` 4); None: exactly `arity`.
+    max_arity: int | None = None
     # None: the default for its arity and broadcasting, filled in by __post_init__.
     planner: Planner = None  # type: ignore[assignment]
     # (operand shapes, attrs, operand values in float64) -> the graph features a node of this op has.
@@ -139,5 +166,13 @@ class Op:
     def with_defaults(self, attrs: Mapping | None) -> dict:
         return {**self.attrs, **(attrs or {})}
 
-    def domain(self, slot: int) -> Domain:
-        return REAL if self.domains is None else self.domains[slot]
+    @property
+    def arities(self) -> range:
+        """The numbers of operands the op takes."""
+        return range(self.arity, (self.max_arity or self.arity) + 1)
+
+    def domain(self, slot: int, attrs: Mapping | None = None) -> Domain:
+        """The domain of operand `slot` (every operand past the last domain has the last one's),
+        for a node with `attrs` when they are given."""
+        domain = REAL if self.domains is None else self.domains[min(slot, len(self.domains) - 1)]
+        return domain if attrs is None else domain.resolved(attrs)

@@ -7,8 +7,9 @@ at the node, and a backend's VJP for each operand slot. A valid answer is:
 - at a tie between operands (maximum): shares s_a = vjp_a / g and s_b = vjp_b / g in [0, 1]
   that add up to 1. The operands must have the result's shape here (the caller broadcasts
   them first), so every element's shares can be read;
-- at a tie along the reduced axis (reduce_max): shares of the row's cotangent among the tied
-  maxima, each in [0, 1], adding up to 1, and nothing for the other elements of that row.
+- at a tie along the reduced axis (reduce_max; reduce_min, of minima): shares of the row's
+  cotangent among the tied maxima, each in [0, 1], adding up to 1, and nothing for the other
+  elements of that row.
 
 Nothing here names an op: it reads the `Kink` of an entry.
 """
@@ -53,15 +54,20 @@ def kink_mask(kink: Kink, operands: list[np.ndarray], attrs: dict, same_operand:
     """Which elements sit on the kink: operand elements (point), result elements (tie), or
     rows of the reduced axis, in the reduced shape with keepdims (axis tie)."""
     if kink.where == "point":
-        return np.isin(operands[0], kink.points)
+        return np.isin(operands[0], kink.points_for(attrs))
     if kink.where == "tie":
         if same_operand:
             return np.zeros(np.broadcast_shapes(*(np.shape(o) for o in operands)), dtype=bool)
         a, b = np.broadcast_arrays(*operands)
         return a == b
     (a,) = operands
-    top = np.max(a, axis=attrs.get("axis"), keepdims=True)
+    top = _extreme(kink, a, attrs)
     return np.sum(a == top, axis=attrs.get("axis"), keepdims=True) >= 2
+
+
+def _extreme(kink: Kink, a: np.ndarray, attrs: dict) -> np.ndarray:
+    """The maximum along the reduced axis (the minimum, for a kink of the lowest), with keepdims."""
+    return (np.min if kink.lowest else np.max)(a, axis=attrs.get("axis"), keepdims=True)
 
 
 def kink_region(kink: Kink, operands: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
@@ -111,7 +117,7 @@ def judge(
         return KinkAnswer(summary, True)
     (a,) = operands
     gk = _expand_reduced(g, a, attrs)
-    top = np.max(a, axis=attrs.get("axis"), keepdims=True)
+    top = _extreme(kink, a, attrs)
     rows = kink_mask(kink, operands, attrs) & (np.abs(gk) > tolerance * scale)
     winners = (a == top) & rows
     shares = np.where(winners, vjps[0] / np.where(gk == 0, 1, gk), 0.0)
@@ -120,7 +126,8 @@ def judge(
     tied = np.broadcast_to(np.sum(winners, axis=axis, keepdims=True), a.shape)[winners]  # maxima in each one's row
     losers = np.broadcast_to(rows, a.shape) & ~winners
     if np.any(np.abs(vjps[0][losers]) > tolerance * scale):
-        return KinkAnswer("a part below the maximum", False, "an element below the tied maximum gets a part")
+        extreme = "minimum" if kink.lowest else "maximum"
+        return KinkAnswer(f"a part off the {extreme}", False, f"an element off the tied {extreme} gets a part")
     seen_shares = shares[winners]
     if np.all(np.abs(seen_shares - 1 / np.maximum(tied, 1)) <= tolerance):
         summary = "split evenly"

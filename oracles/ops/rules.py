@@ -50,7 +50,7 @@ def check_axis_and_keepdims(attrs: dict) -> str | None:
 
 # ---- planners: how the generator makes operands for a result shape -------------------------------
 
-P_NEGATIVE_AXIS = 0.25  # an axis spelled from the end (-1 for the last)
+P_NEGATIVE_AXIS = 0.5  # an axis spelled from the end (-1 for the last), as often as from the start
 
 
 def _anything(shape: tuple, max_rank: int) -> bool:

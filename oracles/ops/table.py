@@ -13,11 +13,9 @@ the engine's node class, the planted engines of the selftest, the docs).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from . import fused, shaping
+from . import fused, joining, products, selection, shaping
 from .entry import Domain, Kink, Op
 from .planning import Planner, Sample, ShapeError
 from .rules import (
@@ -125,11 +123,10 @@ def _unary(name: str, meaning: str, forward, domain: Domain | None = None, **ent
 
 
 def _reduction(name: str, meaning: str, forward, **entry) -> Op:
+    entry = {"features": reduction_features(name), "feature_names": reduction_feature_names(name), **entry}
     return Op(
-        name, 1, meaning, reduced_shape, forward,
-        attrs={"axis": None, "keepdims": False}, check_attrs=check_axis_and_keepdims, planner=REDUCTION,
-        features=reduction_features(name), feature_names=reduction_feature_names(name), samples=REDUCTION_SAMPLES,
-        **entry,
+        name, 1, meaning, reduced_shape, forward, attrs={"axis": None, "keepdims": False},
+        check_attrs=check_axis_and_keepdims, planner=REDUCTION, samples=REDUCTION_SAMPLES, **entry,
     )  # fmt: skip
 
 
@@ -142,6 +139,18 @@ def _along_axis(name: str, meaning: str, forward) -> Op:
     )  # fmt: skip
 
 
+def _cumulative(name: str, meaning: str, function, **entry) -> Op:
+    """cumsum and cumprod: `function` along `axis` (-1 by default); a product's slices get zeros."""
+    product = entry.get("zeros_in_slices", False)
+    features = products.product_features(name, reduction=False) if product else products.axis_features(name)
+    names = products.product_feature_names(name, reduction=False) if product else products.axis_feature_names(name)
+    return Op(
+        name, 1, meaning, fused.along_axis_shape, products.cumulative_forward(function),
+        attrs={"axis": -1}, check_attrs=fused.check_axis, planner=fused.ALONG_AXIS,
+        features=features, feature_names=names, samples=fused.ALONG_AXIS_SAMPLES, **entry,
+    )  # fmt: skip
+
+
 def _logsumexp_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
     found = reduction_features("logsumexp")(shapes, attrs, values)
     return found | ({"logsumexp_large_operands"} if fused.large_operand(values) else set())
@@ -150,6 +159,8 @@ def _logsumexp_features(shapes: list[tuple], attrs: dict, values: list) -> set[s
 # relu'(0) may be anything in [0, 1], abs'(0) anything in [-1, 1]: the subgradients there.
 RELU_KINK = Kink("point", "relu'(0)", points=(0.0,), derivative=(0.0, 1.0))
 ABS_KINK = Kink("point", "abs'(0)", points=(0.0,), derivative=(-1.0, 1.0))
+# On a bound clip's derivative may be anything in [0, 1]: PyTorch gives 1, JAX 0.5.
+CLIP_KINK = Kink("point", "clip'(bound)", point_attrs=("lo", "hi"), derivative=(0.0, 1.0))
 
 
 OPS: dict[str, Op] = {
@@ -304,11 +315,45 @@ OPS: dict[str, Op] = {
             "`log(sum(exp(a)))`, stable, all or along one axis",
             fused.logsumexp,
             domains=(fused.PAST_OVERFLOW,),
+            features=_logsumexp_features,
+            feature_names=(*reduction_feature_names("logsumexp"), "logsumexp_large_operands"),
         ),
+        # ---- the third op wave: products, prefixes, selection and data movement ----
+        _reduction(
+            "reduce_prod",
+            "product of elements, all or along one axis",
+            products.reduce_prod_forward,
+            domains=(products.FACTOR,),
+            zeros_in_slices=True,
+            features=products.product_features("reduce_prod", reduction=True),
+            feature_names=products.product_feature_names("reduce_prod", reduction=True),
+        ),
+        _cumulative("cumsum", "running sum along `axis`", np.cumsum),
+        _cumulative(
+            "cumprod", "running product along `axis`", np.cumprod, domains=(products.FACTOR,), zeros_in_slices=True
+        ),
+        Op(
+            "minimum",
+            2,
+            "elementwise min",
+            broadcast_shape,
+            lambda a, b, _: np.minimum(a, b),
+            broadcasts=True,
+            no_ties="operands",
+            kinks=(Kink("tie", "minimum tie"),),
+        ),
+        _reduction(
+            "reduce_min",
+            "min, all or along one axis",
+            lambda a, attrs: np.min(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+            no_ties="axis_min",
+            kinks=(Kink("axis_tie", "reduce_min tie", lowest=True),),
+        ),
+        Op("clip", 1, "numpy `clip(a, lo, hi)`", kinks=(CLIP_KINK,), **selection.CLIP),
+        Op("where", 2, "numpy `where(mask, a, b)`: the broadcast shape of all three", **selection.WHERE),
+        Op("take", 1, "numpy `take(a, indices, axis)`", **selection.TAKE),
+        Op("slice", 1, "numpy basic slicing `a[start0:stop0:step0, ...]`", **selection.SLICE),
+        Op("concatenate", 2, "numpy `concatenate(operands, axis)`", **joining.CONCATENATE),
+        Op("stack", 2, "numpy `stack(operands, axis)`: a new axis", **joining.STACK),
     ]
 }
-OPS["logsumexp"] = dataclasses.replace(
-    OPS["logsumexp"],
-    features=_logsumexp_features,
-    feature_names=(*reduction_feature_names("logsumexp"), "logsumexp_large_operands"),
-)

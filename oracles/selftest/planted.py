@@ -22,104 +22,36 @@ from typing import NamedTuple
 
 import numpy as np
 
-
-def _unbroadcast(gradient, shape):
-    gradient = np.asarray(gradient)
-    while gradient.ndim > len(shape):
-        gradient = gradient.sum(axis=0)
-    for axis, size in enumerate(shape):
-        if size == 1 and gradient.shape[axis] != 1:
-            gradient = gradient.sum(axis=axis, keepdims=True)
-    return gradient
-
-
-def _sigmoid(a):
-    return 0.5 * (1 + np.tanh(a / 2))  # an overflow-free form, different from autodiff's
-
-
-def _dot_vjp(g, a, b, transpose=True):
-    a2 = a.reshape(1, -1) if a.ndim == 1 else a
-    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    g2 = np.reshape(g, (a2.shape[0], b2.shape[1]))
-    if transpose:
-        return (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape)
-    # The bug: B and A used untransposed; reshaped to fit, so only the numbers are wrong.
-    return (g2 @ b2.reshape(b2.shape[::-1])).reshape(a.shape), (a2.reshape(a2.shape[::-1]) @ g2).reshape(b.shape)
-
-
-def _expand_reduced(g, a, attrs):
-    """The cotangent of a reduction, given back its reduced axes so it broadcasts against `a`."""
-    axis = attrs["axis"]
-    if axis is None:
-        return np.reshape(g, (1,) * a.ndim)
-    return g if attrs["keepdims"] else np.expand_dims(g, axis)
-
-
-def _reduce_sum_vjp(g, a, attrs):
-    return (np.broadcast_to(_expand_reduced(g, a, attrs), a.shape),)
-
-
-def _reduce_mean_vjp(g, a, attrs, count=None):
-    if count is None:
-        count = a.size if attrs["axis"] is None else a.shape[attrs["axis"]]
-    return (np.broadcast_to(_expand_reduced(g, a, attrs), a.shape) / count,)
-
-
-def _reduce_max_vjp(g, y, a, attrs, to_every_element=False):
-    top = _expand_reduced(y, a, attrs)
-    winners = np.ones(a.shape, a.dtype) if to_every_element else (a == top).astype(a.dtype)
-    count = winners.sum(axis=attrs["axis"], keepdims=True)  # a tie shares its cotangent evenly
-    return (_expand_reduced(g, a, attrs) * winners / count,)
-
-
-def _inverse_permutation(axes, ndim):
-    perm = list(range(ndim))[::-1] if axes is None else list(axes)
-    return perm, list(np.argsort(perm))
-
-
-def _transpose_vjp(g, a, attrs, use_inverse=True):
-    perm, inverse = _inverse_permutation(attrs["axes"], a.ndim)
-    return (np.transpose(g, inverse if use_inverse else perm),)
-
-
-def _along(attrs):
-    return {"axis": attrs["axis"], "keepdims": True}
-
-
-def _logsumexp(a, attrs, stable=True):
-    top = np.max(a, axis=attrs["axis"], keepdims=True) if stable else 0.0
-    total = top + np.log(np.sum(np.exp(a - top), axis=attrs["axis"], keepdims=True))
-    if attrs.get("keepdims", True):
-        return total
-    return total.reshape(()) if attrs["axis"] is None else np.squeeze(total, axis=attrs["axis"])
-
-
-def _softmax(a, attrs):
-    return np.exp(a - _logsumexp(a, _along(attrs)))
-
-
-def _softmax_vjp(g, y, attrs, diagonal_only=False):
-    if diagonal_only:  # the bug: d y_i / d a_i alone, as if softmax were elementwise
-        return (g * y * (1 - y),)
-    return (y * (g - np.sum(g * y, axis=attrs["axis"], keepdims=True)),)
-
-
-def _maximum_vjp(g, a, b, strict=False):
-    if strict:  # the bug: a tie (or the same operand twice) gives neither side anything
-        return g * (a > b), g * (b > a)
-    share = np.where(a == b, 0.5, 1.0).astype(g.dtype)
-    return g * share * (a >= b), g * share * (b >= a)
-
-
-def _broadcast_to_vjp(g, a, summed=True):
-    if summed:
-        return (g,)  # summed back to a's shape by _unbroadcast
-    # The bug: the first copy along each stretched axis, instead of the sum of all copies.
-    lead = g.ndim - a.ndim
-    first = g[(0,) * lead]
-    index = tuple(slice(0, 1) if size == 1 else slice(None) for size in a.shape)
-    return (first[index],)
-
+from .planted_rules import (
+    _along,
+    _bounds,
+    _broadcast_to_vjp,
+    _clip_vjp,
+    _concatenate_vjp,
+    _cumprod_vjp,
+    _divided,
+    _dot_vjp,
+    _expand_reduced,
+    _logsumexp,
+    _mask,
+    _maximum_vjp,
+    _minimum_vjp,
+    _reduce_max_vjp,
+    _reduce_mean_vjp,
+    _reduce_prod_vjp,
+    _reduce_sum_vjp,
+    _reverse_cumsum,
+    _sigmoid,
+    _slice_vjp,
+    _slices,
+    _softmax,
+    _softmax_vjp,
+    _stack_vjp,
+    _take_vjp,
+    _transpose_vjp,
+    _unbroadcast,
+    _where_vjp,
+)
 
 FORWARD: dict[str, Callable] = {
     "add": lambda a, b, attrs: a + b,
@@ -149,6 +81,17 @@ FORWARD: dict[str, Callable] = {
     "softmax": lambda a, attrs: _softmax(a, attrs),
     "log_softmax": lambda a, attrs: a - _logsumexp(a, _along(attrs)),
     "logsumexp": lambda a, attrs: _logsumexp(a, attrs),
+    "reduce_prod": lambda a, attrs: np.prod(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "cumsum": lambda a, attrs: np.cumsum(a, axis=attrs["axis"]),
+    "cumprod": lambda a, attrs: np.cumprod(a, axis=attrs["axis"]),
+    "minimum": lambda a, b, attrs: np.minimum(a, b),
+    "reduce_min": lambda a, attrs: np.min(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "clip": lambda a, attrs: np.clip(a, *_bounds(a, attrs)),
+    "where": lambda a, b, attrs: np.where(_mask(attrs), a, b),
+    "take": lambda a, attrs: np.take(a, np.asarray(attrs["indices"], dtype=np.intp), axis=attrs["axis"]),
+    "slice": lambda a, attrs: a[_slices(attrs)],
+    "concatenate": lambda *args: np.concatenate(args[:-1], axis=args[-1]["axis"]),  # 2 to 4 operands
+    "stack": lambda *args: np.stack(args[:-1], axis=args[-1]["axis"]),
 }
 
 # op -> (g, value, *operands, attrs) -> one contribution per operand, before unbroadcasting.
@@ -180,6 +123,17 @@ VJP: dict[str, Callable] = {
     "softmax": lambda g, y, a, attrs: _softmax_vjp(g, y, attrs),
     "log_softmax": lambda g, y, a, attrs: (g - np.exp(y) * np.sum(g, axis=attrs["axis"], keepdims=True),),
     "logsumexp": lambda g, y, a, attrs: (_expand_reduced(g, a, attrs) * np.exp(a - _expand_reduced(y, a, attrs)),),
+    "reduce_prod": lambda g, y, a, attrs: _reduce_prod_vjp(g, a, attrs),
+    "cumsum": lambda g, y, a, attrs: (_reverse_cumsum(g, attrs["axis"]),),
+    "cumprod": lambda g, y, a, attrs: _cumprod_vjp(g, a, attrs),
+    "minimum": lambda g, y, a, b, attrs: _minimum_vjp(g, a, b),
+    "reduce_min": lambda g, y, a, attrs: _reduce_max_vjp(g, y, a, attrs),  # a == y finds the minima: ties split
+    "clip": lambda g, y, a, attrs: _clip_vjp(g, a, attrs),
+    "where": lambda g, y, a, b, attrs: _where_vjp(g, attrs),
+    "take": lambda g, y, a, attrs: _take_vjp(g, a, attrs),
+    "slice": lambda g, y, a, attrs: _slice_vjp(g, a, attrs),
+    "concatenate": lambda g, y, *args: _concatenate_vjp(g, args[:-1], args[-1]),  # one part per operand
+    "stack": lambda g, y, *args: _stack_vjp(g, args[:-1], args[-1]),
 }
 
 
@@ -232,18 +186,46 @@ NEW_OP_BUGS = {
     "tanh_gradient_plus": Bug("tanh", lambda g, y, a, attrs: (g * (1 + y * y),)),
     "cos_gradient_sign": Bug("cos", lambda g, y, a, attrs: (g * np.sin(a),)),
     "neg_gradient_identity": Bug("neg", lambda g, y, a, attrs: (g,)),
+    # The forward's sin in place of cos: right only where sin(a) = cos(a).
+    "sin_gradient_uses_sin": Bug("sin", lambda g, y, a, attrs: (g * np.sin(a),)),
+    # The classic out / a: right while no element is 0, inf or NaN at a zero (a default audit draws zeros).
+    "reduce_prod_divides_by_element": Bug(
+        "reduce_prod", lambda g, y, a, attrs: (_divided(_expand_reduced(g * y, a, attrs), a),)
+    ),
+    # A running sum of g from the front, not from the back: right only along an axis of length 1.
+    "cumsum_not_reversed": Bug("cumsum", lambda g, y, a, attrs: (np.cumsum(g, axis=attrs["axis"]),)),
+    # Reversed running sum of g * out, over a: right while no element is 0, inf or NaN from a zero on.
+    "cumprod_divides_by_element": Bug(
+        "cumprod", lambda g, y, a, attrs: (_divided(_reverse_cumsum(g * y, attrs["axis"]), a),)
+    ),
+    # Maximum's rule copied: g goes to the larger operand; right nowhere off a tie.
+    "minimum_gives_to_larger": Bug("minimum", lambda g, y, a, b, attrs: _maximum_vjp(g, a, b)),
+    # g to every element of the slice, not to its minimum: right only for a slice of one element.
+    "reduce_min_to_every_element": Bug(
+        "reduce_min", lambda g, y, a, attrs: _reduce_max_vjp(g, y, a, attrs, to_every_element=True)
+    ),
+    # The bounds ignored: right only where no element was clipped.
+    "clip_passes_everything": Bug("clip", lambda g, y, a, attrs: _clip_vjp(g, a, attrs, bounded=False)),
+    # g to both sides, ignoring the mask: wrong for any mask (the side not chosen should get 0).
+    "where_to_both_sides": Bug("where", lambda g, y, a, b, attrs: _where_vjp(g, attrs, both_sides=True)),
+    # Assignment instead of np.add.at: right only while no index repeats.
+    "take_overwrites_repeats": Bug("take", lambda g, y, a, attrs: _take_vjp(g, a, attrs, accumulate=False)),
+    # g in a step-1 block from the lowest selected index: right only where every step is 1 (or keeps one element).
+    "slice_ignores_step": Bug("slice", lambda g, y, a, attrs: _slice_vjp(g, a, attrs, stepped=False)),
+    # g split as a flat buffer, as along axis 0: right only for axis 0 (or -ndim), or leading axes of size 1.
+    "concatenate_split_as_axis_0": Bug(
+        "concatenate", lambda g, y, *args: _concatenate_vjp(g, args[:-1], args[-1], flat=True)
+    ),
+    # A negative axis counted against the operands' ndim, one axis too early: right for every axis >= 0.
+    "stack_negative_axis_off_by_one": Bug(
+        "stack", lambda g, y, *args: _stack_vjp(g, args[:-1], args[-1], ndim_plus_one=False)
+    ),
 }
 BUGS = {**SEED_BUGS, **NEW_OP_BUGS}
 
 # The ops of the table with no planted bug in BUGS, and why not (op -> reason). Every other op
 # has at least one; tests/test_adding_an_op.py fails on an op with neither, and on a stale reason.
-NOT_PLANTED: dict[str, str] = {
-    "sin": (
-        "its rule, g * cos(a), is the mirror of cos's, -g * sin(a), whose planted bug cos_gradient_sign "
-        "(a wrong sign) already measures whether an audit sees a wrong rule in this pair; a bug of sin's "
-        "own comes with the next op wave's battery, since every new bug changes selftest's output (32 bugs)"
-    ),
-}
+NOT_PLANTED: dict[str, str] = {}
 
 # Valid answers at a kink that no reference gives: `convention` findings in kink mode, passes elsewhere.
 CONVENTIONS = {
