@@ -276,3 +276,63 @@ def test_value_simplification_never_cycles():
     case = make_case({"x": []}, [("p", "power", ["x"], {"exponent": 2})], "p", {"x": 1.37})
     result = shrink(case, lambda candidate: True, max_steps=1000)
     assert not result.exhausted and result.steps < 50
+
+
+# --- data in attrs ---------------------------------------------------------------------------
+
+
+def test_a_join_drops_the_operands_a_failure_does_not_need():
+    # Fails while x (the only input holding a 5) is among the operands: the others go.
+    nodes = [("j", "concatenate", ["x", "y", "z", "y"], {"axis": 0})]
+    case = make_case({"x": [1], "y": [2], "z": [1]}, nodes, "j", {"x": [5.0], "y": [1.0, 2.0], "z": [3.0]})
+
+    def joins_x(candidate):
+        return any(node["op"] == "concatenate" and "x" in node["inputs"] for node in candidate.graph["nodes"])
+
+    (join,) = shrink(case, joins_x).case.graph["nodes"]
+    assert len(join["inputs"]) == 2 and "x" in join["inputs"]
+
+
+def test_a_take_keeps_only_the_repeat_a_failure_needs():
+    def has_a_repeat(candidate):
+        indices = [n["attrs"]["indices"] for n in candidate.graph["nodes"] if n["op"] == "take"]
+        return any(len(set(i)) < len(i) for i in indices)
+
+    nodes = [("t", "take", ["x"], {"indices": [0, 2, 1, 2, -3], "axis": 0})]
+    result = shrink(make_case({"x": [3]}, nodes, "t", {"x": [1.0, 2.0, 3.0]}), has_a_repeat)
+    (take,) = result.case.graph["nodes"]
+    assert len(take["attrs"]["indices"]) == 2 and has_a_repeat(result.case)
+
+
+def test_a_where_mask_shrinks_to_a_single_boolean():
+    nodes = [("w", "where", ["x", "y"], {"mask": [[True, False, True], [False, False, True]]})]
+    case = make_case({"x": [2, 3], "y": [2, 3]}, nodes, "w", {"x": [[1.0] * 3] * 2, "y": [[2.0] * 3] * 2})
+    result = shrink(case, lambda candidate: any(n["op"] == "where" for n in candidate.graph["nodes"]))
+    assert [node["attrs"]["mask"] for node in result.case.graph["nodes"]] == [True]
+
+
+# Each bug's op between correct nodes, on a case that shows the bug (a negative axis for the joins).
+THIRD_WAVE_CASES = {
+    "take_overwrites_repeats": ("take", {"x": [4]}, ["x"], {"indices": [1, -3, 2], "axis": 0}),
+    "where_to_both_sides": ("where", {"x": [2, 3], "y": [3]}, ["x", "y"], {"mask": [[True], [False]]}),
+    "concatenate_split_as_axis_0": ("concatenate", {"x": [3, 1], "y": [3, 2], "z": [3, 1]}, ["x", "y", "z"],
+                                    {"axis": -1}),
+    "stack_negative_axis_off_by_one": ("stack", {"x": [2, 3], "y": [2, 3]}, ["x", "y"], {"axis": -2}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bug", THIRD_WAVE_CASES)
+def test_a_planted_bug_of_the_third_wave_shrinks_to_one_node_blamed_on_its_op(bug, torch_reference):
+    op, shapes, operands, attrs = THIRD_WAVE_CASES[bug]
+    rng = np.random.default_rng(7)
+    values = {name: rng.normal(size=shape) for name, shape in shapes.items()}
+    nodes = [(f"{name}_in", "sin", [name], {}) for name in shapes] + [
+        ("y_op", op, [f"{name}_in" for name in operands], attrs),
+        ("out", "tanh", ["y_op"], {}),
+    ]
+    case = make_case(shapes, nodes, "out", {name: value.tolist() for name, value in values.items()})
+    case = validate_case({**case_to_json(case), "cotangent": rng.normal(size=np.shape(case.cotangent)).tolist()})
+    investigation = investigate_planted_bug(bug, case, torch_reference)
+    minimal = validate_case(investigation.minimal)
+    assert [node["op"] for node in minimal.graph["nodes"]] == [op]
+    assert investigation.op == op and investigation.confirmed

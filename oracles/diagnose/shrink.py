@@ -6,9 +6,10 @@ steps and seconds runs out:
 
 1. structure: replace a node by one of its operands, or by a fresh input holding its value;
    then drop nodes the output does not need and inputs nothing uses;
-2. shapes: shrink an axis size everywhere it occurs (towards 1 and 2), drop an axis of an
+2. data: an operand dropped from an op of variable arity, smaller attrs (its entry's `smaller_attrs`);
+3. shapes: shrink an axis size everywhere it occurs (towards 1 and 2), drop an axis of an
    input, or make an input a scalar;
-3. values: towards small integers and halves, for the inputs and then the cotangent.
+4. values: towards small integers and halves, for the inputs and then the cotangent.
 
 Every candidate is a valid case in the graph format (invalid ones are skipped), so the
 result can be saved, replayed and mailed like any other.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..format import Case, FormatError, infer_shapes, reference_values, validate_graph
+from ..ops import OPS
 
 
 @dataclass
@@ -110,6 +112,27 @@ def _replace(case: Case, name: str, operand: str) -> Case | None:
     return _rebuild(case, {**graph, "nodes": nodes, "output": output}, case.values)
 
 
+def _attrs(case: Case) -> Iterator[Case | None]:
+    """Smaller data in a node: one operand fewer for an op of variable arity (a join), or the
+    smaller attrs its entry offers (fewer indices, a smaller mask). Each candidate is strictly
+    smaller, so this pass ends."""
+    for position, node in enumerate(case.graph["nodes"]):
+        op = OPS[node["op"]]
+        operands = node["inputs"]
+        if len(operands) > op.arity:
+            for slot in range(len(operands)):
+                yield _with_node(case, position, inputs=operands[:slot] + operands[slot + 1 :])
+        for attrs in op.smaller_attrs(op.with_defaults(node.get("attrs"))):
+            yield _with_node(case, position, attrs=attrs)
+
+
+def _with_node(case: Case, position: int, **changes) -> Case | None:
+    """The case with node number `position` changed (its inputs or attrs)."""
+    nodes = list(case.graph["nodes"])
+    nodes[position] = {**nodes[position], **changes}
+    return _rebuild(case, {**case.graph, "nodes": nodes}, case.values)
+
+
 def _shapes(case: Case) -> Iterator[Case | None]:
     graph = case.graph
     sizes = sorted({size for entry in graph["inputs"] for size in entry["shape"] if size > 1}, reverse=True)
@@ -183,7 +206,7 @@ def _values(case: Case) -> Iterator[Case]:
         yield Case(case.graph, case.values, candidate, case.seed)
 
 
-PASSES = (_structure, _shapes, _values)
+PASSES = (_structure, _attrs, _shapes, _values)
 
 
 def shrink(

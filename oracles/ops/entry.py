@@ -145,6 +145,9 @@ class Op:
     # The most operands the op takes, for an op of variable arity (concatenate: `arity` 2 to
     # `max_arity` 4); None: exactly `arity`.
     max_arity: int | None = None
+    # attrs -> smaller attrs to try when shrinking (fewer indices, a smaller mask), for an op
+    # whose attrs hold data; each strictly smaller than `attrs`.
+    smaller_attrs: Callable[[dict], list[dict]] = lambda attrs: []
     # None: the default for its arity and broadcasting, filled in by __post_init__.
     planner: Planner = None  # type: ignore[assignment]
     # (operand shapes, attrs, operand values in float64) -> the graph features a node of this op has.

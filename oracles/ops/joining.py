@@ -107,12 +107,12 @@ def join_feature_names(prefix: str, max_rank: int = 3) -> tuple[str, ...]:
 CONCATENATE_SAMPLES = (
     Sample(((1,), (2,)), {"axis": 0}),
     Sample(((2, 1), (2, 2), (2, 1)), {"axis": -1}),
-    Sample(((1, 3), (1, 3), (2, 3), (1, 3)), {"axis": 0}),
+    Sample(((3, 1), (3, 1), (3, 2), (3, 1)), {"axis": -1}),
 )
 STACK_SAMPLES = (
     Sample(((), ()), {"axis": 0}),
     Sample(((3,), (3,), (3,)), {"axis": -1}),
-    Sample(((2, 3), (2, 3)), {"axis": 1}),
+    Sample(((2, 3), (2, 3)), {"axis": -2}),
     Sample(((2,), (2,), (2,), (2,)), {"axis": -2}),
 )
 

@@ -149,6 +149,15 @@ def _plan_where(context: PlanContext, shape: tuple):
     return [a, b], {"mask": mask}
 
 
+def smaller_masks(attrs: dict) -> list[dict]:
+    """For shrinking: the mask with one axis dropped (its first slice), or a single boolean."""
+    mask = np.asarray(attrs["mask"], dtype=bool)
+    if mask.ndim == 0:
+        return []
+    smaller = [np.take(mask, 0, axis=axis).tolist() for axis in range(mask.ndim)]
+    return [{**attrs, "mask": m} for m in [*smaller, bool(mask.flat[0]), not mask.flat[0]]]
+
+
 WHERE_PLANNER = Planner(lambda shape, max_rank: True, _plan_where)
 WHERE_FEATURES = ("where_all_true", "where_all_false", "where_mixed", "where_mask_broadcast")
 
@@ -212,6 +221,15 @@ def _plan_take(context: PlanContext, shape: tuple):
     indices = [index - length if context.boolean(0.5) else index for index in indices]  # negative spellings
     operand = (*shape[:axis], length, *shape[axis + 1 :])
     return [operand], {"indices": indices, "axis": spelled(context, axis, len(shape))}
+
+
+def fewer_indices(attrs: dict) -> list[dict]:
+    """For shrinking: the first half of the indices, or all but one."""
+    indices = attrs["indices"]
+    if len(indices) < 2:
+        return []
+    fewer = [indices[: len(indices) // 2]] + [indices[:k] + indices[k + 1 :] for k in range(len(indices))]
+    return [{**attrs, "indices": chosen} for chosen in fewer]
 
 
 TAKE_PLANNER = Planner(lambda shape, max_rank: len(shape) >= 1, _plan_take)
@@ -351,6 +369,7 @@ WHERE = {
     "features": where_features,
     "feature_names": WHERE_FEATURES,
     "samples": WHERE_SAMPLES,
+    "smaller_attrs": smaller_masks,
     "notes": "`mask`: nested list of booleans",
 }
 TAKE = {
@@ -362,6 +381,7 @@ TAKE = {
     "features": take_features,
     "feature_names": TAKE_FEATURES,
     "samples": TAKE_SAMPLES,
+    "smaller_attrs": fewer_indices,
     "notes": "each index in `[-n, n)` for the axis length `n`",
 }
 SLICE = {
