@@ -25,6 +25,10 @@ import time
 
 from examples.broken_engines import correct
 
+# The ops the engines that misbehave on `sin` take: few, so that most of their graphs hold a
+# `sin` whatever else the op table holds (the tests count those graphs with the same ops).
+SIN_GRAPH_OPS = frozenset({"add", "mult", "sin", "tanh", "reduce_sum"})
+
 
 def _has_sin(graph) -> bool:
     return any(node["op"] == "sin" for node in graph["nodes"])
@@ -86,7 +90,7 @@ class HostileEngine:
     def __init__(self, misdeed: str):
         self.name = f"hostile:{misdeed}"
         self.misdeed = MISDEEDS[misdeed]
-        self.ops = correct.ops
+        self.ops = SIN_GRAPH_OPS
 
     def evaluate(self, graph, values, cotangent):
         if _has_sin(graph):
@@ -98,7 +102,7 @@ class ReturnsNoArray:
     """Answers a graph with `sin` with objects that are not arrays (and cannot be pickled)."""
 
     name = "hostile:returns_no_array"
-    ops = correct.ops
+    ops = SIN_GRAPH_OPS
 
     def evaluate(self, graph, values, cotangent):
         if _has_sin(graph):

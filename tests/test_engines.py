@@ -19,10 +19,16 @@ AUDIT = str(Path(sys.executable).parent / "autodiff-audit")
 
 # engine -> (package, audit flags, the real bugs it has: {(kind, op)})
 ENGINES = {
+    # prod's gradient is NaN at a zero (it divides by each element); where's VJP never sums a broadcast
+    # operand's gradient back to its shape, and crashes: triage blames reduce_prod when the graph's
+    # reduce_prod node has a zero (its own local rule fails first), whence ("crash", "reduce_prod").
     "autograd": ("autograd", ["--graphs", "300"], {("crash", "broadcast_to"), ("crash", "logsumexp"),
-                                                   ("shape", "logsumexp")}),
-    "mygrad": ("mygrad", ["--graphs", "300"], {("gradient", "maximum")}),
-    "tensorflow": ("tensorflow", ["--graphs", "300"], set()),
+                                                   ("shape", "logsumexp"), ("nan-inf", "reduce_prod"),
+                                                   ("crash", "where"), ("crash", "reduce_prod")}),
+    # maximum(x, x) and minimum(x, x) have gradient 0.
+    "mygrad": ("mygrad", ["--graphs", "300"], {("gradient", "maximum"), ("gradient", "minimum")}),
+    # cumprod's gradient is 0 at a zero of its input.
+    "tensorflow": ("tensorflow", ["--graphs", "300"], {("gradient", "cumprod")}),
     # float64 sin and cos lose about 8 digits past |x| = 700; pow of a pow can raise on a NaN cast.
     # tinygrad compiles a kernel with clang per new shape: a first evaluation can take seconds.
     "tinygrad": ("tinygrad", ["--graphs", "100", "--timeout", "120"],

@@ -7,6 +7,7 @@ for the module; each test reads one thing off the report directory it wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -32,10 +33,11 @@ SMALL_GRAPHS = GeneratorConfig(max_nodes=4)
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def audit_into(directory: Path, engine: str, graphs: int = 12, seed: int = 0) -> dict:
-    """Audit `engine` on small graphs against PyTorch and finite differences; write the report."""
+def audit_into(directory: Path, engine: str, graphs: int = 12, seed: int = 0, ops: tuple[str, ...] = ()) -> dict:
+    """Audit `engine` on small graphs (of `ops`, if given) against PyTorch and finite differences; write the report."""
+    generator = dataclasses.replace(SMALL_GRAPHS, ops=ops) if ops else SMALL_GRAPHS
     config = AuditConfig(
-        graphs=graphs, seed=seed, engine=engine, oracles=("torch", "numeric"), generator=SMALL_GRAPHS, workers=1,
+        graphs=graphs, seed=seed, engine=engine, oracles=("torch", "numeric"), generator=generator, workers=1,
         report=directory,
     )  # fmt: skip
     write_report(build_report(run_audit(config)))
@@ -206,7 +208,7 @@ def test_a_second_audit_into_the_same_directory_keeps_only_its_own_case_files(au
     _, first = audited
     directory = tmp_path / "report"
     shutil.copytree(first, directory)
-    report = audit_into(directory, "examples.broken_engines:subtract_sign", graphs=6, seed=3)
+    report = audit_into(directory, "examples.broken_engines:subtract_sign", graphs=6, seed=3, ops=("subtract", "mult"))
     assert report["summary"]["discrepancies"]
     named = {d["case_file"] for d in report["discrepancies"]} | {m["case_file"] for m in report["minimal_cases"]}
     named |= {m["reproducer"] for m in report["minimal_cases"] if m.get("reproducer")}

@@ -201,3 +201,36 @@ def test_a_correct_engine_is_not_blamed_for_a_node_named_like_a_second_slot(torc
     result = run_triage(case, load_engine("examples.broken_engines:correct"), torch_reference)
     assert result.kind is None
     assert verdicts(result) == {"x_2": "ok"}
+
+
+class WhereCrashesAndProdIsNanAtZero(ReverseEngine):
+    """Two bugs in one case: reduce_prod's gradient is NaN at a zero (the `out / a` rule), and
+    where's gradient raises."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "where-crashes-prod-nan"
+
+        def crash(*args):
+            raise ValueError("non-broadcastable output operand")
+
+        def divided(g, y, a, attrs):
+            with np.errstate(all="ignore"):
+                return (np.broadcast_to(g * y / a, a.shape),)
+
+        self.vjp = {**self.vjp, "where": crash, "reduce_prod": divided}
+
+
+def test_a_crash_is_blamed_on_the_op_that_crashes_not_on_an_earlier_wrong_rule(torch_reference):
+    from oracles.diagnose import diagnose
+
+    nodes = [
+        ("p", "reduce_prod", ["y"], {"axis": None, "keepdims": False}),
+        ("w", "where", ["x", "p"], {"mask": False}),
+    ]
+    case = make_case({"x": [2], "y": [2]}, nodes, "w", {"x": [1.0, 2.0], "y": [0.0, 3.0]}, [0.5, -1.5])
+    engine = from_plugin(WhereCrashesAndProdIsNanAtZero(), "where-crashes-prod-nan", role="engine")
+    backends = with_torch(engine, torch_reference)
+    settled = diagnose(case, check_case(case, backends), backends).result.findings
+    assert {(f.kind, f.op) for f in settled if f.backend == engine.name} == {("crash", "where")}
+    assert verdicts(run_triage(case, engine, torch_reference)) == {"p": "nan-inf", "w": "crash"}

@@ -47,7 +47,11 @@ def settle(kind: Kind, local: Triage | None) -> tuple[Kind, str | None]:
     if local is None or not kind.rule.located:
         return kind, None
     if not kind.rule.sharpened:
-        return kind, local.op
+        # The node whose own check fails the same way (a crash where the engine crashes), before
+        # the first wrong node: in where(m, x, reduce_prod(y)), a NaN of reduce_prod's comes first
+        # and a crash of where's is where's.
+        same = next((node for node in local.nodes if node.verdict == kind), None)
+        return kind, same.op if same is not None else local.op
     if local.kind is None:  # the case passed triage's own check: nothing to sharpen
         return kind, None
     return local.kind, local.op  # a wrong local rule, or composition (whose op is None)

@@ -1,5 +1,6 @@
 """HIPS autograd behind the plug-in protocol: the graph as one function of autograd.numpy, its
-VJP by `autograd.make_vjp`."""
+VJP by `autograd.make_vjp`. autograd 1.9.1 defines no VJP for `np.cumprod` (declared unsupported)
+nor for `np.take`: `take` is autograd's own indexing along the axis, as its users write it."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -14,6 +15,15 @@ name = f"autograd-{version('autograd')}"
 
 def _along(a, axis):
     return logsumexp(a, axis=axis, keepdims=True)
+
+
+def _take(a, indices, axis):
+    # numpy's take(a, indices, axis) is a[:, ..., indices] with `indices` at `axis`: autograd's indexing.
+    return a[(slice(None),) * (axis % anp.ndim(a)) + (np.asarray(indices, dtype=np.int64),)]
+
+
+def _slice(a, attrs):
+    return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
 
 
 OPS: dict[str, Callable] = {
@@ -44,8 +54,21 @@ OPS: dict[str, Callable] = {
     "softmax": lambda a, attrs: anp.exp(a - _along(a, attrs["axis"])),
     "log_softmax": lambda a, attrs: a - _along(a, attrs["axis"]),
     "logsumexp": lambda a, attrs: logsumexp(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "reduce_prod": lambda a, attrs: anp.prod(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "cumsum": lambda a, attrs: anp.cumsum(a, axis=attrs["axis"]),
+    "minimum": lambda a, b, attrs: anp.minimum(a, b),
+    "reduce_min": lambda a, attrs: anp.min(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "clip": lambda a, attrs: anp.clip(a, attrs["lo"], attrs["hi"]),
+    "where": lambda a, b, attrs: anp.where(np.asarray(attrs["mask"], dtype=bool), a, b),
+    "take": lambda a, attrs: _take(a, attrs["indices"], attrs["axis"]),
+    "slice": lambda a, attrs: _slice(a, attrs),
+    "concatenate": lambda *args: anp.concatenate(args[:-1], axis=args[-1]["axis"]),
+    "stack": lambda *args: anp.stack(args[:-1], axis=args[-1]["axis"]),
 }
 ops = set(OPS)
+unsupported: dict[str, str] = {
+    "cumprod": "autograd 1.9.1 defines no VJP for np.cumprod (NotImplementedError: VJP of cumprod not defined)",
+}
 
 
 def evaluate(graph, values, cotangent):

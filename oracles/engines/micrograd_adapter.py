@@ -20,6 +20,15 @@ OPS: dict[str, Callable] = {
     "relu": lambda a, attrs: a.relu(),
 }
 ops = set(OPS)
+_NO_COMPARISON = "micrograd's Value has no comparison, min or clip (relu is its only kink)"
+_NO_TENSORS = "micrograd has scalars only: no tensors, axes or reductions"
+unsupported: dict[str, str] = {
+    "minimum": _NO_COMPARISON,
+    "reduce_min": _NO_COMPARISON,
+    "clip": _NO_COMPARISON,
+    "where": "micrograd has no select: a mask would pick in Python, not in the engine",
+    **{op: _NO_TENSORS for op in ("reduce_prod", "cumsum", "cumprod", "take", "slice", "concatenate", "stack")},
+}
 
 
 def accepts(graph):

@@ -1,5 +1,6 @@
 """mygrad behind the plug-in protocol: the graph in mygrad tensors, the VJP by
-`output.backward(cotangent)` and each input's `.grad`."""
+`output.backward(cotangent)` and each input's `.grad`. mygrad has no `take` function: `take` is
+mygrad's own (advanced) indexing along the axis, and `slice` its basic indexing."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -18,6 +19,21 @@ def _logsumexp(a, axis, keepdims):
     if keepdims:
         return total
     return mg.reshape(total, ()) if axis is None else mg.squeeze(total, axis=axis)
+
+
+def _take(a, indices, axis):
+    # numpy's take(a, indices, axis) is a[:, ..., indices] with `indices` at `axis`: mygrad's indexing.
+    return a[(slice(None),) * (axis % a.ndim) + (np.asarray(indices, dtype=np.int64),)]
+
+
+def _clip(a, lo, hi):
+    # The bounds in the operand's dtype: mygrad makes a Python float a float64 array, and float64
+    # wins over float32 (mg.clip(float32, -0.5, 0.75) is float64, numpy's clip float32).
+    return mg.clip(a, np.asarray(lo, dtype=a.dtype), np.asarray(hi, dtype=a.dtype))
+
+
+def _slice(a, attrs):
+    return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
 
 
 OPS: dict[str, Callable] = {
@@ -48,6 +64,17 @@ OPS: dict[str, Callable] = {
     "softmax": lambda a, attrs: softmax(a, axis=attrs["axis"]),
     "log_softmax": lambda a, attrs: logsoftmax(a, axis=attrs["axis"]),
     "logsumexp": lambda a, attrs: _logsumexp(a, attrs["axis"], attrs["keepdims"]),
+    "reduce_prod": lambda a, attrs: mg.prod(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "cumsum": lambda a, attrs: mg.cumsum(a, axis=attrs["axis"]),
+    "cumprod": lambda a, attrs: mg.cumprod(a, axis=attrs["axis"]),
+    "minimum": lambda a, b, attrs: mg.minimum(a, b),
+    "reduce_min": lambda a, attrs: mg.min(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "clip": lambda a, attrs: _clip(a, attrs["lo"], attrs["hi"]),
+    "where": lambda a, b, attrs: mg.where(np.asarray(attrs["mask"], dtype=bool), a, b),
+    "take": lambda a, attrs: _take(a, attrs["indices"], attrs["axis"]),
+    "slice": lambda a, attrs: _slice(a, attrs),
+    "concatenate": lambda *args: mg.concatenate(args[:-1], axis=args[-1]["axis"]),
+    "stack": lambda *args: mg.stack(args[:-1], axis=args[-1]["axis"]),
 }
 ops = set(OPS)
 

@@ -1,5 +1,6 @@
 """TensorFlow (CPU) behind the plug-in protocol: the graph in eager TensorFlow under a
-GradientTape, the VJP by `tape.gradient(..., output_gradients=cotangent)`."""
+GradientTape, the VJP by `tape.gradient(..., output_gradients=cotangent)`. `take` is `tf.gather`,
+whose CPU kernel takes indices in [0, n) only: negative ones are spelled from the start."""
 
 import os
 from collections.abc import Callable
@@ -15,6 +16,15 @@ name = f"tensorflow-{tf.__version__}"
 
 def _transpose(a, axes):
     return tf.transpose(a, perm=list(reversed(range(len(a.shape)))) if axes is None else axes)
+
+
+def _take(a, indices, axis):
+    length = a.shape[axis]
+    return tf.gather(a, tf.constant([index % length for index in indices], dtype=tf.int64), axis=axis)
+
+
+def _slice(a, attrs):
+    return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
 
 
 OPS: dict[str, Callable] = {
@@ -45,6 +55,17 @@ OPS: dict[str, Callable] = {
     "softmax": lambda a, attrs: tf.nn.softmax(a, axis=attrs["axis"]),
     "log_softmax": lambda a, attrs: tf.nn.log_softmax(a, axis=attrs["axis"]),
     "logsumexp": lambda a, attrs: tf.reduce_logsumexp(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "reduce_prod": lambda a, attrs: tf.reduce_prod(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "cumsum": lambda a, attrs: tf.math.cumsum(a, axis=attrs["axis"]),
+    "cumprod": lambda a, attrs: tf.math.cumprod(a, axis=attrs["axis"]),
+    "minimum": lambda a, b, attrs: tf.minimum(a, b),
+    "reduce_min": lambda a, attrs: tf.reduce_min(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "clip": lambda a, attrs: tf.clip_by_value(a, attrs["lo"], attrs["hi"]),
+    "where": lambda a, b, attrs: tf.where(tf.constant(np.asarray(attrs["mask"], dtype=bool)), a, b),
+    "take": lambda a, attrs: _take(a, attrs["indices"], attrs["axis"]),
+    "slice": lambda a, attrs: _slice(a, attrs),
+    "concatenate": lambda *args: tf.concat(list(args[:-1]), axis=args[-1]["axis"]),
+    "stack": lambda *args: tf.stack(list(args[:-1]), axis=args[-1]["axis"]),
 }
 ops = set(OPS)
 
@@ -62,4 +83,5 @@ def evaluate(graph, values, cotangent):
     gradients = tape.gradient(
         output, inputs, output_gradients=tf.constant(cotangent), unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    return output.numpy(), {n: np.asarray(g) for n, g in zip(names, gradients)}
+    # tf.gather's gradient is an IndexedSlices (its rows and their indices): made dense by TensorFlow.
+    return output.numpy(), {n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, gradients)}

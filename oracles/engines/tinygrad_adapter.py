@@ -16,6 +16,15 @@ def _broadcast_to(a, shape):
     return a.reshape((1,) * (len(shape) - len(a.shape)) + tuple(a.shape)).expand(shape)
 
 
+def _take(a, indices, axis):
+    # numpy's take(a, indices, axis) is a[:, ..., indices] with `indices` at `axis`: tinygrad's indexing.
+    return a[(slice(None),) * (axis % a.ndim) + (list(indices),)]
+
+
+def _slice(a, attrs):
+    return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
+
+
 OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: a + b,
     "subtract": lambda a, b, attrs: a - b,
@@ -44,8 +53,27 @@ OPS: dict[str, Callable] = {
     "softmax": lambda a, attrs: a.softmax(axis=attrs["axis"]),
     "log_softmax": lambda a, attrs: a.log_softmax(axis=attrs["axis"]),
     "logsumexp": lambda a, attrs: a.logsumexp(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+    "reduce_prod": lambda a, attrs: a.prod(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+    "cumsum": lambda a, attrs: a.cumsum(axis=attrs["axis"]),
+    "cumprod": lambda a, attrs: a.cumprod(axis=attrs["axis"]),
+    "minimum": lambda a, b, attrs: a.minimum(b),
+    "reduce_min": lambda a, attrs: a.min(axis=attrs["axis"], keepdim=attrs["keepdims"]),
+    "clip": lambda a, attrs: a.clip(attrs["lo"], attrs["hi"]),
+    "where": lambda a, b, attrs: Tensor(np.asarray(attrs["mask"], dtype=bool)).where(a, b),
+    "take": lambda a, attrs: _take(a, attrs["indices"], attrs["axis"]),
+    "slice": lambda a, attrs: _slice(a, attrs),
+    "concatenate": lambda *args: args[0].cat(*args[1:-1], dim=args[-1]["axis"]),
+    "stack": lambda *args: args[0].stack(*args[1:-1], dim=args[-1]["axis"]),
 }
 ops = set(OPS)
+
+
+def _leaf(value) -> Tensor:
+    """An input as a tensor of its own buffer. tinygrad makes a 0-d array a constant, and equal constants
+    are one node: two scalar inputs of the same value would share their gradient. A 0-d input is
+    therefore a one-element buffer, reshaped."""
+    array = np.array(value, order="C")
+    return Tensor(array.reshape(1)).reshape(()) if array.ndim == 0 else Tensor(array)
 
 
 def _reaching(graph) -> set[str]:
@@ -62,7 +90,7 @@ def _reaching(graph) -> set[str]:
 
 def evaluate(graph, values, cotangent):
     names = [entry["name"] for entry in graph["inputs"]]
-    inputs = {n: Tensor(np.array(values[n], order="C")) for n in names}
+    inputs = {n: _leaf(values[n]) for n in names}
     computed = dict(inputs)
     for node in graph["nodes"]:
         computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
