@@ -252,3 +252,9 @@ def test_hypothesis_cases_respect_the_config(case):
     assert 1 <= len(case.graph["nodes"]) <= 4
     assert case.cotangent.dtype == np.float32 and case.cotangent.ndim == 1
     validate_case(case_to_json(case))
+
+
+def test_minimum_of_one_value_twice_occurs_in_a_default_audits_first_cases():
+    # minimum(x, x) is x: no tie, and a rule that gives neither slot a part (mygrad's) is wrong there.
+    nodes = [node for case in first_cases() for node in case.graph["nodes"]]
+    assert any(node["op"] == "minimum" and len(set(node["inputs"])) == 1 for node in nodes)
