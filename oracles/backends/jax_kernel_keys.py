@@ -18,10 +18,11 @@ import jaxlib
 import numpy as np
 
 try:  # internals of the JAX the store was written for (jax_kernels.WRITTEN_FOR)
-    from jax._src import core
+    from jax._src import core, pjit
+    from jax._src import mesh as meshes
     from jax._src.config import config as jax_config
 except ImportError:  # another JAX: the store is not used, and nothing here is called
-    core = jax_config = None  # type: ignore[assignment]
+    core = pjit = meshes = jax_config = None  # type: ignore[assignment]
 
 FORMAT = "autodiff-audit jax kernel 1"  # the first line of every kernel file
 
@@ -81,6 +82,12 @@ def jaxpr_text(closed) -> str:
     def param(value) -> str:
         if isinstance(value, core.ClosedJaxpr):
             return closed_text(value)
+        # A jit nested in the jaxpr (jnp.take's jnp.where) with JAX's defaults: no sharding, and
+        # the empty mesh. Any other sharding or mesh is not plain data.
+        if isinstance(value, pjit.UnspecifiedValue):
+            return "unspecified"
+        if isinstance(value, (meshes.Mesh, meshes.AbstractMesh)) and value.empty:
+            return "mesh:empty"
         if isinstance(value, core.Jaxpr):
             return "{" + jaxpr(value) + "}"
         if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
