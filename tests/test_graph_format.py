@@ -480,6 +480,8 @@ BAD_DATA_ATTRS = [
     ("slice", ([3, 2],), {"starts": [0], "stops": [2], "steps": [1]}, "1 entries per list for an operand of rank 2"),
     ("slice", ([3],), {"starts": [0, 1], "stops": [2], "steps": [1]}, "one entry per axis each"),
     ("clip", ([3],), {"lo": 1.0, "hi": 1.0}, "lo must be below hi"),
+    ("clip", ([3],), {"lo": -(10**400), "hi": 1.0}, "lo must be a finite number"),
+    ("slice", ([3],), {"starts": [10**400], "stops": [None], "steps": [1]}, "at most 2,147,483,647 either way"),
     ("clip", ([3],), {"hi": 1.0}, "lo must be a finite number (clip needs both lo and hi), got None"),
     ("concatenate", ([2, 1], [3, 1]), {"axis": 1}, "differ off axis 1"),
     ("concatenate", ([2], [2, 1]), {}, "differ in rank"),

@@ -9,6 +9,8 @@ a hostile graph cannot make the validator allocate.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .entry import Domain
@@ -16,6 +18,7 @@ from .planning import PlanContext, Planner, Sample, ShapeError
 from .rules import BROADCASTING, P_NEGATIVE_AXIS, is_int, same_shape
 
 ATTR_ELEMENTS = 10_000  # the most elements a mask or an index list may have
+MAX_BOUND = 2**31 - 1  # a slice's start, stop or step: past any axis, so no meaning is lost
 MAX_MASK_RANK = 8
 
 
@@ -40,7 +43,13 @@ CLIP_WIDTHS = (0.5, 1.0, 1.5, 2.0)
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+    """A finite number, as JSON gives it (an integer of any size, or a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float64
+        return False
 
 
 def check_clip(attrs: dict) -> str | None:
@@ -261,8 +270,8 @@ def check_slice(attrs: dict) -> str | None:
     for name, entries in zip(("starts", "stops", "steps"), lists):
         if not isinstance(entries, list) or len(entries) > MAX_MASK_RANK:
             return f"{name} must be a list with one entry per axis, got {_short(entries)}"
-        if not all(entry is None or is_int(entry) for entry in entries):
-            return f"{name} must hold integers or null, got {_short(entries)}"
+        if not all(entry is None or (is_int(entry) and abs(entry) <= MAX_BOUND) for entry in entries):
+            return f"{name} must hold integers (at most {MAX_BOUND:,} either way) or null, got {_short(entries)}"
     if len({len(entries) for entries in lists}) != 1:
         return "starts, stops and steps must have one entry per axis each"
     if 0 in attrs["steps"]:
