@@ -1,6 +1,6 @@
-"""Rules of the ops that select data (where, take, slice) and of clip: shape rules, attr checks,
-planners, features and samples (concatenate and stack are in `joining.py`). Nothing here names
-an op; `table.py` uses them.
+"""Rules of the ops that select data (where, take, slice): shape rules, attr checks, planners,
+features and samples (concatenate and stack are in `joining.py`, clip in `bounds.py`). Nothing
+here names an op; `table.py` uses them.
 
 `where`'s mask and `take`'s indices are constants that are data: they are checked before any
 array is made of them (at most ATTR_ELEMENTS elements, nested at most MAX_MASK_RANK deep), so
@@ -9,13 +9,10 @@ a hostile graph cannot make the validator allocate.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .entry import Domain
 from .planning import PlanContext, Planner, Sample, ShapeError
-from .rules import BROADCASTING, P_NEGATIVE_AXIS, is_int, same_shape
+from .rules import BROADCASTING, P_NEGATIVE_AXIS, is_int
 
 ATTR_ELEMENTS = 10_000  # the most elements a mask or an index list may have
 MAX_BOUND = 2**31 - 1  # a slice's start, stop or step: past any axis, so no meaning is lost
@@ -33,57 +30,6 @@ def spelled(context: PlanContext, axis: int, rank: int) -> int:
     """`axis`, spelled from the end as often as from the start."""
     return axis - rank if context.boolean(P_NEGATIVE_AXIS) else axis
 
-
-# ---- clip ------------------------------------------------------------------------------------------
-
-# Bounds are multiples of 1/4, exact in float32 too, and a standard normal operand falls on
-# both sides of each and between them.
-CLIP_LOWS = (-1.5, -1.0, -0.75, -0.5, -0.25, 0.25)
-CLIP_WIDTHS = (0.5, 1.0, 1.5, 2.0)
-
-
-def _is_number(value) -> bool:
-    """A finite number, as JSON gives it (an integer of any size, or a float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond float64
-        return False
-
-
-def check_clip(attrs: dict) -> str | None:
-    lo, hi = attrs["lo"], attrs["hi"]
-    for name, value in (("lo", lo), ("hi", hi)):
-        if not _is_number(value):
-            return f"{name} must be a finite number (clip needs both lo and hi), got {value!r}"
-    if not lo < hi:
-        return f"lo must be below hi, got lo={lo!r} and hi={hi!r}"
-    return None
-
-
-def _plan_clip(context: PlanContext, shape: tuple):
-    lo = context.choice(CLIP_LOWS)
-    return [shape], {"lo": lo, "hi": lo + context.choice(CLIP_WIDTHS)}
-
-
-CLIP_PLANNER = Planner(lambda shape, max_rank: True, _plan_clip)
-CLIP_FEATURES = ("clip_below_lo", "clip_between", "clip_above_hi")
-
-
-def clip_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
-    a = np.asarray(values[0]) if values else np.zeros(0)
-    found = set()
-    if np.any(a < attrs["lo"]):
-        found.add("clip_below_lo")
-    if np.any((a > attrs["lo"]) & (a < attrs["hi"])):
-        found.add("clip_between")
-    if np.any(a > attrs["hi"]):
-        found.add("clip_above_hi")
-    return found
-
-
-CLIP_SAMPLES = tuple(Sample(shapes, {"lo": -0.5, "hi": 0.75}) for shapes in (((),), ((3,),), ((2, 3),)))
 
 # ---- where -----------------------------------------------------------------------------------------
 
@@ -356,18 +302,6 @@ SLICE_SAMPLES = (
 
 # ---- what the table's entries take from here (besides name, arity, meaning, shape and forward) --------
 
-CLIP = {
-    "shape": same_shape,
-    "forward": lambda a, attrs: np.clip(a, attrs["lo"], attrs["hi"]),
-    "attrs": {"lo": None, "hi": None},
-    "check_attrs": check_clip,
-    "domains": (Domain(away_from_attrs=("lo", "hi")),),
-    "planner": CLIP_PLANNER,
-    "features": clip_features,
-    "feature_names": CLIP_FEATURES,
-    "samples": CLIP_SAMPLES,
-    "notes": "`lo` < `hi`, both required",
-}
 WHERE = {
     "shape": where_shape,
     "forward": where_forward,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import fused, joining, products, selection, shaping
+from . import bounds, fused, joining, products, selection, shaping
 from .entry import Domain, Kink, Op
 from .planning import Planner, Sample, ShapeError
 from .rules import (
@@ -349,7 +349,7 @@ OPS: dict[str, Op] = {
             no_ties="axis_min",
             kinks=(Kink("axis_tie", "reduce_min tie", lowest=True),),
         ),
-        Op("clip", 1, "numpy `clip(a, lo, hi)`", kinks=(CLIP_KINK,), **selection.CLIP),
+        Op("clip", 1, "numpy `clip(a, lo, hi)`", kinks=(CLIP_KINK,), **bounds.CLIP),
         Op("where", 2, "numpy `where(mask, a, b)`: the broadcast shape of all three", **selection.WHERE),
         Op("take", 1, "numpy `take(a, indices, axis)`", **selection.TAKE),
         Op("slice", 1, "numpy basic slicing `a[start0:stop0:step0, ...]`", **selection.SLICE),
