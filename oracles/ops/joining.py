@@ -44,9 +44,8 @@ def _plan_concatenate(context: PlanContext, shape: tuple):
     axis = context.choice([axis for axis, size in enumerate(shape) if size >= 2])
     total = shape[axis]
     count = context.integer(2, min(4, total))
-    cuts = sorted(context.integer(1, total - 1) for _ in range(count - 1))  # lengths from cut points
-    while len(set(cuts)) < len(cuts):  # two equal cuts would make an empty operand
-        cuts = sorted(set(cuts))
+    # Lengths from cut points; equal cuts count once (they would make an empty operand).
+    cuts = sorted({context.integer(1, total - 1) for _ in range(count - 1)})
     lengths = [high - low for low, high in zip([0, *cuts], [*cuts, total])]
     operands = [(*shape[:axis], length, *shape[axis + 1 :]) for length in lengths]
     return operands, {"axis": spelled(context, axis, len(shape))}
