@@ -121,7 +121,9 @@ def _attrs(case: Case) -> Iterator[Case | None]:
         operands = node["inputs"]
         if len(operands) > op.arity:
             for slot in range(len(operands)):
-                yield _with_node(case, position, inputs=operands[:slot] + operands[slot + 1 :])
+                attrs = op.without_operand(op.with_defaults(node.get("attrs")), slot)
+                if attrs is not None:  # einsum's output may need the operand's labels
+                    yield _with_node(case, position, inputs=operands[:slot] + operands[slot + 1 :], attrs=attrs)
         for attrs in op.smaller_attrs(op.with_defaults(node.get("attrs"))):
             yield _with_node(case, position, attrs=attrs)
 

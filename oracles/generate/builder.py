@@ -19,8 +19,8 @@ the case's dtype), so every domain holds by construction:
   clear maximum along the axis of an op that must not tie there;
 - an earlier value is reused only where it satisfies the slot;
 - a new node whose value leaves the slot's needs (its domain, no ties, finite and within
-  VALUE_BOUND, no magnitude below SMALLEST_NONZERO) is taken back, with everything built
-  for it, and the slot gets a fresh input instead. That is the only redraw, it happens at
+  VALUE_BOUND) is taken back, with everything built for it, and the slot gets a fresh input
+  instead. That is the only redraw, it happens at
   most once per slot, and `Case.redraws` counts it.
 """
 
@@ -32,11 +32,28 @@ import numpy as np
 
 from ..format import DTYPES, FORMAT, VERSION, Case
 from ..ops import OPS, Op
+from ..ops.entry import FAR_FROM, NAIVE_EXP_OVERFLOW
 from .choices import ChoiceSource, HypothesisChoices, NumpyChoices
-from .values import ANY, Need, apart, has_distinct_max, make_distinct_max, move_apart, plant_zeros, slot_need
+from .values import (
+    ANY,
+    Need,
+    apart,
+    away_from_singular,
+    has_distinct_max,
+    has_distinct_window_max,
+    make_away_from_singular,
+    make_distinct_along_last,
+    make_distinct_max,
+    move_apart,
+    plant_zeros,
+    slot_need,
+)
 
 VALUE_BOUND = 1e3  # every input and intermediate value, in float64
-SMALLEST_NONZERO = 1e-30  # keeps float32 backends out of the subnormal range, where flush-to-zero differs
+# Tiny magnitudes are kept: sigmoid(-100) = 4e-44 is subnormal in float32, and a backend that
+# flushes it to zero is off by 4e-44, which no tolerance of compare.py's error model notices.
+# Nothing amplifies it either: every op that divides by an operand, or takes its log, keeps
+# that operand at least a margin from 0 (its domain).
 GRAPH_ATTEMPTS = 40  # graphs drawn (from the same stream) before a config is declared unsatisfiable
 MAX_NODES_LIMIT = 500  # the builder recurses once per node of a chain
 
@@ -45,8 +62,9 @@ P_REUSE = 0.5  # a leaf reuses an earlier value of its shape: fan-out, diamonds
 P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one value twice: mult(x, x)
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
-P_SHIFT = 0.5  # a fresh input for a slot whose domain has a `shift` gets it: operands past exp's overflow
-P_SHIFTED_INPUT = 0.4  # such a slot takes a fresh, shifted input outright, however much budget is left
+P_FAR = 0.5  # a fresh input for a slot whose domain has `far` (or `tiny`) goes far out (or tiny)
+P_FAR_INPUT = 0.3  # such a slot takes a fresh input that does, however much budget is left
+P_PAST_OVERFLOW = 0.5  # a far-out input goes past where a naive exp overflows
 P_KINK = 0.6  # in kink mode, a node of an op with a kink gets fresh inputs exactly on it
 P_KINK_ELEMENT = 0.5  # each element (or row) of such an input sits on the kink; at least one does
 
@@ -132,41 +150,59 @@ class _GraphBuilder:
 
     def fits(self, value: np.ndarray, need: Need) -> bool:
         """Whether a value may fill a slot: finite, bounded, no tiny magnitudes, and the slot's needs."""
-        magnitudes = np.abs(value)
-        if not np.all(magnitudes <= VALUE_BOUND):  # NaN compares False, so it fails here too
-            return False
-        if np.any((magnitudes > 0) & (magnitudes < SMALLEST_NONZERO)):
+        if not np.all(np.abs(value) <= VALUE_BOUND):  # NaN compares False, so it fails here too
             return False
         if not need.domain.holds(value, self.config.dtype):
             return False
         if need.apart_from is not None and not apart(value, need.apart_from, need.domain.margin):
             return False
+        if need.window is not None and not has_distinct_window_max(value, need.window, need.domain.margin):
+            return False
+        if need.singular is not None and not away_from_singular(value, need.singular, need.axis, need.domain.margin):
+            return False
         return not need.distinct_max or has_distinct_max(value, need.axis, need.domain.margin, need.lowest)
 
-    def draw(self, shape: tuple, need: Need, shifted: bool = False) -> np.ndarray:
-        """A fresh input's value for the slot: drawn, then moved into what the slot needs."""
-        margin = need.domain.margin
-        value = need.domain.fit(self.source.normal(shape), self.config.dtype)
-        if need.domain.shift is not None and (shifted or self.source.boolean(P_SHIFT)):
-            value = value + need.domain.shift[self.config.dtype]
+    def draw(self, shape: tuple, need: Need, extreme: bool = False) -> np.ndarray:
+        """A fresh input's value for the slot: drawn, then moved into what the slot needs
+        (far out or tiny, when the slot's domain asks for it, `extreme` or part of the time)."""
+        margin, domain = need.domain.margin, need.domain
+        value = domain.fit(self.source.normal(shape), self.config.dtype)
+        if (domain.far is not None or domain.tiny) and (extreme or self.source.boolean(P_FAR)):
+            value = self.far_out(value, domain.far[self.config.dtype]) if domain.far else value * 1e-9
         if need.apart_from is not None:
             value = move_apart(value, need.apart_from, margin)
         if need.distinct_max:
             value = make_distinct_max(value, need.axis, margin, need.lowest)
         if need.zeros:
             value = plant_zeros(value, need.axis, self.source)
+        if need.window is not None:
+            value = make_distinct_along_last(value, margin)
+        if need.singular is not None:
+            value = make_away_from_singular(value, need.singular, need.axis, margin)
         # The case holds the value in its dtype; conditioning sees what the backends will see.
         return np.asarray(value, dtype=self.config.dtype).astype(np.float64)
+
+    def far_out(self, value: np.ndarray, far: float) -> np.ndarray:
+        """`value` moved far out on one side, as one block: by a whole number between FAR_FROM
+        and the naive overflow, or between it and `far` (P_PAST_OVERFLOW), each a few units
+        inside, so the value's own spread does not cross them."""
+        overflow = NAIVE_EXP_OVERFLOW[self.config.dtype]
+        if self.source.boolean(P_PAST_OVERFLOW):
+            distance = self.source.integer(int(overflow) + 5, int(far) - 5)
+        else:
+            distance = self.source.integer(int(FAR_FROM) + 5, int(overflow) - 5)
+        side = 1.0 if self.source.boolean(0.5) else -1.0
+        return np.clip(value + side * distance, -far, far)
 
     # -- structure ----------------------------------------------------------------------------
 
     def producible(self, shape: tuple) -> bool:
         return any(op.planner.produces(shape, self.max_rank) for op in self.ops)
 
-    def add_input(self, shape: tuple, need: Need = ANY, shifted: bool = False, value: np.ndarray | None = None) -> str:
+    def add_input(self, shape: tuple, need: Need = ANY, extreme: bool = False, value: np.ndarray | None = None) -> str:
         name = f"x{len(self.inputs)}"
         self.inputs.append({"name": name, "shape": list(shape)})
-        self.values[name] = self.draw(shape, need, shifted) if value is None else value
+        self.values[name] = self.draw(shape, need, extreme) if value is None else value
         self.by_shape.setdefault(shape, []).append(name)
         return name
 
@@ -196,6 +232,8 @@ class _GraphBuilder:
             other = self.draw(shape, Need(apart_from=self.values[first]))
             tied = np.where(self.on_kink(shape), self.values[first], other)
             return [first, self.add_input(shape, value=tied)]
+        if kink.where == "window_tie":
+            return self.window_tie_operand(op, attrs, shapes[0])
         axis = attrs.get("axis")
         rows = self.draw(shapes[0], Need(distinct_max=True, lowest=kink.lowest, axis=axis))
         rows = rows.reshape(1, -1) if axis is None else np.moveaxis(rows, axis, -1).copy()
@@ -213,6 +251,23 @@ class _GraphBuilder:
             rows = -rows
         value = rows.reshape(shapes[0]) if axis is None else np.moveaxis(rows, -1, axis)
         return [self.add_input(shapes[0], value=value)]
+
+    def window_tie_operand(self, op: Op, attrs: dict, shape: tuple) -> list[str] | None:
+        """A fresh input for a max_pool1d with a tie in one window of each chosen row: the
+        window's runner-up raised to its maximum. None for windows of one element."""
+        kernel = attrs["kernel"]
+        stride = attrs["stride"] or kernel
+        if kernel < 2:
+            return None
+        value = self.draw(shape, slot_need(op, attrs, 0))
+        count = (shape[-1] - kernel) // stride + 1
+        chosen = self.on_kink(shape[:-1])
+        for row in zip(*np.nonzero(chosen)):
+            start = self.source.integer(0, count - 1) * stride
+            window = value[row][start : start + kernel]
+            order = np.argsort(window)
+            value[(*row, start + order[-2])] = window[order[-1]]
+        return [self.add_input(shape, value=value)]
 
     def leaf(self, shape: tuple, need: Need) -> str:
         earlier = [name for name in self.by_shape.get(shape, ()) if self.fits(self.values[name], need)]
@@ -237,10 +292,9 @@ class _GraphBuilder:
         producers = [op for op in self.ops if op.planner.produces(shape, self.max_rank)]
         if budget == 0 or not producers:
             return self.leaf(shape, need)
-        # Operands past a naive exp's overflow come from fresh inputs: a large computed value
-        # would leave VALUE_BOUND.
-        if need.domain.shift is not None and self.source.boolean(P_SHIFTED_INPUT):
-            return self.add_input(shape, need, shifted=True)
+        # Operands far out, or tiny, come from fresh inputs: computed values rarely are.
+        if (need.domain.far is not None or need.domain.tiny) and self.source.boolean(P_FAR_INPUT):
+            return self.add_input(shape, need, extreme=True)
         mark = self._mark()
         rest = budget - 1
         for _ in range(4):  # prefer a plan with an operand that can take the rest of the budget

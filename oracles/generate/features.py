@@ -121,8 +121,8 @@ def features_out_of_reach(config) -> dict[str, str]:
 
 
 def _probe_values(shapes: list[tuple]) -> list[list[np.ndarray]]:
-    """Operand values that show the features that depend on values: large ones (what a shifted
-    input would be), a ramp across [-2, 2] (on both sides of clip's bounds), all zeros, and one
+    """Operand values that show the features that depend on values: large ones (what a far-out
+    input would be), tiny ones, a ramp across [-2, 2] (on both sides of clip's bounds), all zeros, and one
     zero among large values (a product's slices with several zeros, and with one)."""
 
     def one_zero(shape):
@@ -130,7 +130,10 @@ def _probe_values(shapes: list[tuple]) -> list[list[np.ndarray]]:
         value.flat[0] = 0.0
         return value
 
-    makers = (lambda s: np.full(s, 1e3), lambda s: np.linspace(-2, 2, int(np.prod(s))).reshape(s), np.zeros, one_zero)
+    makers = (
+        lambda s: np.full(s, 1e3), lambda s: np.linspace(-2, 2, int(np.prod(s))).reshape(s), np.zeros, one_zero,
+        lambda s: np.full(s, 1e-9),
+    )  # fmt: skip
     return [[make(shape) for shape in shapes] for make in makers]
 
 

@@ -21,6 +21,8 @@ class Need:
     lowest: bool = False  # with distinct_max: one clear minimum instead
     axis: int | None = None
     zeros: bool = False  # a fresh value gets exact zeros in its slices along `axis`
+    window: tuple[int, int] | None = None  # (kernel, stride): one clear maximum in each window of the last axis
+    singular: str | None = None  # "zero_spread" or "zero_vector": each slice along `axis` keeps away from it
 
 
 ANY = Need()
@@ -37,6 +39,10 @@ def slot_need(op: Op, attrs: dict, slot: int, first_operand: np.ndarray | None =
         return Need(domain, apart_from=first_operand)
     if op.zeros_in_slices:
         return Need(domain, axis=attrs.get("axis"), zeros=True)
+    if op.no_ties == "window":
+        return Need(domain, window=(attrs["kernel"], attrs["stride"] or attrs["kernel"]))
+    if op.singular is not None:
+        return Need(domain, axis=attrs.get("axis"), singular=op.singular)
     return Need(domain)
 
 
@@ -109,4 +115,64 @@ def plant_zeros(value: np.ndarray, axis: int | None, source) -> np.ndarray:
         positions = list(range(length))
         for _ in range(count):
             rows[(*index, positions.pop(source.integer(0, len(positions) - 1)))] = 0.0
+    return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)
+
+
+def _rows(value: np.ndarray, axis: int | None) -> np.ndarray:
+    """`value`'s slices along `axis` (every element, for None) as the last axis of a view."""
+    return value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+
+
+def _windows(value: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """The windows of the last axis of a value of rank >= 1: shape (..., count, kernel)."""
+    return np.lib.stride_tricks.sliding_window_view(value, kernel, axis=-1)[..., ::stride, :]
+
+
+def has_distinct_window_max(value: np.ndarray, window: tuple[int, int], margin: float) -> bool:
+    """Whether every window (kernel, stride) of the last axis has one clear maximum."""
+    kernel, stride = window
+    if value.ndim == 0 or value.shape[-1] < kernel or kernel < 2:
+        return True
+    top = np.sort(_windows(value, kernel, stride), axis=-1)[..., -2:]
+    return bool(np.all(top[..., 1] - top[..., 0] >= margin))
+
+
+def make_distinct_along_last(value: np.ndarray, margin: float) -> np.ndarray:
+    """`value` with the elements of each row of the last axis at least 2 margin apart, the
+    order kept: each element, in sorted order, lifted to 2 margin above the one before where it
+    was closer. Then no window of the row can tie."""
+    if value.ndim == 0 or value.shape[-1] < 2:
+        return value
+    order = np.argsort(value, axis=-1, kind="stable")
+    ranked = np.take_along_axis(value, order, axis=-1).copy()
+    for position in range(1, ranked.shape[-1]):
+        ranked[..., position] = np.maximum(ranked[..., position], ranked[..., position - 1] + 2 * margin)
+    result = np.empty_like(ranked)
+    np.put_along_axis(result, order, ranked, axis=-1)
+    return result
+
+
+def away_from_singular(value: np.ndarray, singular: str, axis: int | None, margin: float) -> bool:
+    """Whether each slice along `axis` keeps at least `margin` of spread ("zero_spread", std's
+    singular point) or of norm ("zero_vector", norm's)."""
+    rows = _rows(value, axis)
+    if singular == "zero_spread":
+        return rows.shape[-1] < 2 or bool(np.all(np.std(rows, axis=-1) >= margin))
+    return bool(np.all(np.sqrt(np.sum(rows * rows, axis=-1)) >= margin))
+
+
+def make_away_from_singular(value: np.ndarray, singular: str, axis: int | None, margin: float) -> np.ndarray:
+    """`value` with each slice along `axis` that comes within `margin` of the singular point
+    moved off it: a ramp from -4 margin to 4 margin added (its spread, at least 2.3 margin,
+    leaves at least margin whatever the slice had), or 2 margin added to its first element
+    (its norm then at least margin)."""
+    rows = _rows(value, axis).copy()
+    if singular == "zero_spread":
+        if rows.shape[-1] < 2:
+            return value
+        close = np.std(rows, axis=-1, keepdims=True) < margin
+        rows = rows + np.where(close, np.linspace(-4 * margin, 4 * margin, rows.shape[-1]), 0.0)
+    else:
+        close = np.sqrt(np.sum(rows * rows, axis=-1)) < margin
+        rows[..., 0] = rows[..., 0] + np.where(close, 2 * margin, 0.0)
     return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)

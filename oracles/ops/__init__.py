@@ -36,6 +36,12 @@ def _domain_text(op: Op) -> str:
         text += "; no ties along the axis"
     elif op.no_ties == "axis_min":
         text += "; no ties of minima along the axis"
+    elif op.no_ties == "window":
+        text += "; no ties within a window"
+    if op.singular == "zero_spread":
+        text += "; each reduced slice has a spread (std is not differentiable without one)"
+    elif op.singular == "zero_vector":
+        text += "; no reduced slice is all zeros (norm is not differentiable there)"
     return text
 
 

@@ -18,6 +18,11 @@ import numpy as np
 from .planning import Planner, Sample
 from .rules import default_planner, default_samples
 
+# A naive exp(a) overflows past these; operands beyond them (a `Domain`'s `far`) keep the true
+# result finite, so only a stable implementation survives them.
+NAIVE_EXP_OVERFLOW = {"float32": 88.7, "float64": 709.8}
+FAR_FROM = 40.0  # "far out" starts here: exp(-40) = 4e-18 is below float64's eps already
+
 # How far a value is kept from a point where an op is not differentiable or not defined, in
 # float64 and float32 alike. Finite differences step about 6e-6 max(1, |x|) along their
 # direction; an intermediate this far from a kink does not cross it.
@@ -32,9 +37,13 @@ class Domain:
     - `positive`: a > 0, at least `margin` from 0 (log, sqrt, the base of pow);
     - `away_from`: points every element keeps at least `margin` from (a kink, a pole);
     - `bound`: |a| <= bound[dtype], where the op's result or gradient would lose its digits;
-    - `shift`: a fresh input is sometimes shifted up by shift[dtype], past where a naive
-      `exp` overflows (88 in float32, 709 in float64): the true result stays finite, and
-      stability bugs hide there;
+    - `minimum`: a >= minimum (log1p: a >= -0.9, where 1/(1 + a) stays modest);
+    - `far`: a fresh input is, part of the time, moved far out on one side, up to far[dtype]:
+      past where a naive `exp` overflows (88.7 in float32, 709.8 in float64) half of those
+      times. The true result stays finite, and stability bugs hide there (sigmoid's gradient
+      as exp(-a) / (1 + exp(-a)) ** 2 is inf / inf below -709.8);
+    - `tiny`: a fresh input is, part of the time, scaled down to about 1e-9, where `log(1 + a)`
+      and `exp(a) - 1` lose every digit that `log1p` and `expm1` keep;
     - `away_from_attrs`: attrs whose values are points to keep away from too (clip's `lo` and
       `hi`): `resolved(attrs)` adds them to `away_from`.
     """
@@ -43,7 +52,9 @@ class Domain:
     away_from: tuple[float, ...] = ()
     bound: Mapping[str, float] | None = None
     margin: float = MARGIN
-    shift: Mapping[str, float] | None = None
+    minimum: float | None = None
+    far: Mapping[str, float] | None = None
+    tiny: bool = False
     away_from_attrs: tuple[str, ...] = ()
 
     def resolved(self, attrs: Mapping) -> Domain:
@@ -56,6 +67,8 @@ class Domain:
     def holds(self, value: np.ndarray, dtype: str) -> bool:
         if self.positive and not np.all(value >= self.margin):
             return False
+        if self.minimum is not None and not np.all(value >= self.minimum):
+            return False
         for point in self.away_from:
             if not np.all(np.abs(value - point) >= self.margin):
                 return False
@@ -67,6 +80,8 @@ class Domain:
         value = np.array(value, dtype=np.float64)
         if self.positive:
             value = self.margin + np.abs(value)
+        if self.minimum is not None:  # reflected up, off the minimum
+            value = np.where(value < self.minimum, 2 * self.minimum - value, value)
         for point in self.away_from:
             near = np.abs(value - point) < self.margin
             # Push to the side the value is on (up, if it sits exactly on the point).
@@ -80,12 +95,16 @@ class Domain:
         parts = []
         if self.positive:
             parts.append(f"a > 0 (at least {self.margin} from 0)")
+        if self.minimum is not None:
+            parts.append(f"a >= {self.minimum:g}")
         parts += [f"at least {self.margin} from {point:g}" for point in self.away_from]
         parts += [f"at least {self.margin} from `{name}`" for name in self.away_from_attrs]
         if self.bound is not None:
             parts.append("abs(a) <= " + ", ".join(f"{bound:g} ({dtype})" for dtype, bound in self.bound.items()))
-        if self.shift is not None:
-            parts.append("sometimes shifted past " + ", ".join(f"{s:g} ({dtype})" for dtype, s in self.shift.items()))
+        if self.far is not None:
+            parts.append("sometimes far out, up to " + ", ".join(f"+-{s:g} ({dtype})" for dtype, s in self.far.items()))
+        if self.tiny:
+            parts.append("sometimes tiny (about 1e-9)")
         return "; ".join(parts) or "real"
 
 
@@ -98,8 +117,9 @@ class Kink:
 
     `where` is "point" (an operand equal to one of `points`, or to the value of one of the
     attrs `point_attrs`: relu and abs at 0, clip at `lo` and `hi`), "tie" (two different
-    operands equal: maximum, minimum) or "axis_tie" (equal maxima along the reduced axis:
-    reduce_max; equal minima when `lowest`: reduce_min). `derivative` is the interval a valid
+    operands equal: maximum, minimum), "axis_tie" (equal maxima along the reduced axis:
+    reduce_max; equal minima when `lowest`: reduce_min) or "window_tie" (equal maxima within
+    a window: max_pool1d). `derivative` is the interval a valid
     local derivative lies in at a point; at a tie, a valid answer gives each tied element a
     convex share of the cotangent, the shares adding up to it.
     """
@@ -120,7 +140,9 @@ class Kink:
             low, high = self.derivative or (float("-inf"), float("inf"))
             return f"{self.label} in [{low:g}, {high:g}]"
         extremes = "minima" if self.lowest else "maxima"
-        shares = f"the tied {extremes}'s parts" if self.where == "axis_tie" else "each side's part"
+        shares = "each side's part" if self.where == "tie" else f"the tied {extremes}'s parts"
+        if self.where == "window_tie":
+            return f"at a tie within a window, {shares}: convex shares adding up to the window's cotangent"
         return f"at a tie, {shares}: convex shares adding up to the cotangent"
 
 
@@ -136,9 +158,14 @@ class Op:
     broadcasts: bool = False
     domains: tuple[Domain, ...] | None = None  # one per operand; None: every operand is real
     # "operands": different operands must not (nearly) tie elementwise; "axis": no two
-    # maxima (nearly) tie along the reduced axis; "axis_min": no two minima. Each is a kink
-    # the default audit avoids.
+    # maxima (nearly) tie along the reduced axis; "axis_min": no two minima; "window": no two
+    # maxima tie within a window of the last axis (max_pool1d's `kernel` and `stride`). Each
+    # is a kink the default audit avoids.
     no_ties: str | None = None
+    # Where the op is not differentiable, for every operand value: "zero_spread" (std: a
+    # reduced slice whose elements are all equal) or "zero_vector" (norm: a reduced slice of
+    # zeros). Every reduced slice keeps at least `margin` of spread, or of norm, from there.
+    singular: str | None = None
     # A fresh operand gets exact zeros in its slices along `axis` (none, one, or several):
     # where a product's `out / a` rule is wrong (reduce_prod, cumprod).
     zeros_in_slices: bool = False
@@ -148,6 +175,10 @@ class Op:
     # attrs -> smaller attrs to try when shrinking (fewer indices, a smaller mask), for an op
     # whose attrs hold data; each strictly smaller than `attrs`.
     smaller_attrs: Callable[[dict], list[dict]] = lambda attrs: []
+    # (attrs, slot) -> the attrs of the node once operand `slot` is dropped, or None when it
+    # cannot be (einsum drops the operand's term from its subscripts); for an op of variable
+    # arity. The default keeps the attrs.
+    without_operand: Callable[[dict, int], dict | None] = lambda attrs, slot: attrs
     # None: the default for its arity and broadcasting, filled in by __post_init__.
     planner: Planner = None  # type: ignore[assignment]
     # (operand shapes, attrs, operand values in float64) -> the graph features a node of this op has.

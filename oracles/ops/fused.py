@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .entry import Domain
+from .entry import NAIVE_EXP_OVERFLOW, Domain
 from .planning import PlanContext, Planner, Sample, ShapeError
 from .rules import P_NEGATIVE_AXIS, is_int
 
-# A naive exp(a) overflows past 88.7 in float32 and 709.8 in float64. Operands shifted past
-# those keep the true result finite, so only a stable implementation survives them.
-NAIVE_EXP_OVERFLOW = {"float32": 88.7, "float64": 709.8}
-PAST_OVERFLOW = Domain(shift={"float64": 710.0, "float32": 89.0})
+# Operands far out part of the time, on either side, past a naive exp's overflow half of those
+# times: where softmax without its max shift is inf / inf (or 0 / 0), and sigmoid's gradient
+# as exp(-a) / (1 + exp(-a)) ** 2 is NaN. Up to 800 (100 in float32): within VALUE_BOUND.
+FAR_OUT = Domain(far={"float64": 800.0, "float32": 100.0})
 
 
 def _axis_max(a: np.ndarray, axis, keepdims: bool = True) -> np.ndarray:
@@ -62,8 +62,8 @@ ALONG_AXIS = Planner(lambda shape, max_rank: len(shape) >= 1, _plan_along_axis)
 
 
 def large_operand(values: list) -> bool:
-    """Whether an operand would overflow a naive exp in float32 (and so, shifted, in float64)."""
-    return bool(values) and float(np.max(values[0], initial=-np.inf)) > NAIVE_EXP_OVERFLOW["float32"]
+    """Whether an operand is past where a naive exp overflows in float32, on either side."""
+    return bool(values) and float(np.max(np.abs(values[0]), initial=0.0)) > NAIVE_EXP_OVERFLOW["float32"]
 
 
 def along_axis_features(prefix: str):

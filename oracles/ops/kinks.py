@@ -9,7 +9,12 @@ at the node, and a backend's VJP for each operand slot. A valid answer is:
   them first), so every element's shares can be read;
 - at a tie along the reduced axis (reduce_max; reduce_min, of minima): shares of the row's
   cotangent among the tied maxima, each in [0, 1], adding up to 1, and nothing for the other
-  elements of that row.
+  elements of that row;
+- at a tie within a window (max_pool1d): the same for each window, whose shares then add up
+  over the windows that overlap. What the windows without a tie owe their maximum is taken off
+  first; the rest must sit on the tied maxima only. A tied window that shares no tied maximum
+  with another is judged alone, like a reduce_max row; windows whose tied maxima overlap are
+  judged together: their parts must add up to their cotangents.
 
 Nothing here names an op: it reads the `Kink` of an entry.
 """
@@ -51,8 +56,11 @@ def kink_at(op: Op, operands: list[np.ndarray], attrs: dict, same_operand: bool 
 
 
 def kink_mask(kink: Kink, operands: list[np.ndarray], attrs: dict, same_operand: bool = False) -> np.ndarray:
-    """Which elements sit on the kink: operand elements (point), result elements (tie), or
-    rows of the reduced axis, in the reduced shape with keepdims (axis tie)."""
+    """Which elements sit on the kink: operand elements (point, and the tied maxima of a window
+    tie), result elements (tie), or rows of the reduced axis, in the reduced shape with
+    keepdims (axis tie)."""
+    if kink.where == "window_tie":
+        return _window_ties(operands[0], attrs)[1].any(axis=-2)
     if kink.where == "point":
         return np.isin(operands[0], kink.points_for(attrs))
     if kink.where == "tie":
@@ -70,10 +78,63 @@ def _extreme(kink: Kink, a: np.ndarray, attrs: dict) -> np.ndarray:
     return (np.min if kink.lowest else np.max)(a, axis=attrs.get("axis"), keepdims=True)
 
 
+def _window_ties(a: np.ndarray, attrs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """For the windows of a max_pool1d (kernel, stride: `attrs`) over `a` of shape (N, C, W):
+    which elements are each window's maxima, and those of the windows with a tie, each as a
+    mask of shape (N, C, windows, W)."""
+    kernel = attrs["kernel"]
+    stride = attrs["stride"] or kernel
+    count = (a.shape[-1] - kernel) // stride + 1
+    inside = np.zeros((count, a.shape[-1]), dtype=bool)
+    for window in range(count):
+        inside[window, window * stride : window * stride + kernel] = True
+    values = np.where(inside, a[..., None, :], -np.inf)
+    maxima = inside & (values == np.max(values, axis=-1, keepdims=True))
+    tied = maxima & (np.sum(maxima, axis=-1, keepdims=True) >= 2)
+    return maxima, tied
+
+
+def _judge_window_tie(a: np.ndarray, g: np.ndarray, vjp: np.ndarray, attrs: dict, tolerance: float) -> KinkAnswer:
+    maxima, tied = _window_ties(a, attrs)
+    scale = float(np.max(np.abs(g), initial=0.0))
+    untied = maxima & ~tied
+    rest = vjp - np.sum(np.where(untied, g[..., None], 0.0), axis=-2)  # what the tied windows got
+    on_ties = tied.any(axis=-2)
+    if np.any(np.abs(rest[~on_ties]) > tolerance * scale):
+        return KinkAnswer("a part off the maximum", False, "an element off a window's tied maxima gets a part")
+    totals, shares = [], []
+    for row in np.ndindex(a.shape[:-1]):
+        windows = [w for w in range(tied.shape[-2]) if tied[(*row, w)].any()]
+        while windows:  # one group of tied windows whose maxima overlap at a time
+            group = [windows.pop(0)]
+            elements = tied[(*row, group[0])].copy()
+            joining = [w for w in windows if (tied[(*row, w)] & elements).any()]
+            while joining:
+                for w in joining:
+                    group.append(w)
+                    windows.remove(w)
+                    elements |= tied[(*row, w)]
+                joining = [w for w in windows if (tied[(*row, w)] & elements).any()]
+            owed = float(sum(g[(*row, w)] for w in group))
+            if abs(owed) > tolerance * scale:
+                totals.append(float(np.sum(rest[row][elements])) / owed)
+                if len(group) == 1:
+                    shares += list(rest[row][elements] / owed)
+    shares_array = np.asarray(shares)
+    summary = _describe(shares_array, tolerance) if shares else "parts shared by windows" if totals else "unseen"
+    if np.any(np.abs(np.asarray(totals) - 1) > tolerance):
+        return KinkAnswer(
+            summary, False, f"the tie's parts add up to {_describe(np.asarray(totals), tolerance)} of the cotangent"
+        )
+    if np.any(shares_array < -tolerance):
+        return KinkAnswer(summary, False, "a tie's part is negative: not a convex share")
+    return KinkAnswer(summary, True)
+
+
 def kink_region(kink: Kink, operands: list[np.ndarray], attrs: dict) -> list[np.ndarray]:
     """Per operand slot, the elements whose VJP the kink decides (the rest must match the references)."""
     mask = kink_mask(kink, operands, attrs)
-    if kink.where == "point":
+    if kink.where in ("point", "window_tie"):
         return [mask]
     if kink.where == "tie":
         return [mask, mask]
@@ -96,6 +157,8 @@ def judge(
     g = np.asarray(cotangent, dtype=np.float64)
     vjps = [np.asarray(v, dtype=np.float64) for v in vjps]
     scale = float(np.max(np.abs(g), initial=0.0))
+    if kink.where == "window_tie":
+        return _judge_window_tie(np.asarray(operands[0], dtype=np.float64), g, vjps[0], attrs, tolerance)
     if kink.where == "point":
         seen = kink_mask(kink, operands, attrs) & (np.abs(g) > tolerance * scale)
         derivative = vjps[0][seen] / g[seen]

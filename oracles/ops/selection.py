@@ -245,10 +245,11 @@ def slice_forward(a: np.ndarray, attrs: dict) -> np.ndarray:
 def _plan_axis_slice(context: PlanContext, count: int) -> tuple[int, int | None, int | None, int]:
     """(operand length, start, stop, step) keeping `count` elements, spelled in the ways slices are."""
     # Steps whose span fits the axis sizes the config allows (any step keeps a single element).
-    steps = [step for step in (1, 1, 2, 3, -1, -1, -2) if (count - 1) * abs(step) + 1 <= context.max_dim]
+    # A result wider than the config's axes (the operand of a conv1d) is kept by step 1 or -1.
+    steps = [step for step in (1, 1, 2, 3, -1, -1, -2) if (count - 1) * abs(step) + 1 <= context.max_dim] or [1, -1]
     step = context.choice(steps)
     span = (count - 1) * abs(step) + 1  # from the first kept element to the last
-    length = span + context.integer(0, min(2, context.max_dim - span))
+    length = span + context.integer(0, max(0, min(2, context.max_dim - span)))
     first = context.integer(0, length - span)  # the lowest kept position
     if step > 0:
         start, stop = first, first + span

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import bounds, fused, joining, products, selection, shaping
-from .entry import Domain, Kink, Op
-from .planning import Planner, Sample, ShapeError
+from . import bounds, contractions, delicate, fused, joining, products, selection, shaping, statistics, windows
+from .entry import REAL, Domain, Kink, Op
+from .planning import Planner, Sample
 from .rules import (
     REDUCTION,
     REDUCTION_SAMPLES,
@@ -31,44 +31,6 @@ from .rules import (
     reduction_features,
     same_shape,
 )
-
-# ---- dot -----------------------------------------------------------------------------------------
-
-P_SQUARE = 0.4  # dot's inner size equals an outer size: square matrices hide transposition bugs
-
-
-def _dot_shape(a: tuple, b: tuple, attrs: dict) -> tuple:
-    if len(a) not in (1, 2) or len(b) not in (1, 2):
-        raise ShapeError(f"dot takes 1-D or 2-D operands, got shapes {list(a)} and {list(b)}")
-    if a[-1] != b[0]:
-        raise ShapeError(f"shapes {list(a)} and {list(b)} do not fit a @ b ({a[-1]} != {b[0]})")
-    return a[:-1] + b[1:]
-
-
-def _dot_produces(shape: tuple, max_rank: int) -> bool:
-    return (len(shape) == 0 and max_rank >= 1) or (len(shape) in (1, 2) and max_rank >= 2)
-
-
-def _plan_dot(context, shape: tuple):
-    if not shape:
-        inner = context.dim()
-        return [(inner,), (inner,)], {}
-    inner = shape[0] if context.boolean(P_SQUARE) else context.dim()
-    if len(shape) == 2:
-        return [(shape[0], inner), (inner, shape[1])], {}
-    if context.boolean(0.5):
-        return [(shape[0], inner), (inner,)], {}
-    return [(inner,), (inner, shape[0])], {}
-
-
-def _dot_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
-    a, b = shapes
-    if len(a) == 2 and len(b) == 2:
-        if a[0] == a[1] == b[1] >= 2:  # a 1x1 matrix cannot show a transposition
-            return {"dot_2d_2d_square"}
-        return {"dot_2d_2d_non_square"} if a[0] != a[1] or b[0] != b[1] else set()
-    return {f"dot_{len(a)}d_{len(b)}d"}
-
 
 # ---- power ---------------------------------------------------------------------------------------
 
@@ -89,26 +51,10 @@ def _plan_power(context, shape: tuple):
     return [shape], {"exponent": context.choice(GENERATED_EXPONENTS)}
 
 
-# ---- sigmoid -------------------------------------------------------------------------------------
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    # 1 / (1 + exp(-a)) for a >= 0, exp(a) / (1 + exp(a)) for a < 0: no exponent is positive.
-    return np.exp(np.minimum(a, 0)) / (1 + np.exp(-np.abs(a)))
-
-
-# Beyond 15 sigmoid's gradient is below 3e-7: nothing left to compare. In float32 the
-# gradient s (1 - s) loses its digits sooner, as 1 - s nears float32's eps (1.2e-7): at
-# |a| = 6, 1 - s = 2.5e-3 still carries 4 significant digits.
-SIGMOID_OPERAND = Domain(bound={"float64": 15.0, "float32": 6.0})
-
 # ---- the wider op set ----------------------------------------------------------------------------
 
 # exp(6.5) = 665: within the generator's value bound of 1e3.
 EXP_OPERAND = Domain(bound={"float64": 6.5, "float32": 6.5})
-# tanh' = 1 - tanh^2 loses digits as tanh nears 1: by about e^(2|a|)/4 ulps, which stays below
-# the error model's rtol (1e-9 in float64, 2e-3 in float32) up to |a| = 7 and 4.
-TANH_OPERAND = Domain(bound={"float64": 7.0, "float32": 4.0})
 # A float32 intermediate of size s carries an absolute error of about s * 1e-7 per op; through
 # sin and cos it stays below float32's tolerance while |a| <= 20.
 PERIODIC_OPERAND = Domain(bound={"float64": 1e3, "float32": 20.0})
@@ -122,6 +68,14 @@ def _unary(name: str, meaning: str, forward, domain: Domain | None = None, **ent
     return Op(name, 1, meaning, same_shape, lambda a, attrs: forward(a), domains=(domain,) if domain else None, **entry)
 
 
+def _far(name: str, meaning: str, forward, arity: int = 1, **entry) -> Op:
+    """An elementwise op whose operands go far out part of the time (delicate.py)."""
+    return Op(
+        name, arity, meaning, broadcast_shape if arity == 2 else same_shape, lambda *args: forward(*args[:-1]),
+        broadcasts=arity == 2, domains=(fused.FAR_OUT,) * arity, **delicate.far(name), **entry,
+    )  # fmt: skip
+
+
 def _reduction(name: str, meaning: str, forward, **entry) -> Op:
     entry = {"features": reduction_features(name), "feature_names": reduction_feature_names(name), **entry}
     return Op(
@@ -133,7 +87,7 @@ def _reduction(name: str, meaning: str, forward, **entry) -> Op:
 def _along_axis(name: str, meaning: str, forward) -> Op:
     return Op(
         name, 1, meaning, fused.along_axis_shape, forward,
-        attrs={"axis": -1}, check_attrs=fused.check_axis, domains=(fused.PAST_OVERFLOW,), planner=fused.ALONG_AXIS,
+        attrs={"axis": -1}, check_attrs=fused.check_axis, domains=(fused.FAR_OUT,), planner=fused.ALONG_AXIS,
         features=fused.along_axis_features(name), feature_names=fused.along_axis_feature_names(name),
         samples=fused.ALONG_AXIS_SAMPLES,
     )  # fmt: skip
@@ -160,6 +114,8 @@ def _logsumexp_features(shapes: list[tuple], attrs: dict, values: list) -> set[s
 RELU_KINK = Kink("point", "relu'(0)", points=(0.0,), derivative=(0.0, 1.0))
 ABS_KINK = Kink("point", "abs'(0)", points=(0.0,), derivative=(-1.0, 1.0))
 # On a bound clip's derivative may be anything in [0, 1]: PyTorch gives 1, JAX 0.5.
+# A tie within a window: PyTorch and JAX give the window's cotangent to its first maximum.
+MAX_POOL_KINK = Kink("window_tie", "max_pool1d tie")
 CLIP_KINK = Kink("point", "clip'(bound)", point_attrs=("lo", "hi"), derivative=(0.0, 1.0))
 
 
@@ -196,30 +152,13 @@ OPS: dict[str, Op] = {
             feature_names=reduction_feature_names("reduce_sum"),
             samples=REDUCTION_SAMPLES,
         ),
-        Op(
-            "dot",
-            2,
-            "numpy `a @ b` for 1-D and 2-D operands",
-            _dot_shape,
-            lambda a, b, _: a @ b,
-            planner=Planner(_dot_produces, _plan_dot),
-            features=_dot_features,
-            feature_names=("dot_1d_1d", "dot_2d_1d", "dot_1d_2d", "dot_2d_2d_square", "dot_2d_2d_non_square"),
-            samples=(
-                Sample(((3,), (3,))),
-                Sample(((2, 3), (3,))),
-                Sample(((3,), (3, 2))),
-                Sample(((2, 3), (3, 4))),
-                Sample(((3, 3), (3, 3))),
-                Sample(((1, 1), (1, 1))),
-            ),
-        ),
-        Op("sigmoid", 1, "`1 / (1 + exp(-a))`", same_shape, lambda a, _: _sigmoid(a), domains=(SIGMOID_OPERAND,)),
+        Op("dot", 2, "numpy `a @ b` for 1-D and 2-D operands", **contractions.DOT),
+        _far("sigmoid", "`1 / (1 + exp(-a))`", delicate.sigmoid),
         _unary("neg", "`-a`", np.negative),
         _unary("exp", "`e ** a`", np.exp, EXP_OPERAND),
         _unary("log", "natural log", np.log, POSITIVE),
         _unary("sqrt", "square root", np.sqrt, POSITIVE),
-        _unary("tanh", "hyperbolic tangent", np.tanh, TANH_OPERAND),
+        _far("tanh", "hyperbolic tangent", np.tanh),
         _unary("sin", "sine (radians)", np.sin, PERIODIC_OPERAND),
         _unary("cos", "cosine (radians)", np.cos, PERIODIC_OPERAND),
         _unary("relu", "`max(a, 0)`", lambda a: np.maximum(a, 0.0), AWAY_FROM_KINK, kinks=(RELU_KINK,)),
@@ -314,7 +253,7 @@ OPS: dict[str, Op] = {
             "logsumexp",
             "`log(sum(exp(a)))`, stable, all or along one axis",
             fused.logsumexp,
-            domains=(fused.PAST_OVERFLOW,),
+            domains=(fused.FAR_OUT,),
             features=_logsumexp_features,
             feature_names=(*reduction_feature_names("logsumexp"), "logsumexp_large_operands"),
         ),
@@ -355,5 +294,44 @@ OPS: dict[str, Op] = {
         Op("slice", 1, "numpy basic slicing `a[start0:stop0:step0, ...]`", **selection.SLICE),
         Op("concatenate", 2, "numpy `concatenate(operands, axis)`", **joining.CONCATENATE),
         Op("stack", 2, "numpy `stack(operands, axis)`: a new axis", **joining.STACK),
+        # ---- the third op wave: delicate functions, statistics, contractions and windows ----
+        _far("softplus", "`log(1 + exp(a))`, stable", delicate.softplus),
+        _far("log_sigmoid", "`log(sigmoid(a))` = `-softplus(-a)`", delicate.log_sigmoid),
+        _unary("log1p", "`log(1 + a)`", np.log1p, delicate.LOG1P_OPERAND, **delicate.tiny("log1p")),
+        _unary("expm1", "`exp(a) - 1`", np.expm1, delicate.EXPM1_OPERAND, **delicate.tiny("expm1")),
+        _far("logaddexp", "`log(exp(a) + exp(b))`, stable", np.logaddexp, arity=2),
+        _unary("erf", "the error function", delicate.erf),
+        Op(
+            "atan2",
+            2,
+            "`atan2(a, b)`",
+            broadcast_shape,
+            lambda a, b, _: np.arctan2(a, b),
+            broadcasts=True,
+            domains=(delicate.ATAN2_ANGLE, REAL),
+        ),
+        Op("var", 1, "variance, all or along one axis", **statistics.VAR),
+        Op("std", 1, "`sqrt(var)`", **statistics.STD),
+        Op("norm", 1, "Euclidean norm `sqrt(sum(a ** 2))`, all or along one axis", **statistics.NORM),
+        Op(
+            "matmul",
+            2,
+            "numpy `matmul`: batch axes broadcast; a 1-D operand gets an axis removed after",
+            **contractions.MATMUL,
+        ),
+        Op("einsum", 1, "numpy `einsum(subscripts, *operands)`, explicit (with `->`)", **contractions.EINSUM),
+        Op(
+            "conv1d",
+            2,
+            "PyTorch's `conv1d`: x `(N, C_in, W)`, w `(C_out, C_in / groups, K)`, zero padding",
+            **windows.CONV1D,
+        ),
+        Op(
+            "max_pool1d",
+            1,
+            "PyTorch's `max_pool1d` over the last axis of `(N, C, W)`, no padding",
+            kinks=(MAX_POOL_KINK,),
+            **windows.MAX_POOL1D,
+        ),
     ]
 }
