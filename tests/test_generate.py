@@ -95,18 +95,28 @@ def features_seen(default: bool) -> frozenset:
     return frozenset().union(*(case_features(case) for case in (first_cases() if default else rank_3_cases())))
 
 
-@pytest.mark.parametrize(
-    "feature", [f for f in all_features() if f not in ("concatenate_4_operands", "stack_4_operands")]
+# A join of 4 operands makes an axis of at least 4: past the default --max-dim 3. A window a
+# stride does not divide needs an input of width 4, unless the result has width 1 (rare).
+NEEDS_WIDE_AXES = (
+    "concatenate_4_operands",
+    "stack_4_operands",
+    "conv1d_width_not_divided",
+    "max_pool1d_width_not_divided",
 )
-def test_every_feature_but_joins_of_4_occurs_in_a_default_audits_first_cases(feature):
-    # A join of 4 operands makes an axis of at least 4: past the default --max-dim 3.
+
+
+@pytest.mark.parametrize("feature", [f for f in all_features() if f not in NEEDS_WIDE_AXES])
+def test_every_feature_but_those_of_wide_axes_occurs_in_a_default_audits_first_cases(feature):
     assert feature in features_seen(default=True), f"{feature!r} never occurs in the first {FEATURE_SAMPLE} cases"
 
 
 @pytest.mark.parametrize("feature", all_features())
 def test_every_feature_occurs_among_the_first_cases(feature):
-    seen = features_seen(default=False)
-    assert feature in seen, f"{feature!r} never occurs in the first {FEATURE_SAMPLE} cases of seed 0 (rank 3, dim 4)"
+    # Axes of up to 4 make a square dot (all three sizes equal) rarer: either sample may show it.
+    seen = features_seen(default=False) | features_seen(default=True)
+    assert feature in seen, (
+        f"{feature!r} never occurs in the first {FEATURE_SAMPLE} cases of seed 0, nor with rank 3, dim 4"
+    )
 
 
 def test_dot_takes_square_and_non_square_matrices():

@@ -1,4 +1,4 @@
-"""Comparison: the error model, the checks, and blame by majority.
+"""Comparison: the error model and the checks (blame by majority is in blame.py).
 
 Error model (stated once, used everywhere)
 ------------------------------------------
@@ -24,6 +24,27 @@ pow's base have derivatives of size 1/a with |a| >= 0.1, at most tenfold; and th
 relative to that operand (up to ~710 when shifted past exp's overflow), not to their results
 near 1: `scale`, the largest intermediate of the graph, is that operand.
 
+Far out and tiny (the third op wave). Saturating functions get operands far from zero part of
+the time: softplus, log_sigmoid, logaddexp, sigmoid, tanh and the fused ops up to |a| = 800 in
+float64 and 100 in float32 (ops/delicate.py, ops/fused.py). The model holds there because it
+is absolute at the case's own scale, not relative to each element:
+- a true gradient that underflows is compared as the number it is. sigmoid'(-800) is 0 in
+  float64, and sigmoid'(-100) = 3.7e-44 is subnormal in float32, where a backend that flushes
+  subnormals returns 0. Either answer is off by at most 4e-44, against a tolerance of at least
+  rtol |cotangent|_inf (the gradient scale includes the cotangent). A rule that is unstable
+  there gives NaN or Inf (exp(-a) / (1 + exp(-a)) ** 2 is inf / inf below -709.8), which is a
+  finding of its own, or a gradient of the size of the cotangent, which is far past rtol;
+- a value far out carries rounding relative to its operand, up to 800: the value scale is the
+  case's largest intermediate, which includes that operand (softplus(800) = 800 exactly, and
+  log_sigmoid(800) = -exp(-800) = -0 against 1e-9 * 800);
+- the generator keeps such values (sigmoid(-100) = 4e-44 is not redrawn): no op divides by an
+  operand or takes its log without a margin from 0 in its domain, so nothing amplifies the
+  flush-to-zero difference past those 4e-44.
+log1p and expm1 get tiny operands (about 1e-9), where log(1 + a) and exp(a) - 1 lose every
+digit: a graph whose values are all that small has a value scale of 1e-9, so the naive forms'
+error of about eps = 2e-16 is 100 times the tolerance there, while the stable ones stay within
+a few ulps of 1e-9.
+
 The numeric oracle is judged by its own error bound (see backends/numeric_backend.py):
 an AD result agrees with it when
 
@@ -35,17 +56,21 @@ rtol[float32] when the AD side ran in float32: a float32 gradient differs from t
 float64 truth by its own rounding, however right its rules are. Its forward value is the op table's numpy
 forward in float64, compared like an AD value.
 
+Finite differences far out. The step is h = eps^(1/3) max(1, |x|_inf), up to 4.7e-3 for an
+input with an element at 800, and it moves every element of the input. It never crosses a
+point where an op is not smooth: every such point (a kink, a tie, the zero spread of std, the
+zero vector of norm, atan2's branch cut) is kept at least a margin of 0.05 away, ten times the
+largest step (1e3 eps^(1/3) = 6e-3). Where the function still varies faster than h resolves
+(a saturating function's knee, seen from a step of 4.7e-3, is smooth; sin(exp(u)) with exp(u)
+in the thousands is not), the two step sizes disagree with the h^2 law and the estimate is
+dropped (numeric_backend._asymptotic): finite differences then judge nothing, and the AD
+references still do. A tiny operand of log1p (1e-9) is stepped by 6e-6: log1p is smooth there,
+and a > -0.9 keeps the step far from its pole.
+
 Every check records its margin = error / tolerance: below 1 passes, and a margin of 0.5
 is a near miss worth seeing. Reports show the worst margins.
 
-Blame
------
-For each quantity, backends that agree form groups. If the references (every backend but
-the engine under test) all agree with each other, the engine is blamed when it disagrees
-with them. If the references disagree among themselves, that is reported as
-`references-disagree`, naming the reference that the others outvote when there is one;
-the engine is then blamed only if a strict majority of all backends agrees against it.
-A crash, a wrong shape, or NaN/Inf where the others are finite is a finding of its own.
+Blame by majority: see blame.py.
 
 Dtype
 -----
@@ -57,82 +82,17 @@ unchecked) has a `dtype` finding, however close its numbers are. Its numbers are
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..crash import DIED, TIMED_OUT, Crash
 from ..kinds import Kind
+from .blame import blame
+from .results import Check, Evaluation, Finding, NumericResult, Verdict
 
 RTOL = {"float64": 1e-9, "float32": 2e-3}
 RTOL_FINITE_DIFFERENCES = 1e-6
 NUMERIC_BOUND_FACTOR = 4.0
-
-
-@dataclass
-class Evaluation:
-    """What one backend returned for one case."""
-
-    backend: str
-    role: str  # "engine" or "reference"
-    value: np.ndarray | None = None
-    gradients: dict[str, np.ndarray] | None = None
-    crash: Crash | None = None  # how it failed to answer
-    seconds: float = 0.0
-
-
-@dataclass
-class NumericResult:
-    """The finite-difference oracle's answer: forward value and one directional estimate per input."""
-
-    value: np.ndarray
-    directions: dict[str, np.ndarray]
-    estimates: dict[str, tuple[float, float]]  # input -> (estimate, error bound)
-    crash: Crash | None = None
-
-
-@dataclass
-class Check:
-    quantity: str  # "value" or "gradient"
-    input: str | None
-    backends: tuple[str, str]
-    error: float
-    tolerance: float
-
-    @property
-    def margin(self) -> float:
-        return self.error / self.tolerance if self.tolerance > 0 else (0.0 if self.error == 0 else np.inf)
-
-    @property
-    def passed(self) -> bool:
-        return self.margin <= 1.0
-
-
-@dataclass
-class Finding:
-    """A discrepancy: which backend, which quantity, what kind, and the arrays."""
-
-    kind: Kind
-    backend: str | None
-    quantity: str | None
-    input: str | None
-    detail: str
-    expected: object = None
-    actual: object = None
-    margin: float | None = None
-    expected_backends: list[str] = field(default_factory=list)
-    op: str | None = None  # the op at fault, once triage has named it
-    crash: Crash | None = None  # for a crash or a timeout: how it happened
-
-
-@dataclass
-class Verdict:
-    checks: list[Check]
-    findings: list[Finding]
-
-    @property
-    def passed(self) -> bool:
-        return not self.findings
 
 
 def _as_array(x) -> np.ndarray | None:
@@ -281,7 +241,7 @@ def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, 
         names = [*names, "numeric"]
     if all(check.passed for check in agree.values()):
         return
-    _blame(quantity, input_name, label, names, agree, finite, projection, roles, findings)
+    blame(quantity, input_name, label, names, agree, finite, projection, roles, findings)
 
 
 def array_check(quantity, input_name, a, x, b, y, scale, case_dtype) -> Check:
@@ -302,81 +262,3 @@ def _projection_check(input_name, backend, gradient, direction, estimate, bound,
     ad_rounding = rtol * (float(np.linalg.norm(g)) + scale * np.sqrt(g.size))
     tolerance = NUMERIC_BOUND_FACTOR * bound + ad_rounding + np.finfo(np.float64).tiny
     return Check("gradient", input_name, (backend, "numeric"), error, tolerance)
-
-
-def _blame(quantity, input_name, label, names, agree, finite, projection, roles, findings):
-    def agrees(a, b):
-        return a == b or agree[frozenset((a, b))].passed
-
-    references = [n for n in names if roles.get(n) != "engine"]
-    engines = [n for n in names if roles.get(n) == "engine"]
-    references_agree = all(agrees(a, b) for a, b in itertools.combinations(references, 2))
-
-    # The largest group of mutually agreeing backends: the majority view, if it is one.
-    groups = [
-        set(group)
-        for size in range(len(names), 0, -1)
-        for group in itertools.combinations(names, size)
-        if all(agrees(a, b) for a, b in itertools.combinations(group, 2))
-    ]
-    largest = max(len(g) for g in groups)
-    top = [g for g in groups if len(g) == largest]
-    majority = top[0] if len(top) == 1 and largest * 2 > len(names) else None
-
-    def expected_for(backend):
-        # What the backend should have returned: a reference it disagrees with that agrees with the most others.
-        # Sorted by name as well: a set's order follows string hashing, which changes per process.
-        voters = sorted(majority or set(references) - {backend}, key=lambda n: (n == "numeric", n))
-        for voter in voters:
-            if voter != backend and (voter in finite or (voter == "numeric" and projection is not None)):
-                return voter
-        return None
-
-    def worst_margin(backend):
-        return max(c.margin for k, c in agree.items() if backend in k and not c.passed)
-
-    blamed_engines = []
-    if references and references_agree:
-        blamed_engines = [e for e in engines if not all(agrees(e, r) for r in references)]
-    elif majority is not None:
-        blamed_engines = [e for e in engines if e not in majority]
-    if not references_agree:
-        outvoted = [r for r in references if majority is not None and r not in majority]
-        detail = "references disagree: " + ", ".join(
-            f"{'/'.join(sorted(k))} margin {c.margin:.3g}"
-            for k, c in agree.items()
-            if not c.passed
-            if not (set(k) & set(engines))
-        )
-        findings.append(
-            Finding(
-                Kind.REFERENCES_DISAGREE,
-                outvoted[0] if len(outvoted) == 1 else None,
-                quantity,
-                input_name,
-                f"{label}: {detail}",
-                margin=max(c.margin for c in agree.values()),
-                expected_backends=sorted(majority or []),
-            )
-        )
-    for engine in blamed_engines:
-        reference = expected_for(engine)
-        expected = None
-        if reference == "numeric" and projection is not None:
-            expected = {"direction": projection[0].tolist(), "directional_derivative": projection[1]}
-        elif reference is not None:
-            expected = finite[reference].tolist()
-        others = sorted(r for r in references if not agrees(engine, r))
-        findings.append(
-            Finding(
-                Kind(quantity),
-                engine,
-                quantity,
-                input_name,
-                f"{label} of {engine} disagrees with {', '.join(others)} (margin {worst_margin(engine):.3g})",
-                expected=expected,
-                actual=finite[engine].tolist(),
-                margin=worst_margin(engine),
-                expected_backends=others,
-            )
-        )

@@ -197,7 +197,7 @@ class _GraphBuilder:
     # -- structure ----------------------------------------------------------------------------
 
     def producible(self, shape: tuple) -> bool:
-        return any(op.planner.produces(shape, self.max_rank) for op in self.ops)
+        return any(op.planner.can_produce(shape, self.max_rank, self.max_dim) for op in self.ops)
 
     def add_input(self, shape: tuple, need: Need = ANY, extreme: bool = False, value: np.ndarray | None = None) -> str:
         name = f"x{len(self.inputs)}"
@@ -289,7 +289,7 @@ class _GraphBuilder:
 
     def build(self, shape: tuple, budget: int, need: Need = ANY) -> str:
         """A value of `shape` that fits `need`, made of up to `budget` new nodes."""
-        producers = [op for op in self.ops if op.planner.produces(shape, self.max_rank)]
+        producers = [op for op in self.ops if op.planner.can_produce(shape, self.max_rank, self.max_dim)]
         if budget == 0 or not producers:
             return self.leaf(shape, need)
         # Operands far out, or tiny, come from fresh inputs: computed values rarely are.

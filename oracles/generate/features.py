@@ -93,7 +93,7 @@ def features_out_of_reach(config) -> dict[str, str]:
     for name in ops:
         op = OPS[name]
         for shape in shapes:
-            if not op.planner.produces(shape, config.max_rank):
+            if not op.planner.can_produce(shape, config.max_rank, config.max_dim):
                 continue
             for _ in range(12):
                 operand_shapes, attrs = op.planner.plan(builder, shape)

@@ -51,8 +51,15 @@ class Planner:
     """How the generator makes operands for a result of a given shape.
 
     `produces(shape, max_rank)`: whether the op can yield `shape` from operands of rank at
-    most `max_rank`. `plan(context, shape)`: (operand shapes, attrs) for such a shape.
+    most `max_rank` (and `can_produce`, with axes of at most `max_dim` too).
+    `plan(context, shape)`: (operand shapes, attrs) for such a shape.
     """
 
     produces: Callable[[tuple, int], bool]
     plan: Callable[[PlanContext, tuple], tuple[list[tuple], dict]]
+    # The least max_dim the op needs to yield `shape` (std's slices need 2 elements; a
+    # max_pool1d's window of 2 needs a wider input than its result).
+    least_dim: Callable[[tuple], int] = lambda shape: 1
+
+    def can_produce(self, shape: tuple, max_rank: int, max_dim: int) -> bool:
+        return self.produces(shape, max_rank) and self.least_dim(shape) <= max_dim

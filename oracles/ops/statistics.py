@@ -52,13 +52,13 @@ def norm(a: np.ndarray, attrs: dict) -> np.ndarray:
 
 def _planner(least: int, ddofs: tuple[int, ...]) -> Planner:
     """A reduction's planner whose reduced slices have at least `least` elements, and more
-    than its ddof, drawn from `ddofs` (none for norm)."""
+    than its ddof, drawn from `ddofs` (none for norm; those the config's axes allow)."""
 
     def plan(context: PlanContext, shape: tuple):
         [operand], attrs = REDUCTION.plan(context, shape)
         operand = list(operand)
         if ddofs:
-            attrs["ddof"] = context.choice(ddofs)
+            attrs["ddof"] = context.choice([ddof for ddof in ddofs if ddof < context.max_dim] or [0])
         enough = max(least, attrs.get("ddof", 0) + 1)
         if attrs["axis"] is not None:
             operand[attrs["axis"]] = max(operand[attrs["axis"]], enough)
@@ -69,7 +69,12 @@ def _planner(least: int, ddofs: tuple[int, ...]) -> Planner:
                 operand, attrs["keepdims"] = [enough], False  # a scalar result either way
         return [tuple(operand)], attrs
 
-    return Planner(REDUCTION.produces, plan)
+    # A scalar slice has one element: `least` 2 needs an axis, of 2.
+    return Planner(
+        lambda shape, max_rank: REDUCTION.produces(shape, max_rank) and (least < 2 or max_rank >= 1),
+        plan,
+        least_dim=lambda shape: least,
+    )
 
 
 def statistic_features(prefix: str, ddof: bool):

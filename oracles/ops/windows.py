@@ -10,6 +10,8 @@ one input element takes the cotangent of several.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .planning import PlanContext, Planner, Sample, ShapeError
@@ -76,21 +78,29 @@ def conv1d(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def _conv1d_layouts(out_width: int, room: int) -> list[tuple[int, dict, int]]:
+    """Every (kernel, attrs but groups, input width) with a kernel of 1 to 3, stride, dilation
+    and padding up to 2, 2 and 1, and each remainder the stride leaves (widths it does not
+    divide), whose input width is at most `room`. Kernel 1 with stride 1 always fits."""
+    layouts = []
+    for kernel, stride, dilation, padding in itertools.product((1, 2, 3), (1, 2), (1, 2), (0, 1)):
+        span = dilation * (kernel - 1) + 1
+        for remainder in range(stride):
+            width = (out_width - 1) * stride + span + remainder - 2 * padding
+            if 1 <= width <= room and kernel <= room:
+                layouts.append((kernel, {"stride": stride, "padding": padding, "dilation": dilation}, width))
+    return layouts
+
+
 def _plan_conv1d(context: PlanContext, shape: tuple):
+    """One layout of those that fit the config's axes, drawn evenly, and groups that divide
+    both channel counts."""
     batch, out_channels, out_width = shape
-    groups = context.choice([g for g in (1, 2, 3) if out_channels % g == 0])
-    kernel = context.integer(1, 3)
-    stride, dilation = context.integer(1, 2), context.integer(1, 2)
-    padding = context.integer(0, 1)
-    span = dilation * (kernel - 1) + 1
-    remainder = context.integer(0, stride - 1)  # widths the stride does not divide
-    width = (out_width - 1) * stride + span + remainder - 2 * padding
-    if width < 1:  # the padding alone would hold the window
-        width, padding = width + 2 * padding, 0
-    per_group = context.dim()
-    return [(batch, per_group * groups, width), (out_channels, per_group, kernel)], {
-        "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
-    }  # fmt: skip
+    room = context.max_dim
+    groups = context.choice([g for g in (1, 2, 3) if out_channels % g == 0 and g <= room])
+    per_group = context.integer(1, room // groups)
+    kernel, attrs, width = context.choice(_conv1d_layouts(out_width, room))
+    return [(batch, per_group * groups, width), (out_channels, per_group, kernel)], {**attrs, "groups": groups}
 
 
 def _conv1d_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
@@ -155,11 +165,16 @@ def max_pool1d(x: np.ndarray, attrs: dict) -> np.ndarray:
 
 
 def _plan_max_pool1d(context: PlanContext, shape: tuple):
-    kernel = context.integer(2, 3)
-    stride = context.choice([None, 1, 2])  # below the kernel: overlapping windows
-    step = stride or kernel
-    width = (shape[2] - 1) * step + kernel + context.integer(0, step - 1)
-    return [(shape[0], shape[1], width)], {"kernel": kernel, "stride": stride}
+    """A window of 2 or 3, side by side or overlapping (a stride below the kernel), and each
+    remainder the stride leaves: one of those whose input fits the config's axes, drawn evenly
+    (a window of 2 with stride 1 always fits: `least_dim`)."""
+    layouts = [
+        ((shape[2] - 1) * (stride or kernel) + kernel + remainder, {"kernel": kernel, "stride": stride})
+        for kernel, stride in itertools.product((2, 3), (None, 1, 2))
+        for remainder in range(stride or kernel)
+    ]
+    width, attrs = context.choice([layout for layout in layouts if layout[0] <= context.max_dim])
+    return [(shape[0], shape[1], width)], attrs
 
 
 def _max_pool1d_features(shapes: list[tuple], attrs: dict, values: list) -> set[str]:
@@ -179,7 +194,11 @@ MAX_POOL1D = {
     "attrs": {"kernel": 2, "stride": None},
     "check_attrs": check_max_pool1d,
     "no_ties": "window",
-    "planner": Planner(lambda shape, max_rank: len(shape) == 3 and max_rank >= 3, _plan_max_pool1d),
+    "planner": Planner(
+        lambda shape, max_rank: len(shape) == 3 and max_rank >= 3,
+        _plan_max_pool1d,
+        least_dim=lambda shape: shape[2] + 1,
+    ),
     "features": _max_pool1d_features,
     "feature_names": ("max_pool1d_overlapping", "max_pool1d_width_not_divided"),
     "samples": (
