@@ -8,10 +8,12 @@ the part of d output / d i that flows through this node, `gradients[i]`.
 
 This module holds what every node shares: `NodeBase`, the leaves (`NodeInput`) and the
 output marker (`NodeOutput`). The ops are grouped by kind, one module each: elementwise.py
-(add ... pow, minimum, clip, where), reductions.py (reduce_sum, reduce_mean, reduce_max,
-reduce_min, reduce_prod, dot, and the running cumsum and cumprod), movement.py (transpose,
-reshape, broadcast_to, take, slice, concatenate, stack) and fused.py (softmax, log_softmax,
-logsumexp); all of them are importable from here too.
+(add ... pow, minimum, clip, where), delicate.py (softplus, log_sigmoid, log1p, expm1,
+logaddexp, erf, atan2), reductions.py (reduce_sum, reduce_mean, reduce_max, reduce_min,
+reduce_prod, var, std, norm, dot, and the running cumsum and cumprod), movement.py
+(transpose, reshape, broadcast_to, take, slice, concatenate, stack), fused.py (softmax,
+log_softmax, logsumexp), contractions.py (matmul, einsum) and windows.py (conv1d,
+max_pool1d); all of them are importable from here too.
 
 What the notebook got wrong, and how this engine gets it right:
 - every consumer's contribution is summed elementwise (`+`), never with `np.sum` over a
@@ -219,6 +221,16 @@ class NodeOutput(NodeBase):
 
 # The op classes, importable from here as before the split (`from autodiff.nodes import
 # NodeAdd`). Imported last: their modules import NodeBase from this one.
+from .contractions import NodeEinsum, NodeMatmul  # noqa: E402
+from .delicate import (  # noqa: E402
+    NodeAtan2,
+    NodeErf,
+    NodeExpm1,
+    NodeLog1p,
+    NodeLogAddExp,
+    NodeLogSigmoid,
+    NodeSoftplus,
+)
 from .elementwise import (  # noqa: E402
     NodeAbs,
     NodeAdd,
@@ -256,35 +268,50 @@ from .reductions import (  # noqa: E402
     NodeCumProd,
     NodeCumSum,
     NodeDot,
+    NodeNorm,
     NodeReduceMax,
     NodeReduceMean,
     NodeReduceMin,
     NodeReduceProd,
     NodeReduceSum,
+    NodeStd,
+    NodeVar,
 )
+from .windows import NodeConv1d, NodeMaxPool1d  # noqa: E402
 
 __all__ = [
     "GraphError",
     "NodeAbs",
     "NodeAdd",
+    "NodeAtan2",
     "NodeBase",
     "NodeBroadcastTo",
     "NodeClip",
     "NodeConcatenate",
+    "NodeConv1d",
     "NodeCos",
     "NodeCumProd",
     "NodeCumSum",
     "NodeDiv",
     "NodeDot",
+    "NodeEinsum",
+    "NodeErf",
     "NodeExp",
+    "NodeExpm1",
     "NodeInput",
     "NodeLog",
+    "NodeLog1p",
+    "NodeLogAddExp",
+    "NodeLogSigmoid",
     "NodeLogSoftmax",
     "NodeLogSumExp",
+    "NodeMatmul",
+    "NodeMaxPool1d",
     "NodeMaximum",
     "NodeMinimum",
     "NodeMult",
     "NodeNeg",
+    "NodeNorm",
     "NodeOutput",
     "NodePow",
     "NodePower",
@@ -299,13 +326,16 @@ __all__ = [
     "NodeSin",
     "NodeSlice",
     "NodeSoftmax",
+    "NodeSoftplus",
     "NodeSqrt",
     "NodeStack",
+    "NodeStd",
     "NodeSubstract",
     "NodeSubtract",
     "NodeTake",
     "NodeTanh",
     "NodeTranspose",
+    "NodeVar",
     "NodeWhere",
     "axis_attr",
     "ints_attr",

@@ -1,7 +1,8 @@
 """Reductions: ops whose result has fewer elements than their operand. reduce_sum,
 reduce_mean, reduce_max, reduce_min and reduce_prod reduce all elements (axis=None) or one
-`axis`, with `keepdims`; dot sums products over the axis its operands share. And the scans,
-cumsum and cumprod: the running sum and product along one axis.
+`axis`, with `keepdims`, and so do the statistics var, std (with `ddof`) and norm; dot sums
+products over the axis its operands share. And the scans, cumsum and cumprod: the running sum
+and product along one axis.
 
 Products are differentiated without dividing by an element: `prod / a_i` is the classic
 rule, and it is nan at a_i = 0."""
@@ -14,9 +15,9 @@ from .nodes import GraphError, NodeBase, axis_attr, shape_of
 
 
 class Reduction(NodeBase):
-    """What reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod and logsumexp share: the
-    attrs `axis` (None = every axis, or one int) and `keepdims`, and the way back from the
-    result's shape."""
+    """What reduce_sum, reduce_mean, reduce_max, reduce_min, reduce_prod, var, std, norm and
+    logsumexp share: the attrs `axis` (None = every axis, or one int) and `keepdims`, and the
+    way back from the result's shape."""
 
     arity = 1
 
@@ -110,6 +111,77 @@ class NodeReduceProd(Reduction):
         others = _products_before(x) * _products_before(x[..., ::-1])[..., ::-1]
         others = others.reshape(a.shape) if self.axis is None else np.moveaxis(others, -1, self.axis)
         self.store_gradients(gradient, self.with_reduced_axes(gradient) * others)
+
+
+# ---- statistics: var, std and norm ---------------------------------------------------------
+
+
+class Spread(Reduction):
+    """What var and std share: the reduction's attrs and `ddof`, the delta degrees of freedom
+    (the sum of squares is divided by n - ddof), and the deviations from the mean."""
+
+    def __init__(self, name: str, input_nodes=None, axis: int | None = None, keepdims: bool = False, ddof: int = 0):
+        super().__init__(name, input_nodes, axis, keepdims)
+        if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
+            raise GraphError(f"node {name!r}: ddof must be a non-negative int, got {ddof!r}")
+        self.ddof = int(ddof)
+
+    def divisor(self) -> int:
+        """n - ddof, for the n elements of each reduced slice."""
+        a = self.inputs[0].value
+        n = np.size(a) if self.axis is None else shape_of(a)[self.axis]
+        if n <= self.ddof:  # numpy would divide by zero or less, with a warning
+            raise ValueError(f"{n} element(s) in each reduced slice, need more than ddof = {self.ddof}")
+        return n - self.ddof
+
+    def deviations(self):
+        """a - mean(a), the mean taken over the reduced axis (or all) and broadcast back."""
+        a = self.inputs[0].value
+        return a - np.mean(a, axis=self.axis, keepdims=True)
+
+
+class NodeVar(Spread):
+    """numpy's `var(a, axis, keepdims, ddof)`: sum((a - mean)^2) / (n - ddof)."""
+
+    def forward(self, value=None):
+        self.divisor()  # (refuses a slice of ddof elements or fewer)
+        self.value = np.var(self.inputs[0].value, axis=self.axis, keepdims=self.keepdims, ddof=self.ddof)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        # d var / d a_i = 2 (a_i - mean) / (n - ddof): the mean's own change adds
+        # -2/(n - ddof) sum_j (a_j - mean) / n, and the deviations sum to 0.
+        self.store_gradients(gradient, self.with_reduced_axes(gradient) * 2 * self.deviations() / self.divisor())
+
+
+class NodeStd(Spread):
+    """numpy's `std(a, axis, keepdims, ddof)`: sqrt(var)."""
+
+    def forward(self, value=None):
+        self.divisor()  # (refuses a slice of ddof elements or fewer)
+        self.value = np.std(self.inputs[0].value, axis=self.axis, keepdims=self.keepdims, ddof=self.ddof)
+
+    def backward(self):
+        gradient = self.total_gradient()
+        # d sqrt(var) / d a_i = var' / (2 std) = (a_i - mean) / ((n - ddof) std): infinite where
+        # std = 0, which is why the generator keeps its operands spread.
+        std = self.with_reduced_axes(self.value)
+        self.store_gradients(gradient, self.with_reduced_axes(gradient) * self.deviations() / (self.divisor() * std))
+
+
+class NodeNorm(Reduction):
+    """The Euclidean norm `sqrt(sum(a^2))` of all elements (axis=None) or along one `axis`."""
+
+    def forward(self, value=None):
+        a = self.inputs[0].value
+        self.value = np.sqrt(np.sum(a * a, axis=self.axis, keepdims=self.keepdims))
+
+    def backward(self):
+        gradient = self.total_gradient()
+        # d |a| / d a_i = 2 a_i / (2 |a|) = a_i / |a|: infinite at the zero vector, which the
+        # generator avoids.
+        norm = self.with_reduced_axes(self.value)
+        self.store_gradients(gradient, self.with_reduced_axes(gradient) * self.inputs[0].value / norm)
 
 
 class NodeDot(NodeBase):

@@ -35,6 +35,11 @@ NODE_CASES = {
             ("abs", ad.NodeAbs),
             ("softmax", ad.NodeSoftmax),
             ("log_softmax", ad.NodeLogSoftmax),
+            ("softplus", ad.NodeSoftplus),
+            ("log_sigmoid", ad.NodeLogSigmoid),
+            ("log1p", ad.NodeLog1p),
+            ("expm1", ad.NodeExpm1),
+            ("erf", ad.NodeErf),
         ]
     },
     "div": (lambda a, b: ad.NodeDiv("n", [a, b]), [(3,), (2, 3)]),
@@ -59,6 +64,22 @@ NODE_CASES = {
     "slice": (lambda a: ad.NodeSlice("n", [a], starts=[None, 2], stops=[None, None], steps=[-1, -2]), [(2, 3)]),
     "concatenate": (lambda a, b, c: ad.NodeConcatenate("n", [a, b, c], axis=1), [(2, 3), (2, 1), (2, 2)]),
     "stack": (lambda a, b: ad.NodeStack("n", [a, b], axis=-1), [(2, 3), (2, 3)]),
+    "logaddexp": (lambda a, b: ad.NodeLogAddExp("n", [a, b]), [(2, 3), (3,)]),
+    "atan2": (lambda a, b: ad.NodeAtan2("n", [a, b]), [(2, 1), (1, 3)]),
+    "var": (lambda a: ad.NodeVar("n", [a], axis=-1, ddof=1), [(2, 3)]),
+    "var_all": (lambda a: ad.NodeVar("n", [a]), [(2, 3)]),
+    "std": (lambda a: ad.NodeStd("n", [a], axis=0, keepdims=True), [(2, 3)]),
+    "norm": (lambda a: ad.NodeNorm("n", [a], axis=-2), [(2, 3)]),
+    "norm_all": (lambda a: ad.NodeNorm("n", [a]), [(2, 3)]),
+    "matmul": (lambda a, b: ad.NodeMatmul("n", [a, b]), [(4, 2, 3), (3, 2)]),
+    "matmul_vector": (lambda a, b: ad.NodeMatmul("n", [a, b]), [(3,), (4, 3, 2)]),
+    "einsum": (lambda a, b, c: ad.NodeEinsum("n", [a, b, c], subscripts="ij,jk,k->i"), [(2, 3), (3, 4), (4,)]),
+    "einsum_diagonal": (lambda a: ad.NodeEinsum("n", [a], subscripts="iij->j"), [(3, 3, 2)]),
+    "conv1d": (
+        lambda x, w: ad.NodeConv1d("n", [x, w], stride=2, padding=1, dilation=2, groups=2),
+        [(2, 4, 8), (6, 2, 3)],
+    ),
+    "max_pool1d": (lambda a: ad.NodeMaxPool1d("n", [a], kernel=3, stride=2), [(2, 3, 7)]),
 }
 
 

@@ -5,6 +5,7 @@ stability, and the attrs."""
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ def distinct(rng, shapes):
     return [((rng.permutation(size) + rng.uniform(0.0, 0.5, size)) / 2 - size / 4).reshape(shape)]
 
 
+def above_minus_one(rng, shapes):  # log1p: a > -1, away from it
+    return [rng.uniform(-0.9, 2.0, shape) for shape in shapes]
+
+
 # ---- the cases ------------------------------------------------------------------------------
 
 
@@ -82,12 +87,19 @@ UNARY = [
     ("relu", ad.NodeRelu, lambda a: np.where(a > 0, a, 0.0), nonzero),
     ("abs", ad.NodeAbs, np.abs, nonzero),
     ("clip", partial(ad.NodeClip, lo=-1.0, hi=1.0), lambda a: np.clip(a, -1.0, 1.0), off_the_bounds),
+    ("softplus", ad.NodeSoftplus, lambda a: np.log(1 + np.exp(a)), real),
+    ("log_sigmoid", ad.NodeLogSigmoid, lambda a: np.log(1 / (1 + np.exp(-a))), real),
+    ("log1p", ad.NodeLog1p, lambda a: np.log(1 + a), above_minus_one),
+    ("expm1", ad.NodeExpm1, lambda a: np.exp(a) - 1, real),
+    ("erf", ad.NodeErf, np.vectorize(math.erf), real),
 ]
 BINARY = [
     ("div", ad.NodeDiv, np.divide, numerator_and_denominator),
     ("maximum", ad.NodeMaximum, np.maximum, apart),
     ("minimum", ad.NodeMinimum, np.minimum, apart),
     ("pow", ad.NodePow, np.power, base_and_exponent),
+    ("logaddexp", ad.NodeLogAddExp, lambda a, b: np.log(np.exp(a) + np.exp(b)), real),
+    ("atan2", ad.NodeAtan2, np.arctan2, nonzero),  # (a, b) away from (0, 0)
 ]
 BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((2, 1), (1, 3)), ((), (2, 3)), ((3,), ())]
 
@@ -102,6 +114,8 @@ REDUCTIONS = [
     ("reduce_min", ad.NodeReduceMin, np.min, distinct),
     ("reduce_prod", ad.NodeReduceProd, np.prod, real),
     ("logsumexp", ad.NodeLogSumExp, _logsumexp, real),
+    ("var", ad.NodeVar, np.var, real),
+    ("norm", ad.NodeNorm, lambda a, axis, keepdims: np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdims)), nonzero),
 ]
 REDUCTION_AXES = [
     ((), None, False),
@@ -158,6 +172,84 @@ STACKS = [([(), ()], 0), ([(3,), (3,)], 0), ([(3,), (3,), (3,)], -1), ([(2, 3), 
 TRANSPOSES = [((), None), ((3,), None), ((2, 3), None), ((2, 3), (1, 0)), ((2, 3, 4), None), ((2, 3, 4), (1, 2, 0))]
 RESHAPES = [((), (1,)), ((3,), (3, 1)), ((2, 3), (3, 2)), ((2, 3), (6,)), ((2, 3), (1, 2, 3))]
 BROADCASTS = [((), (2, 3)), ((3,), (2, 3)), ((1, 3), (4, 2, 3)), ((2, 1), (2, 3))]
+
+# var and std with ddof; std's operands spread (distinct), as it is not differentiable at std = 0.
+STATISTICS = [("var", ad.NodeVar, np.var, real), ("std", ad.NodeStd, np.std, distinct)]
+STATISTIC_AXES = [  # (shape, axis, keepdims, ddof): each reduced slice has more than ddof elements
+    ((3,), None, False, 0),
+    ((3,), 0, True, 1),
+    ((2, 3), None, True, 1),
+    ((2, 3), 0, False, 0),
+    ((2, 3), -1, False, 1),
+    ((2, 3), -2, True, 1),
+    ((2, 3, 4), 1, False, 1),
+    ((2, 3, 4), -1, True, 0),
+]
+# matmul: 1-D operands on either side (and both), batch axes broadcast on either side.
+MATMULS = [
+    ((3,), (3,)),
+    ((3,), (3, 4)),
+    ((2, 3), (3,)),
+    ((2, 3), (3, 4)),
+    ((5, 2, 3), (3, 4)),
+    ((2, 3), (5, 3, 4)),
+    ((1, 2, 3), (4, 3, 2)),
+    ((4, 1, 2, 3), (5, 3, 2)),
+    ((3,), (5, 3, 2)),
+    ((5, 2, 3), (3,)),
+]
+EINSUMS = [
+    ("ii->", [(3, 3)]),  # trace
+    ("ii->i", [(3, 3)]),  # diagonal
+    ("iij->j", [(3, 3, 2)]),  # a diagonal summed, another label kept
+    ("iii->i", [(2, 2, 2)]),
+    ("ijk->ki", [(2, 3, 4)]),  # j summed away, the rest transposed
+    ("ij,jk->ik", [(2, 3), (3, 4)]),
+    ("i,j->ij", [(2,), (3,)]),  # outer product
+    ("bij,bjk->bik", [(2, 2, 3), (2, 3, 4)]),
+    ("ii,i->i", [(3, 3), (3,)]),
+    ("ij,k->i", [(2, 3), (4,)]),  # j and k summed away, each in one operand only
+    ("ij,ij,ij->", [(2, 3), (2, 3), (2, 3)]),
+    ("ij,jk,k->i", [(2, 3), (3, 4), (4,)]),
+]
+# (x's shape, w's shape, attrs): (W + 2 padding - dilation (K - 1) - 1) is not always a multiple of stride.
+CONVOLUTIONS = [
+    ((1, 1, 5), (1, 1, 2), {}),
+    ((2, 4, 8), (6, 2, 3), {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}),
+    ((2, 3, 7), (3, 1, 3), {"stride": 3, "padding": 2, "groups": 3}),
+    ((1, 2, 9), (4, 2, 2), {"stride": 2, "dilation": 3}),
+]
+POOLS = [
+    ((1, 1, 6), {}),
+    ((2, 3, 7), {"kernel": 3, "stride": 2}),
+    ((1, 2, 8), {"kernel": 3, "stride": 1}),
+    ((2, 1, 5), {"kernel": 5}),
+]
+
+
+def conv1d_loops(x, w, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's conv1d by its definition, one element at a time: out[n, o, t] is the sum over
+    the channels c of o's group and the taps k of w[o, c, k] x[n, c, t stride + k dilation - padding],
+    reading 0 outside x. Output channel o's group is o // (C_out / groups)."""
+    c_out, c_group, kernel = w.shape
+    width_out = (x.shape[2] + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    out = np.zeros((x.shape[0], c_out, width_out))
+    for n, o, t in np.ndindex(out.shape):
+        first_channel = o // (c_out // groups) * c_group
+        for c, k in np.ndindex(c_group, kernel):
+            i = t * stride + k * dilation - padding
+            if 0 <= i < x.shape[2]:
+                out[n, o, t] += w[o, c, k] * x[n, first_channel + c, i]
+    return out
+
+
+def max_pool1d_loops(x, kernel=2, stride=None):
+    """The max of each window of `kernel` positions, `stride` apart (None: kernel)."""
+    stride = stride or kernel
+    width_out = (x.shape[2] - kernel) // stride + 1
+    return np.array(
+        [[[max(row[t * stride : t * stride + kernel]) for t in range(width_out)] for row in x_n] for x_n in x]
+    )
 
 
 def _cases() -> list[Case]:
@@ -220,6 +312,29 @@ def _cases() -> list[Case]:
         build = lambda a, s=new_shape: ad.NodeBroadcastTo("n", [a], shape=list(s))  # noqa: E731
         numpy = lambda a, s=new_shape: np.broadcast_to(a, s)  # noqa: E731
         cases.append(Case(f"broadcast_to-{shape}-{new_shape}", build, numpy, (shape,)))
+    for name, node_class, reference, domain in STATISTICS:
+        for shape, axis, keepdims, ddof in STATISTIC_AXES:
+            attrs = {"axis": axis, "keepdims": keepdims, "ddof": ddof}
+            build = lambda a, node_class=node_class, attrs=attrs: node_class("n", [a], **attrs)  # noqa: E731
+            numpy = lambda a, reference=reference, attrs=attrs: reference(a, **attrs)  # noqa: E731
+            cases.append(
+                Case(f"{name}-{shape}-axis{axis}-keepdims{keepdims}-ddof{ddof}", build, numpy, (shape,), domain)
+            )
+    for shapes in MATMULS:
+        build = lambda a, b: ad.NodeMatmul("n", [a, b])  # noqa: E731
+        cases.append(Case(f"matmul-{shapes[0]}-{shapes[1]}", build, np.matmul, shapes))
+    for subscripts, shapes in EINSUMS:
+        build = lambda *xs, s=subscripts: ad.NodeEinsum("n", list(xs), subscripts=s)  # noqa: E731
+        numpy = lambda *vs, s=subscripts: np.einsum(s, *vs)  # noqa: E731
+        cases.append(Case(f"einsum-{subscripts}", build, numpy, tuple(shapes)))
+    for x_shape, w_shape, attrs in CONVOLUTIONS:
+        build = lambda x, w, attrs=attrs: ad.NodeConv1d("n", [x, w], **attrs)  # noqa: E731
+        numpy = lambda x, w, attrs=attrs: conv1d_loops(x, w, **attrs)  # noqa: E731
+        cases.append(Case(f"conv1d-{x_shape}-{w_shape}-{attrs}", build, numpy, (x_shape, w_shape)))
+    for shape, attrs in POOLS:
+        build = lambda x, attrs=attrs: ad.NodeMaxPool1d("n", [x], **attrs)  # noqa: E731
+        numpy = lambda x, attrs=attrs: max_pool1d_loops(x, **attrs)  # noqa: E731
+        cases.append(Case(f"max_pool1d-{shape}-{attrs}", build, numpy, (shape,), distinct))
     return cases
 
 
@@ -523,13 +638,16 @@ NEGATIVE_AXES = [
     (lambda axis: lambda x, y: ad.NodeConcatenate("n", [x, y], axis=axis), -1, 1, 2),
     (lambda axis: lambda x, y: ad.NodeStack("n", [x, y], axis=axis), -1, 2, 2),
     (lambda axis: lambda x, y: ad.NodeStack("n", [x, y], axis=axis), -3, 0, 2),
+    (lambda axis: lambda x: ad.NodeVar("n", [x], axis=axis, ddof=1), -1, 1, 1),
+    (lambda axis: lambda x: ad.NodeStd("n", [x], axis=axis), -2, 0, 1),
+    (lambda axis: lambda x: ad.NodeNorm("n", [x], axis=axis, keepdims=True), -1, 1, 1),
 ]
 
 
 @pytest.mark.parametrize(
     ("node", "negative", "twin", "operands"),
     NEGATIVE_AXES,
-    ids=["cumsum", "cumprod", "take", "concatenate", "stack-minus-1", "stack-minus-3"],
+    ids=["cumsum", "cumprod", "take", "concatenate", "stack-minus-1", "stack-minus-3", "var", "std", "norm"],
 )
 def test_a_negative_axis_is_its_non_negative_twin(node, negative, twin, operands):
     values = [np.arange(6.0).reshape(2, 3) - 2 * k for k in range(operands)]
@@ -616,6 +734,256 @@ def test_softmax_of_a_scalar_is_1_as_numpy_reduces_a_0d_array_along_axis_minus_1
     assert gradient == 0.0
 
 
+# ---- far out: softplus, log_sigmoid, logaddexp and sigmoid at +-800 (float64) and +-100 (float32) ---
+# e^-800 underflows to 0 in float64; e^-100 is a float32 subnormal (3.7e-44), good to about 1e-44.
+
+FAR_OUT = [(np.float64, 800.0), (np.float32, 100.0)]
+SUBNORMAL = {"rtol": 0, "atol": 1e-44}
+
+
+@pytest.mark.parametrize(("dtype", "big"), FAR_OUT)
+def test_softplus_far_out_is_the_operand_or_its_tiny_exponential_and_so_is_its_gradient(dtype, big):
+    value, (gradient,) = vjp(lambda x: ad.NodeSoftplus("s", [x]), np.array([-big, big], dtype=dtype))
+    assert value.dtype == gradient.dtype == dtype
+    assert value[1] == big  # log(1 + e^big) = big + log(1 + e^-big)
+    np.testing.assert_allclose(value[0], math.exp(-big), **SUBNORMAL)  # log(1 + e^-big) = e^-big
+    # d/da softplus = sigmoid(a): 1 far right, e^-big far left; never nan.
+    assert gradient[1] == 1.0
+    np.testing.assert_allclose(gradient[0], math.exp(-big), **SUBNORMAL)
+
+
+@pytest.mark.parametrize(("dtype", "big"), FAR_OUT)
+def test_log_sigmoid_far_out_is_minus_softplus_of_minus_the_operand(dtype, big):
+    value, (gradient,) = vjp(lambda x: ad.NodeLogSigmoid("s", [x]), np.array([-big, big], dtype=dtype))
+    assert value.dtype == gradient.dtype == dtype
+    assert value[0] == -big
+    np.testing.assert_allclose(value[1], -math.exp(-big), **SUBNORMAL)
+    assert gradient[0] == 1.0  # d/da log sigmoid(a) = sigmoid(-a)
+    np.testing.assert_allclose(gradient[1], math.exp(-big), **SUBNORMAL)
+
+
+@pytest.mark.parametrize(("dtype", "big"), FAR_OUT)
+def test_logaddexp_far_out_is_the_larger_operand_and_its_gradient_goes_to_it(dtype, big):
+    a, b = np.array([big, -big, big, -big], dtype=dtype), np.array([-big, big, big, -big], dtype=dtype)
+    value, (gradient_a, gradient_b) = vjp(lambda x, y: ad.NodeLogAddExp("l", [x, y]), a, b)
+    assert value.dtype == gradient_a.dtype == gradient_b.dtype == dtype
+    log2 = np.log(dtype(2))
+    np.testing.assert_array_equal(value, np.array([big, big, big + log2, -big + log2], dtype=dtype))
+    # d/da = sigmoid(a - b): all to the larger operand, half each at a tie.
+    np.testing.assert_array_equal(gradient_a, [1.0, 0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(gradient_b, [0.0, 1.0, 0.5, 0.5])
+
+
+@pytest.mark.parametrize(("dtype", "big"), FAR_OUT)
+def test_sigmoid_far_out_is_0_or_1_and_its_gradient_is_not_nan(dtype, big):
+    value, (gradient,) = vjp(lambda x: ad.NodeSigmoid("s", [x]), np.array([-big, big], dtype=dtype))
+    assert value.dtype == gradient.dtype == dtype
+    assert value[1] == 1.0
+    np.testing.assert_allclose(value[0], math.exp(-big), **SUBNORMAL)
+    assert gradient[1] == 0.0  # s (1 - s) with s = 1
+    np.testing.assert_allclose(gradient[0], math.exp(-big), **SUBNORMAL)
+
+
+# ---- tiny operands: log1p and expm1 keep every digit -------------------------------------------
+# At x = 1e-9, log(1 + x) = x - x^2/2 and e^x - 1 = x + x^2/2 to float64's precision (the x^3
+# terms are 1e-19 of x); computing 1 + x first loses the digits from the 8th on.
+
+
+def within_one_ulp(value, expected):
+    return abs(value - expected) <= np.spacing(abs(expected))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("x", [1e-9, -1e-9])
+def test_log1p_and_expm1_of_a_tiny_operand_are_exact_to_an_ulp(x, dtype):
+    a = dtype(x)
+    x = float(a)  # the operand as the dtype has it
+    value, (gradient,) = vjp(lambda x: ad.NodeLog1p("l", [x]), a)
+    assert value.dtype == gradient.dtype == dtype
+    assert within_one_ulp(value, dtype(x - x * x / 2))
+    assert within_one_ulp(gradient, dtype(1 / (1 + x)))  # d/da log(1 + a) = 1 / (1 + a)
+    value, (gradient,) = vjp(lambda x: ad.NodeExpm1("e", [x]), a)
+    assert value.dtype == gradient.dtype == dtype
+    assert within_one_ulp(value, dtype(x + x * x / 2))
+    assert within_one_ulp(gradient, dtype(1 + x))  # d/da (e^a - 1) = e^a
+
+
+# ---- statistics: ddof, and a negative axis -------------------------------------------------------
+# Along axis -1 of [[1, 2, 3, 6], [0, 0, 4, 4]]: means 3 and 2, deviations [-2, -1, 0, 3] and
+# [-2, -2, 2, 2], sums of squares 14 and 16; var = those / (4 - ddof), d var / d a = 2 dev / (4 - ddof).
+SPREAD = np.array([[1.0, 2.0, 3.0, 6.0], [0.0, 0.0, 4.0, 4.0]])
+SPREAD_COTANGENT = np.array([1.0, 10.0])
+VARIANCES = [
+    (0, [3.5, 4.0], [[-1.0, -0.5, 0.0, 1.5], [-10.0, -10.0, 10.0, 10.0]]),
+    (1, [14 / 3, 16 / 3], [[-4 / 3, -2 / 3, 0.0, 2.0], [-40 / 3, -40 / 3, 40 / 3, 40 / 3]]),
+]
+
+
+@pytest.mark.parametrize(("ddof", "variance", "variance_gradient"), VARIANCES, ids=["ddof0", "ddof1"])
+def test_var_and_std_along_a_negative_axis_divide_by_n_minus_ddof(ddof, variance, variance_gradient):
+    build = lambda x: ad.NodeVar("v", [x], axis=-1, ddof=ddof)  # noqa: E731
+    value, (gradient,) = vjp(build, SPREAD, cotangent=SPREAD_COTANGENT)
+    np.testing.assert_allclose(value, variance, rtol=1e-15)
+    np.testing.assert_allclose(gradient, variance_gradient, rtol=1e-15)
+    np.testing.assert_allclose(gradient, *central_differences(build, SPREAD, cotangent=SPREAD_COTANGENT), rtol=1e-7)
+    # std = sqrt(var), so d std = d var / (2 std).
+    build = lambda x: ad.NodeStd("s", [x], axis=-1, ddof=ddof)  # noqa: E731
+    value, (gradient,) = vjp(build, SPREAD, cotangent=SPREAD_COTANGENT)
+    std = np.sqrt(variance)
+    np.testing.assert_allclose(value, std, rtol=1e-15)
+    np.testing.assert_allclose(gradient, np.array(variance_gradient) / (2 * std[:, None]), rtol=1e-15)
+    np.testing.assert_allclose(gradient, *central_differences(build, SPREAD, cotangent=SPREAD_COTANGENT), rtol=1e-7)
+
+
+def test_norm_gradient_is_the_operand_over_its_norm():
+    value, (gradient,) = vjp(lambda x: ad.NodeNorm("n", [x], axis=0), np.array([[3.0, 0.0], [4.0, -2.0]]))
+    np.testing.assert_array_equal(value, [5.0, 2.0])
+    np.testing.assert_array_equal(gradient, [[0.6, 0.0], [0.8, -1.0]])
+
+
+# ---- contractions -----------------------------------------------------------------------------
+
+
+def test_einsum_trace_puts_the_cotangent_on_the_diagonal():
+    value, (gradient,) = vjp(
+        lambda x: ad.NodeEinsum("e", [x], subscripts="ii->"), np.arange(9.0).reshape(3, 3), cotangent=2.0
+    )
+    assert value == 12.0  # 0 + 4 + 8
+    np.testing.assert_array_equal(gradient, 2 * np.eye(3))
+
+
+def test_einsum_diagonal_puts_each_cotangent_on_its_diagonal_element():
+    cotangent = np.array([1.0, 10.0, 100.0])
+    build = lambda x: ad.NodeEinsum("e", [x], subscripts="ii->i")  # noqa: E731
+    value, (gradient,) = vjp(build, np.arange(9.0).reshape(3, 3), cotangent=cotangent)
+    np.testing.assert_array_equal(value, [0.0, 4.0, 8.0])
+    np.testing.assert_array_equal(gradient, [[1.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 100.0]])
+
+
+def test_einsum_of_three_operands_gives_each_the_product_of_the_other_two():
+    x, y, z = np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]]), np.array([[5.0, 6.0]])
+    build = lambda *xs: ad.NodeEinsum("e", list(xs), subscripts="ij,ij,ij->")  # noqa: E731
+    value, (gradient_x, gradient_y, gradient_z) = vjp(build, x, y, z, cotangent=2.0)
+    assert value == 1 * 3 * 5 + 2 * 4 * 6
+    np.testing.assert_array_equal(gradient_x, [[30.0, 48.0]])  # 2 y z
+    np.testing.assert_array_equal(gradient_y, [[10.0, 24.0]])  # 2 x z
+    np.testing.assert_array_equal(gradient_z, [[6.0, 16.0]])  # 2 x y
+
+
+def test_einsum_labels_summed_away_in_one_operand_only_get_the_same_gradient_all_along():
+    # out_i = sum_j x_ij * sum_k v_k: d out_i / d x_ij = sum(v), d out_i / d v_k = sum_j x_ij.
+    x, v = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([5.0, 6.0, 7.0])
+    build = lambda a, b: ad.NodeEinsum("e", [a, b], subscripts="ij,k->i")  # noqa: E731
+    value, (gradient_x, gradient_v) = vjp(build, x, v, cotangent=np.array([1.0, 10.0]))
+    np.testing.assert_array_equal(value, [54.0, 126.0])
+    np.testing.assert_array_equal(gradient_x, [[18.0, 18.0], [180.0, 180.0]])
+    np.testing.assert_array_equal(gradient_v, [73.0, 73.0, 73.0])  # 1 * 3 + 10 * 7
+
+
+def test_einsum_of_a_node_with_itself_adds_both_parts():
+    x = ad.NodeInput("x")
+    ad.NodeOutput("out", [ad.NodeEinsum("e", [x, x], subscripts="i,i->")])
+    ad.run({x: np.array([1.0, 2.0])})
+    np.testing.assert_array_equal(x.gradients[x], [2.0, 4.0])  # d/dx x.x = 2x
+
+
+B = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "cotangent", "expected_value", "expected_a", "expected_b"),
+    [
+        # a 1-D a is a row: a @ B = [9, 12, 15]; da = B g, dB = outer(a, g)
+        ([1.0, 2.0], B, [1.0, 10.0, 100.0], [9.0, 12.0, 15.0],
+         [321.0, 654.0], [[1.0, 10.0, 100.0], [2.0, 20.0, 200.0]]),
+        # a 1-D b is a column: B^T @ b = [41, 52, 63]; dA = outer(g, b), db = A^T g
+        (B.T, [1.0, 10.0], [1.0, 2.0, 3.0], [41.0, 52.0, 63.0], [[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]], [14.0, 32.0]),
+        # both 1-D: a dot product; da = g b, db = g a
+        ([1.0, 2.0], [3.0, 4.0], 2.0, 11.0, [6.0, 8.0], [2.0, 4.0]),
+        # a batch of two rows against one B: dB sums a_i^T g_i over the batch
+        ([[[1.0, 2.0]], [[3.0, 4.0]]], [[1.0], [10.0]], [[[1.0]], [[2.0]]], [[[21.0]], [[43.0]]],
+         [[[1.0, 10.0]], [[2.0, 20.0]]], [[7.0], [10.0]]),
+        # one A against a batch of two columns: dA sums g_i b_i^T over the batch
+        ([[1.0, 2.0]], [[[1.0], [10.0]], [[100.0], [1000.0]]], [[[1.0]], [[2.0]]], [[[21.0]], [[2100.0]]],
+         [[201.0, 2010.0]], [[[1.0], [2.0]], [[2.0], [4.0]]]),
+    ],
+    ids=["1d-left", "1d-right", "1d-both", "batch-left", "batch-right"],
+)  # fmt: skip
+def test_matmul_gradients_of_1d_operands_and_broadcast_batches(a, b, cotangent, expected_value, expected_a, expected_b):
+    a, b = np.array(a), np.array(b)
+    build = lambda x, y: ad.NodeMatmul("m", [x, y])  # noqa: E731
+    value, (gradient_a, gradient_b) = vjp(build, a, b, cotangent=np.array(cotangent))
+    np.testing.assert_array_equal(value, expected_value)
+    np.testing.assert_array_equal(gradient_a, expected_a)
+    np.testing.assert_array_equal(gradient_b, expected_b)
+
+
+# ---- windows ------------------------------------------------------------------------------------
+
+
+def test_conv1d_with_stride_padding_dilation_and_groups_is_its_definition():
+    # W = 8, padding 1, dilation 2, K = 3: W + 2 - 2 * 2 - 1 = 5 is not a multiple of stride 2,
+    # so W_out = 5 // 2 + 1 = 3 and the last padded position is never read.
+    x = np.arange(2 * 4 * 8).reshape(2, 4, 8) % 7 - 3.0
+    w = np.arange(6 * 2 * 3).reshape(6, 2, 3) % 5 - 2.0
+    cotangent = np.arange(2 * 6 * 3).reshape(2, 6, 3) % 4 - 1.5
+    attrs = {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}
+    build = lambda a, b: ad.NodeConv1d("c", [a, b], **attrs)  # noqa: E731
+    value, (gradient_x, gradient_w) = vjp(build, x, w, cotangent=cotangent)
+    assert value.shape == (2, 6, 3)
+    np.testing.assert_allclose(value, conv1d_loops(x, w, **attrs), rtol=1e-15)
+    numeric_x, numeric_w = central_differences(build, x, w, cotangent=cotangent)
+    np.testing.assert_allclose(gradient_x, numeric_x, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(gradient_w, numeric_w, rtol=1e-7, atol=1e-8)
+    # The windows read padded positions 0, 2, ..., 8: x's positions 1, 3, 5, 7 (padded ones are
+    # x's + 1). The even positions of x are never read, and their gradient is exactly 0.
+    np.testing.assert_array_equal(gradient_x[:, :, ::2], 0.0)
+    assert np.all(gradient_x[:, :, 1::2] != 0.0)
+
+
+def test_max_pool1d_gives_a_tie_to_the_first_maximum_and_adds_up_overlapping_windows():
+    # kernel 3, stride 1 on [1, 3, 3, 2, 3, 0]: windows [1 3 3], [3 3 2], [3 2 3], [2 3 0], all of max 3.
+    # The first maximum of each is at 1, 1, 2, 4: position 1 gets the first two windows' cotangents.
+    x = np.array([[[1.0, 3.0, 3.0, 2.0, 3.0, 0.0]]])
+    build = lambda a: ad.NodeMaxPool1d("p", [a], kernel=3, stride=1)  # noqa: E731
+    value, (gradient,) = vjp(build, x, cotangent=np.array([[[1.0, 10.0, 100.0, 1000.0]]]))
+    np.testing.assert_array_equal(value, [[[3.0, 3.0, 3.0, 3.0]]])
+    np.testing.assert_array_equal(gradient, [[[0.0, 11.0, 100.0, 0.0, 1000.0, 0.0]]])
+
+
+def test_max_pool1d_without_a_stride_has_windows_side_by_side_and_drops_the_rest():
+    x = np.array([[[1.0, 5.0, 4.0, 2.0, 9.0]]])  # windows [1 5], [4 2]; the 9 is in no window
+    value, (gradient,) = vjp(lambda a: ad.NodeMaxPool1d("p", [a]), x, cotangent=np.array([[[1.0, 10.0]]]))
+    np.testing.assert_array_equal(value, [[[5.0, 4.0]]])
+    np.testing.assert_array_equal(gradient, [[[0.0, 1.0, 10.0, 0.0, 0.0]]])
+
+
+@pytest.mark.parametrize(
+    ("build", "values", "message"),
+    [
+        (lambda a: ad.NodeVar("v", [a], axis=1, ddof=2), [np.ones((3, 2))], "2 element.* need more than ddof = 2"),
+        (lambda a, b: ad.NodeEinsum("e", [a, b], subscripts="i,i->"), [np.ones(2), np.ones(3)], "label 'i' has length"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="ij->"), [np.ones(3)], "subscripts 'ij' for operand 0 of 1 axes"),
+        (lambda a, b: ad.NodeConv1d("c", [a, b], groups=2), [np.ones((1, 3, 5)), np.ones((2, 1, 2))], "2 group"),
+        (lambda a, b: ad.NodeConv1d("c", [a, b]), [np.ones((1, 2, 2)), np.ones((1, 2, 3))], "does not fit"),
+        (lambda a: ad.NodeMaxPool1d("p", [a], kernel=4), [np.ones((1, 1, 3))], "does not fit in a width of 3"),
+        (lambda a: ad.NodeMaxPool1d("p", [a]), [np.ones((2, 3))], "x must have 3 axes"),
+    ],
+    ids=["var-ddof", "einsum-lengths", "einsum-rank", "conv1d-groups", "conv1d-narrow", "pool-narrow", "pool-rank"],
+)  # fmt: skip
+def test_operands_that_do_not_fit_are_a_graph_error_naming_the_node(build, values, message):
+    with pytest.raises(ad.GraphError, match=rf"node '\w' \(Node\w+\): operands of shapes .*{message}"):
+        vjp(build, *values)
+
+
+@pytest.mark.parametrize("count", [0, 4])
+def test_einsum_takes_1_to_3_inputs(count):
+    inputs = [ad.NodeInput(f"x{i}") for i in range(count)]
+    with pytest.raises(ad.GraphError, match=rf"node 'e' \(NodeEinsum\) takes 1 to 3 inputs, got {count}"):
+        ad.NodeEinsum("e", inputs, subscripts="->")
+    assert all(not x.outputs for x in inputs)
+
+
 # ---- attrs: the format's names and defaults, checked with the node's name --------------------
 
 
@@ -633,6 +1001,13 @@ def test_attrs_default_to_the_format_defaults():
     assert ad.NodeTake("t", [a]).axis == 0
     assert ad.NodeConcatenate("c", [a, a]).axis == 0
     assert ad.NodeStack("s", [a, a]).axis == 0
+    for node in (ad.NodeVar("v", [a]), ad.NodeStd("s", [a])):
+        assert (node.axis, node.keepdims, node.ddof) == (None, False, 0)
+    assert (ad.NodeNorm("n", [a]).axis, ad.NodeNorm("n", [a]).keepdims) == (None, False)
+    conv = ad.NodeConv1d("c", [a, a])
+    assert (conv.stride, conv.padding, conv.dilation, conv.groups) == (1, 0, 1, 1)
+    assert (ad.NodeMaxPool1d("p", [a]).kernel, ad.NodeMaxPool1d("p", [a]).stride) == (2, 2)  # stride None = kernel
+    assert ad.NodeMaxPool1d("p", [a], kernel=3, stride=1).stride == 1
 
 
 def test_list_attrs_are_kept_as_tuples():
@@ -672,6 +1047,21 @@ def test_list_attrs_are_kept_as_tuples():
         (lambda a: ad.NodeSlice("s", [a], starts=[0.5], stops=[1], steps=[1]), "node 's': starts must be a list"),
         (lambda a: ad.NodeConcatenate("c", [a, a], axis=None), "node 'c': axis must be an int, got None"),
         (lambda a: ad.NodeStack("s", [a, a], axis="0"), "node 's': axis must be an int, got '0'"),
+        (lambda a: ad.NodeVar("v", [a], ddof=-1), "node 'v': ddof must be a non-negative int, got -1"),
+        (lambda a: ad.NodeStd("s", [a], ddof=True), "node 's': ddof must be a non-negative int, got True"),
+        (lambda a: ad.NodeNorm("n", [a], axis=[0]), r"node 'n': axis must be an int or None, got \[0\]"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="ii"), "node 'e': subscripts must be explicit"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="...i->i"), "node 'e': subscripts must be explicit"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="I->I"), "node 'e': subscripts must be explicit"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="i,j->ij"), "node 'e': subscripts 'i,j->ij' for 1 operand"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="ii->ii"), "node 'e': output labels must be distinct"),
+        (lambda a: ad.NodeEinsum("e", [a], subscripts="i->j"), "node 'e': output labels must be distinct input"),
+        (lambda a: ad.NodeConv1d("c", [a, a], stride=0), "node 'c': stride must be an int >= 1, got 0"),
+        (lambda a: ad.NodeConv1d("c", [a, a], padding=-1), "node 'c': padding must be an int >= 0, got -1"),
+        (lambda a: ad.NodeConv1d("c", [a, a], dilation=1.0), "node 'c': dilation must be an int >= 1, got 1.0"),
+        (lambda a: ad.NodeConv1d("c", [a, a], groups=0), "node 'c': groups must be an int >= 1, got 0"),
+        (lambda a: ad.NodeMaxPool1d("p", [a], kernel=0), "node 'p': kernel must be an int >= 1, got 0"),
+        (lambda a: ad.NodeMaxPool1d("p", [a], stride=False), "node 'p': stride must be an int >= 1, got False"),
     ],
 )
 def test_a_bad_attr_is_a_graph_error_naming_the_node(build, message):
@@ -691,6 +1081,8 @@ NEW_CLASSES = [
     "NodeMaximum", "NodePow", "NodeReduceMean", "NodeReduceMax", "NodeTranspose", "NodeReshape", "NodeBroadcastTo",
     "NodeSoftmax", "NodeLogSoftmax", "NodeLogSumExp", "NodeReduceProd", "NodeCumSum", "NodeCumProd", "NodeMinimum",
     "NodeReduceMin", "NodeClip", "NodeWhere", "NodeTake", "NodeSlice", "NodeConcatenate", "NodeStack",
+    "NodeSoftplus", "NodeLogSigmoid", "NodeLog1p", "NodeExpm1", "NodeLogAddExp", "NodeErf", "NodeAtan2", "NodeVar",
+    "NodeStd", "NodeNorm", "NodeMatmul", "NodeEinsum", "NodeConv1d", "NodeMaxPool1d",
 ]  # fmt: skip
 SEED_NAMES = [
     "GraphError", "NodeAdd", "NodeBase", "NodeDot", "NodeInput", "NodeMult", "NodeOutput", "NodePower",

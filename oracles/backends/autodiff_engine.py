@@ -45,6 +45,20 @@ NODE_CLASSES = {
     "slice": autodiff.NodeSlice,
     "concatenate": autodiff.NodeConcatenate,
     "stack": autodiff.NodeStack,
+    "softplus": autodiff.NodeSoftplus,
+    "log_sigmoid": autodiff.NodeLogSigmoid,
+    "log1p": autodiff.NodeLog1p,
+    "expm1": autodiff.NodeExpm1,
+    "logaddexp": autodiff.NodeLogAddExp,
+    "erf": autodiff.NodeErf,
+    "atan2": autodiff.NodeAtan2,
+    "var": autodiff.NodeVar,
+    "std": autodiff.NodeStd,
+    "norm": autodiff.NodeNorm,
+    "matmul": autodiff.NodeMatmul,
+    "einsum": autodiff.NodeEinsum,
+    "conv1d": autodiff.NodeConv1d,
+    "max_pool1d": autodiff.NodeMaxPool1d,
 }
 ops = NODE_CLASSES.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
