@@ -268,3 +268,50 @@ def test_minimum_of_one_value_twice_occurs_in_a_default_audits_first_cases():
     # minimum(x, x) is x: no tie, and a rule that gives neither slot a part (mygrad's) is wrong there.
     nodes = [node for case in first_cases() for node in case.graph["nodes"]]
     assert any(node["op"] == "minimum" and len(set(node["inputs"])) == 1 for node in nodes)
+
+
+# ---- values far out, tiny, and away from singular slices (the third op wave, part 2) -------------
+
+
+def operands_of(op: str, config: GeneratorConfig, count: int = 300):
+    """Every operand value of every `op` node in the first `count` cases of seed 0."""
+    for index in range(count):
+        case = generate_case(0, index, config)
+        values = reference_values(case.graph, {n: v.astype(np.float64) for n, v in case.values.items()})
+        for node in case.graph["nodes"]:
+            if node["op"] == op:
+                yield node, [values[name] for name in node["inputs"]]
+
+
+@pytest.mark.parametrize(("dtype", "far", "overflow"), [("float64", 800, 709.8), ("float32", 100, 88.7)])
+@pytest.mark.parametrize("op", ["sigmoid", "softplus", "log_sigmoid", "logaddexp", "tanh", "softmax"])
+def test_saturating_functions_get_operands_far_out_on_both_sides_and_past_a_naive_exp(op, dtype, far, overflow):
+    config = GeneratorConfig(ops=(op, "add", "mult"), dtype=dtype)
+    extremes = [float(v.max()) for _, values in operands_of(op, config) for v in values] + [
+        float(v.min()) for _, values in operands_of(op, config) for v in values
+    ]
+    assert max(extremes) > overflow and min(extremes) < -overflow
+    assert max(abs(e) for e in extremes) <= far
+
+
+@pytest.mark.parametrize("op", ["log1p", "expm1"])
+def test_log1p_and_expm1_get_tiny_operands_part_of_the_time(op):
+    sizes = [float(np.max(np.abs(values[0]))) for _, values in operands_of(op, GeneratorConfig(ops=(op, "add")))]
+    assert any(0 < size < 1e-8 for size in sizes) and any(size > 0.1 for size in sizes)
+
+
+def test_std_and_norm_slices_keep_a_margin_from_where_they_are_not_differentiable():
+    config = GeneratorConfig(ops=("std", "norm", "add", "relu", "broadcast_to"))
+    for op, measure in (("std", np.std), ("norm", np.linalg.norm)):
+        for node, (a,) in operands_of(op, config):
+            axis = node["attrs"]["axis"]
+            rows = a.reshape(1, -1) if axis is None else np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
+            assert all(measure(row) >= 0.05 for row in rows), (op, node, a)
+
+
+def test_max_pool1d_windows_have_one_clear_maximum_outside_kink_mode():
+    for node, (x,) in operands_of("max_pool1d", GeneratorConfig(ops=("max_pool1d", "add", "relu"))):
+        kernel, stride = node["attrs"]["kernel"], node["attrs"]["stride"] or node["attrs"]["kernel"]
+        windows = np.lib.stride_tricks.sliding_window_view(x, kernel, axis=-1)[..., ::stride, :]
+        top = np.sort(windows, axis=-1)[..., -2:]
+        assert np.all(top[..., 1] - top[..., 0] >= 0.05), (node, x)

@@ -155,6 +155,29 @@ def test_a_reduce_max_tie_shares_the_cotangent_among_the_tied_maxima_only(vjp, v
         assert answer.summary == summary
 
 
+# x = [1, 3, 3, 0] in windows of 2, stride 1: [1, 3] and [3, 0] each have one maximum (the
+# 3 beside them), [3, 3] a tie. Cotangents 0.5, 2 and -1: 0.5 and -1 are owed to the 3s at
+# positions 1 and 2, and the tied window's 2 is theirs to share.
+@pytest.mark.parametrize(
+    ("vjp", "valid"),
+    [([0, 2.5, -1, 0], True), ([0, 0.5, 1, 0], True), ([0, 1.5, 0, 0], True),  # first, last, evenly
+     ([0.1, 2.5, -1, 0], False),  # a part off the maxima
+     ([0, 2.5, 0, 0], False),  # the second window's -1 missing: the tied window's parts add up to 1.5
+     ([0, 3.5, -2, 0], False)],  # parts 1.5 and -0.5 of 2: not a convex share
+)  # fmt: skip
+def test_a_max_pool1d_tie_shares_its_windows_cotangent_among_the_tied_maxima(vjp, valid):
+    kink = OPS["max_pool1d"].kinks[0]
+    x, g = np.array([[[1.0, 3.0, 3.0, 0.0]]]), np.array([[[0.5, 2.0, -1.0]]])
+    assert judge(kink, [x], {"kernel": 2, "stride": 1}, g, [np.array([[vjp]])], 1e-9).valid is valid
+
+
+def test_overlapping_tied_windows_are_judged_by_what_they_owe_together():
+    # [3, 3, 3] in windows of 2, stride 1: both windows tie, and share the middle element.
+    kink, x, g = OPS["max_pool1d"].kinks[0], np.array([[[3.0, 3.0, 3.0]]]), np.array([[[1.0, 1.0]]])
+    for vjp, valid in (([1, 1, 0], True), ([0, 1, 1], True), ([0.5, 1, 0.5], True), ([1, 0, 0], False)):
+        assert judge(kink, [x], {"kernel": 2, "stride": 1}, g, [np.array([[vjp]])], 1e-9).valid is valid
+
+
 # ---- the generator in kink mode ----------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ class Domain:
     - `away_from`: points every element keeps at least `margin` from (a kink, a pole);
     - `bound`: |a| <= bound[dtype], where the op's result or gradient would lose its digits;
     - `minimum`: a >= minimum (log1p: a >= -0.9, where 1/(1 + a) stays modest);
-    - `far`: a fresh input is, part of the time, moved far out on one side, up to far[dtype]:
+    - `far`: |a| <= far[dtype]; a fresh input is, part of the time, moved far out on one side:
       past where a naive `exp` overflows (88.7 in float32, 709.8 in float64) half of those
       times. The true result stays finite, and stability bugs hide there (sigmoid's gradient
       as exp(-a) / (1 + exp(-a)) ** 2 is inf / inf below -709.8);
@@ -72,6 +72,8 @@ class Domain:
         for point in self.away_from:
             if not np.all(np.abs(value - point) >= self.margin):
                 return False
+        if self.far is not None and not np.all(np.abs(value) <= self.far[dtype]):
+            return False
         return self.bound is None or bool(np.all(np.abs(value) <= self.bound[dtype]))
 
     def fit(self, value: np.ndarray, dtype: str) -> np.ndarray:
