@@ -44,6 +44,11 @@ import jax.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
+try:  # jnp.logaddexp's custom JVP itself; jnp.logaddexp wraps it in a jit (see logaddexp below)
+    from jax._src.lax.other import logaddexp as _logaddexp
+except ImportError:  # another JAX: the same rule through jnp, compiled again in each process
+    _logaddexp = jnp.logaddexp
+
 name = "jax"
 
 
@@ -106,6 +111,39 @@ def _slices(attrs):
     return tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))
 
 
+def logaddexp(a, b):
+    """jnp.logaddexp (promote, then its custom JVP: exp(a - out), stable far out) without the jit
+    around it, whose jaxpr holds that JVP as a function: the kernel store could not key it, and
+    every process would compile it again. As jax.nn.softplus (logaddexp(a, 0)) and log_sigmoid."""
+    return _logaddexp(*broadcast(a, b))
+
+
+def variance(a, axis, keepdims, ddof):
+    """jnp.var's own composition (mean, centre, square, sum, divide by n - ddof), in lax."""
+    count = a.size if axis is None else a.shape[axis]
+    centered = lax.sub(a, broadcast_to(reduce_mean(a, axis, True), a.shape))
+    return lax.div(reduce_sum(lax.square(centered), axis, keepdims), np.array(count - ddof, a.dtype))
+
+
+def norm(a, axis, keepdims):
+    """jnp.linalg.norm's own composition for the 2-norm (multiply, sum, sqrt), without its jit."""
+    return lax.sqrt(reduce_sum(lax.mul(a, a), axis, keepdims))
+
+
+def conv1d(x, w, attrs):
+    return lax.conv_general_dilated(
+        x, w, window_strides=(attrs["stride"],), padding=((attrs["padding"], attrs["padding"]),),
+        rhs_dilation=(attrs["dilation"],), dimension_numbers=("NCH", "OIH", "NCH"),
+        feature_group_count=attrs["groups"],
+    )  # fmt: skip
+
+
+def max_pool1d(x, kernel, stride):
+    """Max over windows along the last axis: reduce_window with max, as JAX's own pooling is written."""
+    stride = kernel if stride is None else stride
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, 1, kernel), (1, 1, stride), "VALID")
+
+
 # op name -> (operands, attrs) -> jax value. One line per op of the table. These are the
 # lax primitives that jnp's functions reduce to: the same JAX differentiation rules,
 # without jnp's per-call jit wrappers, each of which compiles once per shape.
@@ -149,6 +187,20 @@ OPS: dict[str, Callable[..., Any]] = {
     "slice": lambda a, attrs: a[_slices(attrs)],
     "concatenate": lambda *operands: lax.concatenate(operands[:-1], operands[-1]["axis"] % operands[0].ndim),
     "stack": lambda *operands: stack(operands[:-1], operands[-1]["axis"]),
+    "softplus": lambda a, attrs: logaddexp(a, np.zeros(a.shape, a.dtype)),  # jax.nn.softplus
+    "log_sigmoid": lambda a, attrs: lax.neg(logaddexp(lax.neg(a), np.zeros(a.shape, a.dtype))),  # jax.nn's
+    "log1p": lambda a, attrs: lax.log1p(a),
+    "expm1": lambda a, attrs: lax.expm1(a),
+    "logaddexp": lambda a, b, attrs: logaddexp(a, b),
+    "erf": lambda a, attrs: lax.erf(a),
+    "atan2": lambda a, b, attrs: lax.atan2(*broadcast(a, b)),
+    "var": lambda a, attrs: variance(a, attrs["axis"], attrs["keepdims"], attrs["ddof"]),
+    "std": lambda a, attrs: lax.sqrt(variance(a, attrs["axis"], attrs["keepdims"], attrs["ddof"])),  # as jnp.std
+    "norm": lambda a, attrs: norm(a, attrs["axis"], attrs["keepdims"]),
+    "matmul": lambda a, b, attrs: jnp.matmul(a, b),
+    "einsum": lambda *operands: jnp.einsum(operands[-1]["subscripts"], *operands[:-1]),
+    "conv1d": lambda x, w, attrs: conv1d(x, w, attrs),
+    "max_pool1d": lambda a, attrs: max_pool1d(a, attrs["kernel"], attrs["stride"]),
 }
 ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table

@@ -43,6 +43,10 @@ def stable_text(value) -> str:
         return f"{type(value).__qualname__}.{value.name}"
     if isinstance(value, (tuple, list)):
         return f"{type(value).__qualname__}({','.join(stable_text(item) for item in value)})"
+    if isinstance(value, core.Primitive) and getattr(jax.lax, f"{value.name}_p", None) is value:
+        # One of lax's own primitives (select_and_scatter_add, max_pool1d's gradient, takes
+        # `ge`): its name names it. Any other primitive could share a name, so it does not.
+        return f"lax.{value.name}_p"
     raise Unstorable(type(value).__name__)
 
 

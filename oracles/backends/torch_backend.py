@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # One thread: the audit runs one worker per core, and tiny tensors gain nothing from more.
 torch.set_num_threads(1)
@@ -55,6 +56,24 @@ OPS: dict[str, Callable[..., Any]] = {
     "slice": lambda a, attrs: _slice(a, attrs),
     "concatenate": lambda *operands: torch.cat(operands[:-1], dim=operands[-1]["axis"]),
     "stack": lambda *operands: torch.stack(operands[:-1], dim=operands[-1]["axis"]),
+    # Not F.softplus: above its threshold (20) it answers a, and a gradient of exactly 1 that is off
+    # by exp(-a) (2e-9 at 20), twice float64's rtol of a gradient near 1. logaddexp(a, 0) is exact.
+    "softplus": lambda a, attrs: torch.logaddexp(a, torch.zeros_like(a)),
+    "log_sigmoid": lambda a, attrs: F.logsigmoid(a),
+    "log1p": lambda a, attrs: torch.log1p(a),
+    "expm1": lambda a, attrs: torch.expm1(a),
+    "logaddexp": lambda a, b, attrs: torch.logaddexp(a, b),
+    "erf": lambda a, attrs: torch.erf(a),
+    "atan2": lambda a, b, attrs: torch.atan2(a, b),
+    "var": lambda a, attrs: _reduce(_statistic(torch.var, attrs), a, attrs["axis"], attrs["keepdims"]),
+    "std": lambda a, attrs: _reduce(_statistic(torch.std, attrs), a, attrs["axis"], attrs["keepdims"]),
+    "norm": lambda a, attrs: _reduce(torch.linalg.vector_norm, a, attrs["axis"], attrs["keepdims"]),
+    "matmul": lambda a, b, attrs: torch.matmul(a, b),
+    "einsum": lambda *operands: torch.einsum(operands[-1]["subscripts"], *operands[:-1]),
+    "conv1d": lambda x, w, attrs: F.conv1d(
+        x, w, stride=attrs["stride"], padding=attrs["padding"], dilation=attrs["dilation"], groups=attrs["groups"]
+    ),
+    "max_pool1d": lambda a, attrs: F.max_pool1d(a, attrs["kernel"], attrs["stride"]),  # stride None: the kernel
 }
 ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
@@ -70,6 +89,11 @@ def _slice(a, attrs):
         if kept.step < 0:
             a = torch.flip(a, (axis,))
     return a
+
+
+def _statistic(reducer, attrs):
+    """torch.var or torch.std with the op's ddof, called as _reduce calls a reducer."""
+    return lambda a, dim, keepdim=False: reducer(a, dim=dim, correction=attrs["ddof"], keepdim=keepdim)
 
 
 def _reduce(reducer, a, axis, keepdims):

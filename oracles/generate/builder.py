@@ -60,11 +60,14 @@ MAX_NODES_LIMIT = 500  # the builder recurses once per node of a chain
 # How often the generator reaches for each bug-prone feature.
 P_REUSE = 0.5  # a leaf reuses an earlier value of its shape: fan-out, diamonds
 P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one value twice: mult(x, x)
+# ... more often for an op whose operands must not tie (maximum, minimum): maximum(x, x) is x,
+# and a rule that splits a tie and forgets that both halves are x's gives 0 (mygrad's bug)
+P_SAME_OPERAND_OF_A_TIE = 0.4
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
 P_FAR = 0.5  # a fresh input for a slot whose domain has `far` (or `tiny`) goes far out (or tiny)
-P_FAR_INPUT = 0.3  # such a slot takes a fresh input that does, however much budget is left
-P_PAST_OVERFLOW = 0.5  # a far-out input goes past where a naive exp overflows
+P_FAR_INPUT = 0.5  # such a slot takes a fresh input that does, however much budget is left
+P_PAST_OVERFLOW = 0.7  # a far-out input goes past where a naive exp overflows
 P_KINK = 0.6  # in kink mode, a node of an op with a kink gets fresh inputs exactly on it
 P_KINK_ELEMENT = 0.5  # each element (or row) of such an input sits on the kink; at least one does
 
@@ -325,7 +328,7 @@ class _GraphBuilder:
         # The same value twice is no tie (maximum(x, x) is x), so an op that must not tie may take it.
         first = slot_need(op, attrs, 0)
         twice = len(shapes) == 2 and shapes[0] == shapes[1] and first == slot_need(op, attrs, 1)
-        if twice and self.boolean(P_SAME_OPERAND):
+        if twice and self.boolean(P_SAME_OPERAND_OF_A_TIE if op.no_ties == "operands" else P_SAME_OPERAND):
             operand = self.build(shapes[0], budget, first)
             return [operand, operand]
         budgets = [0] * len(shapes)

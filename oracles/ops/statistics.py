@@ -58,7 +58,9 @@ def _planner(least: int, ddofs: tuple[int, ...]) -> Planner:
         [operand], attrs = REDUCTION.plan(context, shape)
         operand = list(operand)
         if ddofs:
-            attrs["ddof"] = context.choice([ddof for ddof in ddofs if ddof < context.max_dim] or [0])
+            # ddof 1 needs two elements in a slice: an axis (not a scalar), of 2 at least.
+            allowed = [ddof for ddof in ddofs if ddof == 0 or (ddof < context.max_dim and context.max_rank >= 1)]
+            attrs["ddof"] = context.choice(allowed)
         enough = max(least, attrs.get("ddof", 0) + 1)
         if attrs["axis"] is not None:
             operand[attrs["axis"]] = max(operand[attrs["axis"]], enough)

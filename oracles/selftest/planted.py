@@ -18,11 +18,12 @@ Audit one with, for example (examples/broken_engines.py re-exports them all):
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 
+from . import planted_rules_wave2 as wave2
 from .planted_rules import (
+    Bug,
     _along,
     _bounds,
     _broadcast_to_vjp,
@@ -92,6 +93,7 @@ FORWARD: dict[str, Callable] = {
     "slice": lambda a, attrs: a[_slices(attrs)],
     "concatenate": lambda *args: np.concatenate(args[:-1], axis=args[-1]["axis"]),  # 2 to 4 operands
     "stack": lambda *args: np.stack(args[:-1], axis=args[-1]["axis"]),
+    **wave2.FORWARD,  # softplus ... max_pool1d (planted_rules_wave2.py)
 }
 
 # op -> (g, value, *operands, attrs) -> one contribution per operand, before unbroadcasting.
@@ -134,15 +136,8 @@ VJP: dict[str, Callable] = {
     "slice": lambda g, y, a, attrs: _slice_vjp(g, a, attrs),
     "concatenate": lambda g, y, *args: _concatenate_vjp(g, args[:-1], args[-1]),  # one part per operand
     "stack": lambda g, y, *args: _stack_vjp(g, args[:-1], args[-1]),
+    **wave2.VJP,
 }
-
-
-class Bug(NamedTuple):
-    """One planted bug: the op whose rule it replaces, and the replacement (a VJP rule, or a forward)."""
-
-    op: str
-    vjp: Callable | None = None
-    forward: Callable | None = None
 
 
 # The planted bugs: each replaces one rule. SEED_BUGS are in the seed's seven ops; NEW_OP_BUGS
@@ -220,6 +215,9 @@ NEW_OP_BUGS = {
     "stack_negative_axis_off_by_one": Bug(
         "stack", lambda g, y, *args: _stack_vjp(g, args[:-1], args[-1], ndim_plus_one=False)
     ),
+    # One in each of the delicate functions, statistics, contractions and windows, and sigmoid's
+    # rule in its naive form, NaN far out only (what they do: planted_rules_wave2.BUGS).
+    **wave2.BUGS,
 }
 BUGS = {**SEED_BUGS, **NEW_OP_BUGS}
 

@@ -4,7 +4,18 @@ different formula where there is one), so the tests never audit our engine again
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
+
+
+class Bug(NamedTuple):
+    """One planted bug: the op whose rule it replaces, and the replacement (a VJP rule, or a forward)."""
+
+    op: str
+    vjp: Callable | None = None
+    forward: Callable | None = None
 
 
 def _unbroadcast(gradient, shape):
