@@ -62,7 +62,7 @@ P_REUSE = 0.5  # a leaf reuses an earlier value of its shape: fan-out, diamonds
 P_SAME_OPERAND = 0.15  # a binary op whose operands share a shape takes one value twice: mult(x, x)
 # ... more often for an op whose operands must not tie (maximum, minimum): maximum(x, x) is x,
 # and a rule that splits a tie and forgets that both halves are x's gives 0 (mygrad's bug)
-P_SAME_OPERAND_OF_A_TIE = 0.4
+P_SAME_OPERAND_OF_A_TIE = 0.5
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
 P_FAR = 0.5  # a fresh input for a slot whose domain has `far` (or `tiny`) goes far out (or tiny)

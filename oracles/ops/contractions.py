@@ -163,7 +163,7 @@ MATMUL = {
 
 MAX_SUBSCRIPTS = 64  # characters: three operands of rank 8 and an output fit with room to spare
 _EXPLICIT = re.compile(r"[a-z]*(,[a-z]*)*->[a-z]*")
-P_REPEAT = 0.3  # an operand repeats one of its labels: a diagonal, or a trace
+P_REPEAT = 0.5  # an operand repeats one of its labels: a diagonal, or a trace
 P_EXTRA_LABEL = 0.3  # an operand takes a label that another operand has: shared labels, batches
 LABELS = "ijklmn"
 
