@@ -309,6 +309,7 @@ OPS: dict[str, Op] = {
             lambda a, b, _: np.arctan2(a, b),
             broadcasts=True,
             domains=(delicate.ATAN2_ANGLE, REAL),
+            notes="so (a, b) stays off (0, 0), and off the branch cut a = 0, b < 0",
         ),
         Op("var", 1, "variance, all or along one axis", **statistics.VAR),
         Op("std", 1, "`sqrt(var)`", **statistics.STD),
