@@ -188,7 +188,8 @@ def kinks_of(case):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_kink_mode_puts_values_exactly_on_every_kind_of_kink(dtype):
-    seen = set().union(*(kinks_of(generate_case(0, i, GeneratorConfig(kinks=True, dtype=dtype))) for i in range(150)))
+    # A max_pool1d needs a result of rank 3: the rarest kink, in about 1 graph in 100.
+    seen = set().union(*(kinks_of(generate_case(0, i, GeneratorConfig(kinks=True, dtype=dtype))) for i in range(300)))
     assert seen == {kink.label for op in OPS.values() for kink in op.kinks}
 
 
@@ -204,7 +205,7 @@ def test_a_kink_mode_audit_lists_conventions_apart_from_bugs(tmp_path):
     command = [
         str(Path(sys.executable).parent / "autodiff-audit"), "audit", "--kinks", "--graphs", "60", "--workers", "1",
         "--engine", "examples.broken_engines:relu_derivative_one_at_zero", "--oracles", "jax,torch",
-        "--report", str(report),
+        "--ops", "relu,abs,add,mult,maximum", "--report", str(report),
     ]  # fmt: skip
     # From an empty folder, the plug-in importable as a user's own package would be.
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
