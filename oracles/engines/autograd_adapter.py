@@ -1,6 +1,9 @@
 """HIPS autograd behind the plug-in protocol: the graph as one function of autograd.numpy, its
 VJP by `autograd.make_vjp`. autograd 1.9.1 defines no VJP for `np.cumprod` (declared unsupported)
-nor for `np.take`: `take` is autograd's own indexing along the axis, as its users write it."""
+nor for `np.take`: `take` is autograd's own indexing along the axis, as its users write it.
+`sigmoid` is autograd's `expit`: written 1 / (1 + exp(-a)), its gradient is inf * 0 = NaN below -709.
+`conv1d` is autograd's `scipy.signal.convolve` (a true convolution: the kernel goes in flipped),
+once per group; `max_pool1d` the max over autograd's own windows (strided slices, stacked)."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -8,7 +11,8 @@ from importlib.metadata import version
 import autograd
 import autograd.numpy as anp
 import numpy as np
-from autograd.scipy.special import logsumexp
+from autograd.scipy.signal import convolve
+from autograd.scipy.special import erf, expit, logsumexp
 
 name = f"autograd-{version('autograd')}"
 
@@ -26,6 +30,40 @@ def _slice(a, attrs):
     return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
 
 
+def _dilated(w, dilation):
+    # The kernel with dilation - 1 zeros between its taps: (..., K) -> (..., dilation * (K - 1) + 1).
+    if dilation == 1:
+        return w
+    zeros = anp.zeros((*anp.shape(w), dilation - 1), dtype=w.dtype)
+    spread = anp.reshape(anp.concatenate([w[..., None], zeros], axis=-1), (*anp.shape(w)[:-1], -1))
+    return spread[..., : dilation * (anp.shape(w)[-1] - 1) + 1]
+
+
+def _conv1d(x, w, attrs):
+    pad = attrs["padding"]
+    x = anp.pad(x, ((0, 0), (0, 0), (pad, pad)), mode="constant") if pad else x
+    w = _dilated(w, attrs["dilation"])[..., ::-1]  # convolve flips the kernel back: a cross-correlation
+    groups = attrs["groups"]
+    outs, ins = anp.shape(w)[0] // groups, anp.shape(x)[1] // groups
+    parts = [
+        # (C_out/groups, N, W'): the kernel's free axis first, then the input's
+        convolve(w[g * outs : (g + 1) * outs], x[:, g * ins : (g + 1) * ins], axes=([2], [2]), dot_axes=([1], [1]),
+                 mode="valid")
+        for g in range(groups)
+    ]  # fmt: skip
+    out = anp.concatenate(parts, axis=0) if groups > 1 else parts[0]
+    return anp.transpose(out, (1, 0, 2))[..., :: attrs["stride"]]
+
+
+def _max_pool1d(a, attrs):
+    kernel = attrs["kernel"]
+    stride = attrs["stride"] or kernel
+    count = (anp.shape(a)[-1] - kernel) // stride + 1
+    # Tap t of every window: a[..., t], a[..., t + stride], ...; stacked, then the max over the taps.
+    taps = [a[..., t : t + stride * (count - 1) + 1 : stride] for t in range(kernel)]
+    return anp.max(anp.stack(taps, axis=-1), axis=-1)
+
+
 OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: a + b,
     "subtract": lambda a, b, attrs: a - b,
@@ -33,7 +71,7 @@ OPS: dict[str, Callable] = {
     "power": lambda a, attrs: a ** attrs["exponent"],
     "reduce_sum": lambda a, attrs: anp.sum(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
     "dot": lambda a, b, attrs: anp.dot(a, b),
-    "sigmoid": lambda a, attrs: 1 / (1 + anp.exp(-a)),
+    "sigmoid": lambda a, attrs: expit(a),
     "neg": lambda a, attrs: -a,
     "exp": lambda a, attrs: anp.exp(a),
     "log": lambda a, attrs: anp.log(a),
@@ -64,6 +102,20 @@ OPS: dict[str, Callable] = {
     "slice": lambda a, attrs: _slice(a, attrs),
     "concatenate": lambda *args: anp.concatenate(args[:-1], axis=args[-1]["axis"]),
     "stack": lambda *args: anp.stack(args[:-1], axis=args[-1]["axis"]),
+    "softplus": lambda a, attrs: anp.logaddexp(0.0, a),
+    "log_sigmoid": lambda a, attrs: -anp.logaddexp(0.0, -a),
+    "log1p": lambda a, attrs: anp.log1p(a),
+    "expm1": lambda a, attrs: anp.expm1(a),
+    "logaddexp": lambda a, b, attrs: anp.logaddexp(a, b),
+    "erf": lambda a, attrs: erf(a),
+    "atan2": lambda a, b, attrs: anp.arctan2(a, b),
+    "var": lambda a, attrs: anp.var(a, axis=attrs["axis"], keepdims=attrs["keepdims"], ddof=attrs["ddof"]),
+    "std": lambda a, attrs: anp.std(a, axis=attrs["axis"], keepdims=attrs["keepdims"], ddof=attrs["ddof"]),
+    "norm": lambda a, attrs: anp.linalg.norm(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "matmul": lambda a, b, attrs: anp.matmul(a, b),
+    "einsum": lambda *args: anp.einsum(args[-1]["subscripts"], *args[:-1]),
+    "conv1d": _conv1d,
+    "max_pool1d": _max_pool1d,
 }
 ops = set(OPS)
 unsupported: dict[str, str] = {

@@ -22,12 +22,16 @@ OPS: dict[str, Callable] = {
 ops = set(OPS)
 _NO_COMPARISON = "micrograd's Value has no comparison, min or clip (relu is its only kink)"
 _NO_TENSORS = "micrograd has scalars only: no tensors, axes or reductions"
+_NO_EXP = "micrograd's Value has no exp or log (nor erf): +, -, *, /, a number power and relu only"
 unsupported: dict[str, str] = {
     "minimum": _NO_COMPARISON,
     "reduce_min": _NO_COMPARISON,
     "clip": _NO_COMPARISON,
     "where": "micrograd has no select: a mask would pick in Python, not in the engine",
     **{op: _NO_TENSORS for op in ("reduce_prod", "cumsum", "cumprod", "take", "slice", "concatenate", "stack")},
+    **{op: _NO_EXP for op in ("softplus", "log_sigmoid", "log1p", "expm1", "logaddexp", "erf")},
+    "atan2": "micrograd's Value has no trigonometric function",
+    **{op: _NO_TENSORS for op in ("var", "std", "norm", "matmul", "einsum", "conv1d", "max_pool1d")},
 }
 
 

@@ -1,6 +1,7 @@
 """mygrad behind the plug-in protocol: the graph in mygrad tensors, the VJP by
 `output.backward(cotangent)` and each input's `.grad`. mygrad has no `take` function: `take` is
-mygrad's own (advanced) indexing along the axis, and `slice` its basic indexing."""
+mygrad's own (advanced) indexing along the axis, and `slice` its basic indexing. `conv1d` is
+mygrad's `conv_nd`, once per group; `max_pool1d` its `max_pool`. mygrad has no erf."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -8,6 +9,7 @@ from importlib.metadata import version
 import mygrad as mg
 import numpy as np
 from mygrad.nnet.activations import logsoftmax, relu, sigmoid, softmax
+from mygrad.nnet.layers import conv_nd, max_pool
 
 name = f"mygrad-{version('mygrad')}"
 
@@ -36,11 +38,41 @@ def _slice(a, attrs):
     return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
 
 
+def _zero(a):
+    # 0 in the operand's dtype: a Python 0.0 would be a float64 array to mygrad (see _clip).
+    return np.zeros((), dtype=a.dtype)
+
+
+def _conv1d(x, w, attrs):
+    # mygrad's conv_nd takes only windows that tile the (padded) input exactly, and has no groups:
+    # the input is zero-padded here (mygrad's concatenate) and cut to the part the windows cover,
+    # and each group is a conv_nd of its own, joined along the channels.
+    stride, pad, dilation, groups = attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"]
+    if pad:
+        zeros = np.zeros((*x.shape[:-1], pad), dtype=x.dtype)
+        x = mg.concatenate([zeros, x, zeros], axis=-1)
+    span = dilation * (w.shape[-1] - 1) + 1
+    x = x[..., : (x.shape[-1] - span) // stride * stride + span]
+    outs, ins = w.shape[0] // groups, x.shape[1] // groups
+    parts = [
+        conv_nd(x[:, g * ins : (g + 1) * ins], w[g * outs : (g + 1) * outs], stride=stride, dilation=dilation)
+        for g in range(groups)
+    ]
+    return mg.concatenate(parts, axis=1) if groups > 1 else parts[0]
+
+
+def _max_pool1d(a, attrs):
+    kernel = attrs["kernel"]
+    stride = attrs["stride"] or kernel
+    # mygrad's max_pool takes only windows that tile the input exactly: cut to the part they cover.
+    return max_pool(a[..., : (a.shape[-1] - kernel) // stride * stride + kernel], (kernel,), stride)
+
+
 OPS: dict[str, Callable] = {
     "add": lambda a, b, attrs: mg.add(a, b),
     "subtract": lambda a, b, attrs: mg.subtract(a, b),
     "mult": lambda a, b, attrs: mg.multiply(a, b),
-    "power": lambda a, attrs: mg.power(a, attrs["exponent"]),
+    "power": lambda a, attrs: mg.power(a, np.asarray(attrs["exponent"], dtype=a.dtype)),  # dtype: see _clip
     "reduce_sum": lambda a, attrs: mg.sum(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
     "dot": lambda a, b, attrs: mg.matmul(a, b),
     "sigmoid": lambda a, attrs: sigmoid(a),
@@ -75,8 +107,22 @@ OPS: dict[str, Callable] = {
     "slice": lambda a, attrs: _slice(a, attrs),
     "concatenate": lambda *args: mg.concatenate(args[:-1], axis=args[-1]["axis"]),
     "stack": lambda *args: mg.stack(args[:-1], axis=args[-1]["axis"]),
+    "softplus": lambda a, attrs: mg.logaddexp(_zero(a), a),
+    "log_sigmoid": lambda a, attrs: mg.negative(mg.logaddexp(_zero(a), mg.negative(a))),
+    "log1p": lambda a, attrs: mg.log1p(a),
+    "expm1": lambda a, attrs: mg.expm1(a),
+    "logaddexp": lambda a, b, attrs: mg.logaddexp(a, b),
+    "atan2": lambda a, b, attrs: mg.arctan2(a, b),
+    "var": lambda a, attrs: mg.var(a, axis=attrs["axis"], keepdims=attrs["keepdims"], ddof=attrs["ddof"]),
+    "std": lambda a, attrs: mg.std(a, axis=attrs["axis"], keepdims=attrs["keepdims"], ddof=attrs["ddof"]),
+    "norm": lambda a, attrs: mg.linalg.norm(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "matmul": lambda a, b, attrs: mg.matmul(a, b),
+    "einsum": lambda *args: mg.einsum(args[-1]["subscripts"], *args[:-1]),
+    "conv1d": _conv1d,
+    "max_pool1d": _max_pool1d,
 }
 ops = set(OPS)
+unsupported: dict[str, str] = {"erf": "mygrad 2.5.0 has no erf (nor any special function)"}
 
 
 def evaluate(graph, values, cotangent):

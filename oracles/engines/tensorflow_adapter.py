@@ -1,6 +1,9 @@
 """TensorFlow (CPU) behind the plug-in protocol: the graph in eager TensorFlow under a
 GradientTape, the VJP by `tape.gradient(..., output_gradients=cotangent)`. `take` is `tf.gather`,
-whose CPU kernel takes indices in [0, n) only: negative ones are spelled from the start."""
+whose CPU kernel takes indices in [0, n) only: negative ones are spelled from the start.
+`conv1d` and `max_pool1d` are `tf.nn.convolution` (once per group) and `tf.nn.max_pool1d` on the
+channels-last layout TensorFlow's CPU kernels take; `logaddexp` is TensorFlow's numpy API (tf.math
+has none)."""
 
 import os
 from collections.abc import Callable
@@ -10,6 +13,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np
 import tensorflow as tf
+import tensorflow.experimental.numpy as tnp
 
 name = f"tensorflow-{tf.__version__}"
 
@@ -25,6 +29,55 @@ def _take(a, indices, axis):
 
 def _slice(a, attrs):
     return a[tuple(slice(*bounds) for bounds in zip(attrs["starts"], attrs["stops"], attrs["steps"]))]
+
+
+def _var(a, attrs):
+    # reduce_variance divides by n: n / (n - ddof) makes it numpy's var with ddof.
+    variance = tf.math.reduce_variance(a, axis=attrs["axis"], keepdims=attrs["keepdims"])
+    if not attrs["ddof"]:
+        return variance
+    count = int(np.prod(a.shape)) if attrs["axis"] is None else a.shape[attrs["axis"]]
+    return variance * (count / (count - attrs["ddof"]))
+
+
+def _std(a, attrs):
+    return (
+        tf.math.reduce_std(a, axis=attrs["axis"], keepdims=attrs["keepdims"])
+        if not attrs["ddof"]
+        else tf.sqrt(_var(a, attrs))
+    )
+
+
+def _matmul(a, b):
+    # tf.linalg.matmul broadcasts batch axes but takes no 1-D operand: numpy's added axis, then removed.
+    product = tf.linalg.matmul(a[None, :] if a.shape.rank == 1 else a, b[:, None] if b.shape.rank == 1 else b)
+    added = [-2] * (a.shape.rank == 1) + [-1] * (b.shape.rank == 1)
+    return tf.squeeze(product, axis=added) if added else product
+
+
+def _conv1d(x, w, attrs):
+    # (N, C, W) and (C_out, C_in / groups, K) to TensorFlow's (N, W, C) and (K, C_in / groups, C_out); zero
+    # padding by tf.pad. On the CPU, TensorFlow has no gradient of a grouped conv ("not supported on CPU"):
+    # a group is a convolution of its own. Nor of a dilated tf.nn.conv1d: tf.nn.convolution dilates by
+    # space_to_batch, and takes stride 1 then, so a dilated, strided conv is every stride-th column.
+    pad, stride, dilation, groups = attrs["padding"], attrs["stride"], attrs["dilation"], attrs["groups"]
+    x = tf.transpose(tf.pad(x, [[0, 0], [0, 0], [pad, pad]]) if pad else x, [0, 2, 1])
+    w = tf.transpose(w, [2, 1, 0])
+    step = stride if dilation == 1 else 1
+    outs, ins = w.shape[2] // groups, x.shape[2] // groups
+    parts = [
+        tf.nn.convolution(x[..., g * ins : (g + 1) * ins], w[..., g * outs : (g + 1) * outs], strides=step,
+                          padding="VALID", dilations=dilation)
+        for g in range(groups)
+    ]  # fmt: skip
+    out = tf.concat(parts, axis=-1) if groups > 1 else parts[0]
+    return tf.transpose(out, [0, 2, 1])[..., :: stride // step]
+
+
+def _max_pool1d(a, attrs):
+    kernel = attrs["kernel"]
+    pooled = tf.nn.max_pool1d(tf.transpose(a, [0, 2, 1]), kernel, attrs["stride"] or kernel, padding="VALID")
+    return tf.transpose(pooled, [0, 2, 1])
 
 
 OPS: dict[str, Callable] = {
@@ -66,6 +119,20 @@ OPS: dict[str, Callable] = {
     "slice": lambda a, attrs: _slice(a, attrs),
     "concatenate": lambda *args: tf.concat(list(args[:-1]), axis=args[-1]["axis"]),
     "stack": lambda *args: tf.stack(list(args[:-1]), axis=args[-1]["axis"]),
+    "softplus": lambda a, attrs: tf.math.softplus(a),
+    "log_sigmoid": lambda a, attrs: tf.math.log_sigmoid(a),
+    "log1p": lambda a, attrs: tf.math.log1p(a),
+    "expm1": lambda a, attrs: tf.math.expm1(a),
+    "logaddexp": lambda a, b, attrs: tnp.logaddexp(a, b),
+    "erf": lambda a, attrs: tf.math.erf(a),
+    "atan2": lambda a, b, attrs: tf.math.atan2(a, b),
+    "var": _var,
+    "std": _std,
+    "norm": lambda a, attrs: tf.norm(a, axis=attrs["axis"], keepdims=attrs["keepdims"]),
+    "matmul": lambda a, b, attrs: _matmul(a, b),
+    "einsum": lambda *args: tf.einsum(args[-1]["subscripts"], *args[:-1]),
+    "conv1d": _conv1d,
+    "max_pool1d": _max_pool1d,
 }
 ops = set(OPS)
 

@@ -1,5 +1,8 @@
 """tinygrad (its CPU device, which compiles kernels with clang) behind the plug-in protocol: the
-graph in tinygrad Tensors, the VJP by `output.gradient(*inputs, gradient=cotangent)`."""
+graph in tinygrad Tensors, the VJP by `output.gradient(*inputs, gradient=cotangent)`.
+`conv1d` and `max_pool1d` are tinygrad's `conv2d` and `max_pool2d`, which take any number of
+spatial axes (here one). tinygrad has no log1p, expm1 or atan2, and no norm: `norm` is
+`sqrt(sum(a * a))` in tinygrad's own ops."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -64,8 +67,29 @@ OPS: dict[str, Callable] = {
     "slice": lambda a, attrs: _slice(a, attrs),
     "concatenate": lambda *args: args[0].cat(*args[1:-1], dim=args[-1]["axis"]),
     "stack": lambda *args: args[0].stack(*args[1:-1], dim=args[-1]["axis"]),
+    "softplus": lambda a, attrs: a.softplus(),
+    "log_sigmoid": lambda a, attrs: a.logsigmoid(),
+    "logaddexp": lambda a, b, attrs: a.logaddexp(b),
+    "erf": lambda a, attrs: a.erf(),
+    "var": lambda a, attrs: a.var(axis=attrs["axis"], keepdim=attrs["keepdims"], correction=attrs["ddof"]),
+    "std": lambda a, attrs: a.std(axis=attrs["axis"], keepdim=attrs["keepdims"], correction=attrs["ddof"]),
+    "norm": lambda a, attrs: (a * a).sum(axis=attrs["axis"], keepdim=attrs["keepdims"]).sqrt(),
+    "matmul": lambda a, b, attrs: a.matmul(b),
+    "einsum": lambda *args: Tensor.einsum(args[-1]["subscripts"], *args[:-1]),
+    "conv1d": lambda x, w, attrs: x.conv2d(
+        w, groups=attrs["groups"], stride=attrs["stride"], dilation=attrs["dilation"], padding=attrs["padding"]
+    ),
+    "max_pool1d": lambda a, attrs: a.max_pool2d(
+        kernel_size=(attrs["kernel"],), stride=attrs["stride"] or attrs["kernel"]
+    ),
 }
 ops = set(OPS)
+_MISSING = "tinygrad 0.14.0 has no {}: written out (as {}) it would audit the adapter, not tinygrad"
+unsupported: dict[str, str] = {
+    "log1p": _MISSING.format("log1p", "log(1 + a), which loses every digit at a ~ 1e-9"),
+    "expm1": _MISSING.format("expm1", "exp(a) - 1, which loses every digit at a ~ 1e-9"),
+    "atan2": _MISSING.format("atan2", "atan(a / b) put in its quadrant by hand"),
+}
 
 
 def _leaf(value) -> Tensor:
