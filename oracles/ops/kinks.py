@@ -102,7 +102,7 @@ def _judge_window_tie(a: np.ndarray, g: np.ndarray, vjp: np.ndarray, attrs: dict
     on_ties = tied.any(axis=-2)
     if np.any(np.abs(rest[~on_ties]) > tolerance * scale):
         return KinkAnswer("a part off the maximum", False, "an element off a window's tied maxima gets a part")
-    totals, shares = [], []
+    totals, shares, evenly = [], [], []
     for row in np.ndindex(a.shape[:-1]):
         windows = [w for w in range(tied.shape[-2]) if tied[(*row, w)].any()]
         while windows:  # one group of tied windows whose maxima overlap at a time
@@ -120,8 +120,16 @@ def _judge_window_tie(a: np.ndarray, g: np.ndarray, vjp: np.ndarray, attrs: dict
                 totals.append(float(np.sum(rest[row][elements])) / owed)
                 if len(group) == 1:
                     shares += list(rest[row][elements] / owed)
+                    evenly.append(1 / np.count_nonzero(elements))
     shares_array = np.asarray(shares)
-    summary = _describe(shares_array, tolerance) if shares else "parts shared by windows" if totals else "unseen"
+    if not shares:
+        summary = "parts shared by windows" if totals else "unseen"
+    elif np.all(np.abs(shares_array - np.asarray(evenly)) <= tolerance):
+        summary = "split evenly"
+    elif np.all((np.abs(shares_array) <= tolerance) | (np.abs(shares_array - 1) <= tolerance)):
+        summary = "one takes all"
+    else:
+        summary = f"shares {_describe(shares_array, tolerance)}"
     if np.any(np.abs(np.asarray(totals) - 1) > tolerance):
         return KinkAnswer(
             summary, False, f"the tie's parts add up to {_describe(np.asarray(totals), tolerance)} of the cotangent"
