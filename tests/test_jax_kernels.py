@@ -45,9 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 # overlaps (max_pool1d's gradient is a kernel whose parameters name a primitive): a few graphs
 # of their own.
 SETTINGS = [
-    (GeneratorConfig(max_dim=2), 100),
-    (GeneratorConfig(max_dim=2, dtype="float32"), 60),
-    (GeneratorConfig(max_dim=2, kinks=True), 40),
+    (GeneratorConfig(max_dim=2), 80),
+    (GeneratorConfig(max_dim=2, dtype="float32"), 50),
+    (GeneratorConfig(max_dim=2, kinks=True), 30),
     (GeneratorConfig(ops=("conv1d", "max_pool1d", "add", "relu"), output_rank=3, max_nodes=4), 12),
 ]
 

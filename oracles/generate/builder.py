@@ -20,8 +20,8 @@ the case's dtype), so every domain holds by construction:
 - an earlier value is reused only where it satisfies the slot;
 - a new node whose value leaves the slot's needs (its domain, no ties, finite and within
   VALUE_BOUND) is taken back, with everything built for it, and the slot gets a fresh input
-  instead. That is the only redraw, it happens at
-  most once per slot, and `Case.redraws` counts it.
+  instead. That is the only redraw, it happens at most once per slot, and `Case.redraws`
+  counts it.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class _GraphBuilder(KinkOperands):
     # -- values -------------------------------------------------------------------------------
 
     def fits(self, value: np.ndarray, need: Need) -> bool:
-        """Whether a value may fill a slot: finite, bounded, no tiny magnitudes, and the slot's needs."""
+        """Whether a value may fill a slot: finite, bounded, and the slot's needs."""
         if not np.all(np.abs(value) <= VALUE_BOUND):  # NaN compares False, so it fails here too
             return False
         if not need.domain.holds(value, self.config.dtype):
