@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ops import REAL, Domain, Op
+from ..ops.windows import windows_of
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ def slot_need(op: Op, attrs: dict, slot: int, first_operand: np.ndarray | None =
     return Need(domain)
 
 
+def _rows(value: np.ndarray, axis: int | None) -> np.ndarray:
+    """`value`'s slices along `axis` (every element, for None) as the last axis of a view."""
+    return value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+
+
 def apart(value: np.ndarray, other: np.ndarray, margin: float) -> bool:
     """Whether every element of `value` is at least `margin` from each element of `other` it meets."""
     return bool(np.all(np.abs(value - other) >= margin))
@@ -72,7 +78,7 @@ def move_apart(value: np.ndarray, other: np.ndarray, margin: float) -> np.ndarra
 
 
 def _top_two_gap(value: np.ndarray, axis: int | None) -> np.ndarray:
-    rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+    rows = _rows(value, axis)
     if rows.shape[-1] < 2:
         return np.full(rows.shape[:-1], np.inf)
     top = np.sort(rows, axis=-1)[..., -2:]
@@ -89,7 +95,7 @@ def make_distinct_max(value: np.ndarray, axis: int | None, margin: float, lowest
     was within margin (with `lowest`, each row's minimum lowered below the next)."""
     if lowest:
         return -make_distinct_max(-value, axis, margin)
-    rows = value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
+    rows = _rows(value, axis)
     if rows.shape[-1] < 2:
         return value
     rows = rows.copy()
@@ -107,7 +113,7 @@ def plant_zeros(value: np.ndarray, axis: int | None, source) -> np.ndarray:
     length allows). `source` is the generator's ChoiceSource."""
     if value.ndim == 0:
         return np.zeros_like(value) if source.boolean(0.5) else value
-    rows = (value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)).copy()
+    rows = _rows(value, axis).copy()
     length = rows.shape[-1]
     for index in np.ndindex(rows.shape[:-1]):
         kind = source.integer(0, 2 if length >= 2 else 1)
@@ -118,22 +124,12 @@ def plant_zeros(value: np.ndarray, axis: int | None, source) -> np.ndarray:
     return rows.reshape(value.shape) if axis is None else np.moveaxis(rows, -1, axis)
 
 
-def _rows(value: np.ndarray, axis: int | None) -> np.ndarray:
-    """`value`'s slices along `axis` (every element, for None) as the last axis of a view."""
-    return value.reshape(1, -1) if axis is None else np.moveaxis(value, axis, -1)
-
-
-def _windows(value: np.ndarray, kernel: int, stride: int) -> np.ndarray:
-    """The windows of the last axis of a value of rank >= 1: shape (..., count, kernel)."""
-    return np.lib.stride_tricks.sliding_window_view(value, kernel, axis=-1)[..., ::stride, :]
-
-
 def has_distinct_window_max(value: np.ndarray, window: tuple[int, int], margin: float) -> bool:
     """Whether every window (kernel, stride) of the last axis has one clear maximum."""
     kernel, stride = window
     if value.ndim == 0 or value.shape[-1] < kernel or kernel < 2:
         return True
-    top = np.sort(_windows(value, kernel, stride), axis=-1)[..., -2:]
+    top = np.sort(windows_of(value, kernel, stride), axis=-1)[..., -2:]
     return bool(np.all(top[..., 1] - top[..., 0] >= margin))
 
 

@@ -28,7 +28,7 @@ def _positive_ints(attrs: dict, names: tuple[str, ...], least: int = 1) -> str |
     return None
 
 
-def _windows(a: np.ndarray, span: int, stride: int, dilation: int = 1) -> np.ndarray:
+def windows_of(a: np.ndarray, span: int, stride: int, dilation: int = 1) -> np.ndarray:
     """The windows along the last axis: shape (..., count, kernel), element k of window j at
     a[..., j * stride + k * dilation]."""
     view = np.lib.stride_tricks.sliding_window_view(a, span, axis=-1)[..., ::stride, :]
@@ -65,7 +65,7 @@ def conv1d(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
     padding, groups = attrs["padding"], attrs["groups"]
     padded = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
     span = attrs["dilation"] * (w.shape[2] - 1) + 1
-    windows = _windows(padded, span, attrs["stride"], attrs["dilation"])  # (N, C_in, W_out, K)
+    windows = windows_of(padded, span, attrs["stride"], attrs["dilation"])  # (N, C_in, W_out, K)
     per_group_in, per_group_out = x.shape[1] // groups, w.shape[0] // groups
     parts = [
         np.einsum(
@@ -161,7 +161,7 @@ def max_pool1d_shape(x: tuple, attrs: dict) -> tuple:
 
 
 def max_pool1d(x: np.ndarray, attrs: dict) -> np.ndarray:
-    return np.max(_windows(x, attrs["kernel"], pool_stride(attrs)), axis=-1)
+    return np.max(windows_of(x, attrs["kernel"], pool_stride(attrs)), axis=-1)
 
 
 def _plan_max_pool1d(context: PlanContext, shape: tuple):
