@@ -9,8 +9,19 @@ numpy only. Build nodes, wire them through input lists, `run(feed, nodes)`, and 
     >>> _ = run({x: 12, a: 4})
     >>> x.gradients[x], a.gradients[a]
     (4.0, 12.0)
+
+Forward mode and second order take tangents, one per input: `run_jvp(feed, tangents)` leaves
+each node's derivative along them in `node.tangent`, and `run_hvp(feed, tangents)` returns
+each input's Hessian-vector product (the backward rules rerun on `Dual` arrays):
+
+    >>> _ = run_jvp({x: 12.0, a: 4.0}, {x: 1.0})
+    >>> out.tangent
+    4.0
+    >>> run_hvp({x: 12.0, a: 4.0}, {x: 1.0})[a]  # d/dx of d(x a)/da = 1
+    1.0
 """
 
+from .dual import Dual
 from .nodes import (
     GraphError,
     NodeAbs,
@@ -71,12 +82,13 @@ from .nodes import (
     NodeWhere,
     sum_to_shape,
 )
-from .numeric import ngrad, ngrad_directional
-from .run import forward, print_all, run, topological_order
+from .numeric import ngrad, ngrad_directional, ngrad_hvp, ngrad_jvp
+from .run import forward, print_all, run, run_hvp, run_jvp, topological_order
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Dual",
     "GraphError",
     "NodeAbs",
     "NodeAdd",
@@ -137,8 +149,12 @@ __all__ = [
     "forward",
     "ngrad",
     "ngrad_directional",
+    "ngrad_hvp",
+    "ngrad_jvp",
     "print_all",
     "run",
+    "run_hvp",
+    "run_jvp",
     "sum_to_shape",
     "topological_order",
 ]

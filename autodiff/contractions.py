@@ -27,7 +27,7 @@ class NodeMatmul(NodeBase):
 
     def backward(self):
         gradient = self.total_gradient()
-        a, b = (np.asarray(node.value) for node in self.inputs)
+        a, b = (node.value for node in self.inputs)  # (arrays: matmul takes no scalar)
         # Make the product one of matrices again: a 1-D a as a row (1, k), a 1-D b as a column
         # (k, 1), and the axis the result lost put back into the cotangent (b's first: with
         # both 1-D the cotangent is 0-d, and gets (1,) then (1, 1)).
@@ -40,6 +40,11 @@ class NodeMatmul(NodeBase):
         part_a = sum_to_shape(g @ np.swapaxes(b2, -1, -2), a2.shape)
         part_b = sum_to_shape(np.swapaxes(a2, -1, -2) @ g, b2.shape)
         self.store_gradients(gradient, part_a.reshape(a.shape), part_b.reshape(b.shape))
+
+    def forward_tangent(self):
+        # d (a @ b) = da @ b + a @ db: matmul itself handles the 1-D operands and the batch axes.
+        a, b = self.inputs
+        self.tangent = np.matmul(a.tangent, b.value) + np.matmul(a.value, b.tangent)
 
 
 def _label_sizes(terms, values) -> dict[str, int]:
@@ -106,7 +111,15 @@ class NodeEinsum(NodeBase):
             if len(labels) < len(term):
                 # A repeated label read only the diagonal: the part goes there, zeros elsewhere.
                 # einsum("ii->i", z) is a writeable view of z's diagonal, which the part fills.
-                diagonal_part, part = part, np.zeros(np.shape(values[k]), dtype=part.dtype)
+                diagonal_part, part = part, np.zeros_like(part, shape=np.shape(values[k]))
                 np.einsum(f"{term}->{labels}", part)[...] = diagonal_part
             parts.append(part)
         self.store_gradients(gradient, *parts)
+
+    def forward_tangent(self):
+        # d einsum(a, b, c) = einsum(da, b, c) + einsum(a, db, c) + einsum(a, b, dc): linear in each operand.
+        values = [node.value for node in self.inputs]
+        self.tangent = sum(
+            np.einsum(self.subscripts, *values[:k], node.tangent, *values[k + 1 :])
+            for k, node in enumerate(self.inputs)
+        )

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .elementwise import _sigmoid_array
+from .elementwise import _as_tangent_of, _sigmoid_array
 from .nodes import NodeBase
 
 
@@ -36,7 +36,12 @@ class NodeSoftplus(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         # d/da log(1 + e^a) = e^a / (1 + e^a) = sigmoid(a), which never overflows either.
-        self.store_gradients(gradient, gradient * _sigmoid_array(np.asarray(self.inputs[0].value)))
+        self.store_gradients(gradient, gradient * _sigmoid_array(self.inputs[0].value))
+
+    def forward_tangent(self):
+        a = self.inputs[0]
+        # d softplus(a) = sigmoid(a) da
+        self.tangent = _as_tangent_of(self.value, _sigmoid_array(np.asarray(a.value)) * a.tangent)
 
 
 class NodeLogSigmoid(NodeBase):
@@ -51,7 +56,12 @@ class NodeLogSigmoid(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         # d/da -softplus(-a) = sigmoid(-a) = 1 - sigmoid(a), computed without the cancellation.
-        self.store_gradients(gradient, gradient * _sigmoid_array(-np.asarray(self.inputs[0].value)))
+        self.store_gradients(gradient, gradient * _sigmoid_array(-self.inputs[0].value))
+
+    def forward_tangent(self):
+        a = self.inputs[0]
+        # d log_sigmoid(a) = sigmoid(-a) da
+        self.tangent = _as_tangent_of(self.value, _sigmoid_array(-np.asarray(a.value)) * a.tangent)
 
 
 class NodeLog1p(NodeBase):
@@ -66,6 +76,10 @@ class NodeLog1p(NodeBase):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient / (1 + self.inputs[0].value))  # d/da log(1 + a) = 1 / (1 + a)
 
+    def forward_tangent(self):
+        a = self.inputs[0]
+        self.tangent = _as_tangent_of(self.value, a.tangent / (1 + a.value))  # d log(1 + a) = da / (1 + a)
+
 
 class NodeExpm1(NodeBase):
     """`exp(a) - 1`, exact for tiny a (where e^a - 1 would cancel to nothing)."""
@@ -78,6 +92,10 @@ class NodeExpm1(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient * np.exp(self.inputs[0].value))  # d/da (e^a - 1) = e^a
+
+    def forward_tangent(self):
+        a = self.inputs[0]
+        self.tangent = _as_tangent_of(self.value, np.exp(a.value) * a.tangent)  # d (e^a - 1) = e^a da
 
 
 class NodeLogAddExp(NodeBase):
@@ -92,10 +110,16 @@ class NodeLogAddExp(NodeBase):
 
     def backward(self):
         gradient = self.total_gradient()
-        a, b = (np.asarray(node.value) for node in self.inputs)
+        a, b = (node.value for node in self.inputs)
         # d/da = e^a / (e^a + e^b) = 1 / (1 + e^(b - a)) = sigmoid(a - b), and d/db = sigmoid(b - a):
         # the two sum to 1, and neither overflows at a = 800, b = -800 (which e^a / e^out would).
         self.store_gradients(gradient, gradient * _sigmoid_array(a - b), gradient * _sigmoid_array(b - a))
+
+    def forward_tangent(self):
+        a, b = (np.asarray(node.value) for node in self.inputs)
+        da, db = (node.tangent for node in self.inputs)
+        # d logaddexp(a, b) = sigmoid(a - b) da + sigmoid(b - a) db, as stable as backward's parts.
+        self.tangent = _as_tangent_of(self.value, _sigmoid_array(a - b) * da + _sigmoid_array(b - a) * db)
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])  # numpy has no erf: Python's, element by element
@@ -117,6 +141,11 @@ class NodeErf(NodeBase):
         a = self.inputs[0].value
         self.store_gradients(gradient, gradient * (2 / math.sqrt(math.pi)) * np.exp(-a * a))  # d/da erf(a)
 
+    def forward_tangent(self):
+        a, da = self.inputs[0].value, self.inputs[0].tangent
+        # d erf(a) = 2/sqrt(pi) e^(-a^2) da
+        self.tangent = _as_tangent_of(self.value, (2 / math.sqrt(math.pi)) * np.exp(-a * a) * da)
+
 
 class NodeAtan2(NodeBase):
     """numpy's `arctan2(a, b)`: the angle of the point (b, a), in (-pi, pi]."""
@@ -135,3 +164,9 @@ class NodeAtan2(NodeBase):
         # twice rather than by r^2, so that the square neither overflows nor underflows.
         r = np.hypot(a, b)
         self.store_gradients(gradient, gradient * (b / r) / r, -gradient * (a / r) / r)
+
+    def forward_tangent(self):
+        (a, da), (b, db) = ((node.value, node.tangent) for node in self.inputs)
+        # d atan2(a, b) = (b da - a db) / (a^2 + b^2), divided by r twice as backward.
+        r = np.hypot(a, b)
+        self.tangent = _as_tangent_of(self.value, (b / r) / r * da - (a / r) / r * db)

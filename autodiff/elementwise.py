@@ -2,7 +2,9 @@
 
 A unary rule's part is the gradient times the derivative at each element. A binary op
 broadcasts its operands (`broadcasts = True`), and `NodeBase.store_gradients` sums its
-parts back to each operand's shape.
+parts back to each operand's shape. The forward-mode rule, `forward_tangent()`, takes the
+same derivatives times the operands' tangents, and `_as_tangent_of` gives its result the
+value's shape and dtype (delicate.py and fused.py use it too).
 
 Python scalars: add, subtract, mult, power, sigmoid and neg keep Python floats as Python
 floats (the notebook's scalar graphs, at Python speed); the others compute with numpy and
@@ -16,6 +18,21 @@ import math
 import numpy as np
 
 from .nodes import GraphError, NodeBase
+
+
+def _as_tangent_of(value, tangent):
+    """`tangent` made the tangent of `value`: of its shape (a result larger than every operand,
+    as where's with a larger mask, takes each operand's change everywhere it was broadcast) and,
+    for a float value, of its dtype (a wider operand or numpy scalar would widen float32)."""
+    if type(value) in (int, float):  # the notebook's Python-scalar graphs: no shape, no dtype
+        return tangent
+    shape, dtype = np.shape(value), getattr(value, "dtype", None)
+    if np.shape(tangent) != shape:
+        tangent = np.array(np.broadcast_to(tangent, shape))  # (a copy: broadcast_to's view is read-only)
+    if dtype is not None and dtype.kind == "f" and getattr(tangent, "dtype", None) is not dtype:
+        tangent = np.asarray(tangent, dtype=dtype)
+    return tangent
+
 
 # ---- the seed notebook's ops ---------------------------------------------------------------
 
@@ -32,6 +49,10 @@ class NodeAdd(NodeBase):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient, gradient)
 
+    def forward_tangent(self):
+        a, b = self.inputs
+        self.tangent = _as_tangent_of(self.value, a.tangent + b.tangent)  # d (a + b) = da + db
+
 
 class NodeSubtract(NodeBase):
     arity = 2
@@ -44,6 +65,10 @@ class NodeSubtract(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient, -gradient)
+
+    def forward_tangent(self):
+        a, b = self.inputs
+        self.tangent = _as_tangent_of(self.value, a.tangent - b.tangent)  # d (a - b) = da - db
 
 
 # The notebook's spelling, so that its cells run with only the import changed.
@@ -62,6 +87,10 @@ class NodeMult(NodeBase):
         gradient = self.total_gradient()
         a, b = self.inputs
         self.store_gradients(gradient, gradient * b.value, gradient * a.value)
+
+    def forward_tangent(self):
+        a, b = self.inputs
+        self.tangent = _as_tangent_of(self.value, a.tangent * b.value + a.value * b.tangent)  # d (a b) = da b + a db
 
 
 class NodePower(NodeBase):
@@ -86,6 +115,11 @@ class NodePower(NodeBase):
         else:
             # d/da a^n = n a^(n-1): the factor a^(n-1) is what the notebook left out.
             self.store_gradients(gradient, gradient * n * a ** (n - 1))
+
+    def forward_tangent(self):
+        a, da, n = self.inputs[0].value, self.inputs[0].tangent, self.exponent
+        # d a^n = n a^(n-1) da; for n = 0, 0 * a da, backward's factor (0, but nan where a is inf).
+        self.tangent = _as_tangent_of(self.value, da * 0 * a if n == 0 else da * n * a ** (n - 1))
 
 
 def _sigmoid_array(x):
@@ -114,6 +148,10 @@ class NodeSigmoid(NodeBase):
         s = self.value  # d/da sigmoid(a) = s (1 - s), with s the forward value
         self.store_gradients(gradient, gradient * s * (1 - s))
 
+    def forward_tangent(self):
+        s = self.value
+        self.tangent = _as_tangent_of(s, s * (1 - s) * self.inputs[0].tangent)  # d sigmoid(a) = s (1 - s) da
+
 
 # ---- unary ---------------------------------------------------------------------------------
 
@@ -128,6 +166,9 @@ class NodeNeg(NodeBase):
         gradient = self.total_gradient()
         self.store_gradients(gradient, -gradient)  # d/da (-a) = -1
 
+    def forward_tangent(self):
+        self.tangent = _as_tangent_of(self.value, -self.inputs[0].tangent)  # d (-a) = -da
+
 
 class NodeExp(NodeBase):
     arity = 1
@@ -138,6 +179,9 @@ class NodeExp(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient * self.value)  # d/da e^a = e^a
+
+    def forward_tangent(self):
+        self.tangent = _as_tangent_of(self.value, self.value * self.inputs[0].tangent)  # d e^a = e^a da
 
 
 class NodeLog(NodeBase):
@@ -152,6 +196,10 @@ class NodeLog(NodeBase):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient / self.inputs[0].value)  # d/da log a = 1/a
 
+    def forward_tangent(self):
+        a = self.inputs[0]
+        self.tangent = _as_tangent_of(self.value, a.tangent / a.value)  # d log a = da / a
+
 
 class NodeSqrt(NodeBase):
     arity = 1
@@ -162,6 +210,10 @@ class NodeSqrt(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient / (2 * self.value))  # d/da sqrt(a) = 1 / (2 sqrt(a))
+
+    def forward_tangent(self):
+        # d sqrt(a) = da / (2 sqrt(a))
+        self.tangent = _as_tangent_of(self.value, self.inputs[0].tangent / (2 * self.value))
 
 
 class NodeTanh(NodeBase):
@@ -175,6 +227,10 @@ class NodeTanh(NodeBase):
         t = self.value
         self.store_gradients(gradient, gradient * (1 - t * t))  # d/da tanh(a) = 1 - tanh(a)^2
 
+    def forward_tangent(self):
+        t = self.value
+        self.tangent = _as_tangent_of(t, (1 - t * t) * self.inputs[0].tangent)  # d tanh(a) = (1 - tanh(a)^2) da
+
 
 class NodeSin(NodeBase):
     arity = 1
@@ -186,6 +242,10 @@ class NodeSin(NodeBase):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient * np.cos(self.inputs[0].value))  # d/da sin(a) = cos(a)
 
+    def forward_tangent(self):
+        a = self.inputs[0]
+        self.tangent = _as_tangent_of(self.value, np.cos(a.value) * a.tangent)  # d sin(a) = cos(a) da
+
 
 class NodeCos(NodeBase):
     arity = 1
@@ -196,6 +256,10 @@ class NodeCos(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, -gradient * np.sin(self.inputs[0].value))  # d/da cos(a) = -sin(a)
+
+    def forward_tangent(self):
+        a = self.inputs[0]
+        self.tangent = _as_tangent_of(self.value, -np.sin(a.value) * a.tangent)  # d cos(a) = -sin(a) da
 
 
 class NodeRelu(NodeBase):
@@ -212,6 +276,11 @@ class NodeRelu(NodeBase):
         # A select, not gradient * (a > 0): an infinite gradient times 0 would be nan.
         self.store_gradients(gradient, np.where(self.inputs[0].value > 0, gradient, 0))
 
+    def forward_tangent(self):
+        a = self.inputs[0]
+        # d max(a, 0) = da where a > 0, else 0: 0 at the kink too, as backward (and selected likewise).
+        self.tangent = _as_tangent_of(self.value, np.where(a.value > 0, a.tangent, 0))
+
 
 class NodeAbs(NodeBase):
     arity = 1
@@ -223,6 +292,11 @@ class NodeAbs(NodeBase):
         gradient = self.total_gradient()
         # d/da |a| = sign(a); at the kink a = 0, sign(0) = 0 (PyTorch; JAX gives 1).
         self.store_gradients(gradient, gradient * np.sign(self.inputs[0].value))
+
+    def forward_tangent(self):
+        a = self.inputs[0]
+        # d |a| = sign(a) da: 0 at the kink a = 0, as backward
+        self.tangent = _as_tangent_of(self.value, np.sign(a.value) * a.tangent)
 
 
 class NodeClip(NodeBase):
@@ -250,6 +324,11 @@ class NodeClip(NodeBase):
         # [0, 1] is a valid one-sided answer there). A select, as in relu: inf * 0 would be nan.
         self.store_gradients(gradient, np.where((a >= self.lo) & (a <= self.hi), gradient, 0))
 
+    def forward_tangent(self):
+        a, da = self.inputs[0].value, self.inputs[0].tangent
+        # d clip(a) = da inside [lo, hi], on the bounds included as backward; 0 outside.
+        self.tangent = _as_tangent_of(self.value, np.where((a >= self.lo) & (a <= self.hi), da, 0))
+
 
 # ---- binary, broadcasting ------------------------------------------------------------------
 
@@ -266,6 +345,11 @@ class NodeDiv(NodeBase):
         gradient = self.total_gradient()
         part_a = gradient / self.inputs[1].value  # d/da (a/b) = 1/b
         self.store_gradients(gradient, part_a, -part_a * self.value)  # d/db (a/b) = -a/b^2 = -(1/b)(a/b)
+
+    def forward_tangent(self):
+        a, b = self.inputs
+        # d (a/b) = da / b - (a/b) db / b
+        self.tangent = _as_tangent_of(self.value, (a.tangent - self.value * b.tangent) / b.value)
 
 
 class NodeMaximum(NodeBase):
@@ -286,6 +370,12 @@ class NodeMaximum(NodeBase):
         half = np.where(a == b, gradient / 2, 0)
         self.store_gradients(gradient, np.where(a > b, gradient, half), np.where(b > a, gradient, half))
 
+    def forward_tangent(self):
+        (a, da), (b, db) = ((node.value, node.tangent) for node in self.inputs)
+        # d max(a, b) = da where a > b, db where b > a, and at a tie (da + db) / 2: backward's halves.
+        half = np.where(a == b, (da + db) / 2, 0)
+        self.tangent = _as_tangent_of(self.value, np.where(a > b, da, np.where(b > a, db, half)))
+
 
 class NodeMinimum(NodeBase):
     """Elementwise min: maximum's rule with the comparisons turned around."""
@@ -304,6 +394,12 @@ class NodeMinimum(NodeBase):
         # passes the whole cotangent, as maximum does.
         half = np.where(a == b, gradient / 2, 0)
         self.store_gradients(gradient, np.where(a < b, gradient, half), np.where(b < a, gradient, half))
+
+    def forward_tangent(self):
+        (a, da), (b, db) = ((node.value, node.tangent) for node in self.inputs)
+        # d min(a, b) = da where a < b, db where b < a, and at a tie (da + db) / 2: backward's halves.
+        half = np.where(a == b, (da + db) / 2, 0)
+        self.tangent = _as_tangent_of(self.value, np.where(a < b, da, np.where(b < a, db, half)))
 
 
 class NodeWhere(NodeBase):
@@ -332,6 +428,11 @@ class NodeWhere(NodeBase):
         # side, that side gets exactly 0 even if the cotangent there is inf or nan (nan * 0 = nan).
         self.store_gradients(gradient, np.where(self.mask, gradient, 0), np.where(self.mask, 0, gradient))
 
+    def forward_tangent(self):
+        a, b = self.inputs
+        # d where(mask, a, b) = where(mask, da, db); the result may be larger than both (the mask's shape).
+        self.tangent = _as_tangent_of(self.value, np.where(self.mask, a.tangent, b.tangent))
+
 
 class NodePow(NodeBase):
     """`a ** b` elementwise, for a base a > 0 (the exponent b need not be an integer)."""
@@ -350,3 +451,9 @@ class NodePow(NodeBase):
         # 0 (PyTorch and JAX), where log(0) would make it 0 * -inf = nan.
         log_a = np.log(np.where(a == 0, 1, a))
         self.store_gradients(gradient, gradient * b * np.power(a, b - 1), gradient * self.value * log_a)
+
+    def forward_tangent(self):
+        (a, da), (b, db) = ((node.value, node.tangent) for node in self.inputs)
+        # d a^b = b a^(b-1) da + a^b log(a) db, with log(a) taken as 0 at a = 0, as backward.
+        log_a = np.log(np.where(a == 0, 1, a))
+        self.tangent = _as_tangent_of(self.value, b * np.power(a, b - 1) * da + self.value * log_a * db)

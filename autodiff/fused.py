@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .elementwise import _as_tangent_of
 from .nodes import NodeBase, axis_attr
 from .reductions import Reduction
 
@@ -41,6 +42,11 @@ class NodeSoftmax(NodeBase):
         # d s_i / d a_j = s_i (delta_ij - s_j), so (v^T J)_j = s_j (v_j - sum_i v_i s_i).
         self.store_gradients(gradient, s * (gradient - np.sum(gradient * s, axis=self.axis, keepdims=True)))
 
+    def forward_tangent(self):
+        s, da = self.value, self.inputs[0].tangent
+        # d s_i = s_i (da_i - sum_j s_j da_j)
+        self.tangent = _as_tangent_of(s, s * (da - np.sum(s * da, axis=self.axis, keepdims=True)))
+
 
 class NodeLogSoftmax(NodeBase):
     """`a - logsumexp(a)` along `axis`."""
@@ -64,6 +70,12 @@ class NodeLogSoftmax(NodeBase):
         softmax = np.exp(self.value)
         self.store_gradients(gradient, gradient - softmax * np.sum(gradient, axis=self.axis, keepdims=True))
 
+    def forward_tangent(self):
+        da = self.inputs[0].tangent
+        # d (a_i - logsumexp(a)) = da_i - sum_j softmax_j da_j, with softmax = exp(value) as backward.
+        softmax = np.exp(self.value)
+        self.tangent = _as_tangent_of(self.value, da - np.sum(softmax * da, axis=self.axis, keepdims=True))
+
 
 class NodeLogSumExp(Reduction):
     """`log(sum(exp(a)))` over every element (axis=None) or along one `axis`, with `keepdims`."""
@@ -81,3 +93,9 @@ class NodeLogSumExp(Reduction):
         # exp(a - logsumexp(a)) would carry the rounding error of the logsumexp).
         softmax = _softmax(self.inputs[0].value, self.axis)
         self.store_gradients(gradient, self.with_reduced_axes(gradient) * softmax)
+
+    def forward_tangent(self):
+        a = self.inputs[0]
+        # d logsumexp(a) = sum_i softmax_i da_i, the softmax computed shifted as in backward.
+        softmax = _softmax(a.value, self.axis)
+        self.tangent = _as_tangent_of(self.value, np.sum(softmax * a.tangent, axis=self.axis, keepdims=self.keepdims))

@@ -33,6 +33,10 @@ class NodeTranspose(NodeBase):
         gradient = self.total_gradient()
         self.store_gradients(gradient, np.transpose(gradient, self.inverse_axes))
 
+    def forward_tangent(self):
+        # d transpose(a) = transpose(da): a linear op carries the tangent as it carries the value.
+        self.tangent = np.transpose(self.inputs[0].tangent, self.axes)
+
 
 class NodeReshape(NodeBase):
     """numpy's `reshape(a, shape)`, in C order; `shape` is a list of ints (no -1)."""
@@ -51,6 +55,10 @@ class NodeReshape(NodeBase):
         # Element k (in C order) of the result is element k of a: the gradient reshapes back.
         self.store_gradients(gradient, np.reshape(gradient, shape_of(self.inputs[0].value)))
 
+    def forward_tangent(self):
+        # d reshape(a) = reshape(da)
+        self.tangent = np.reshape(self.inputs[0].tangent, self.shape)
+
 
 class NodeBroadcastTo(NodeBase):
     """numpy's `broadcast_to(a, shape)`."""
@@ -68,6 +76,10 @@ class NodeBroadcastTo(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient)
+
+    def forward_tangent(self):
+        # d broadcast_to(a) = broadcast_to(da): every copy of a_i moves with it.
+        self.tangent = np.broadcast_to(self.inputs[0].tangent, self.shape)
 
 
 def _is_int(value) -> bool:
@@ -100,9 +112,13 @@ class NodeTake(NodeBase):
         # Element i of a receives the cotangent of every result slice taken from it: add.at adds
         # them all (part[..., indices] += g would keep only the last of a repeated index). Its
         # indexing reads a negative index as take does, so -1 and n-1 add up in one place.
-        part = np.zeros(shape_of(a), dtype=np.result_type(gradient))
+        part = np.zeros_like(gradient, shape=shape_of(a))  # (zeros_like: a Dual for a Dual gradient, see dual.py)
         np.add.at(part, (slice(None),) * axis + (self.indices,), gradient)
         self.store_gradients(gradient, part)
+
+    def forward_tangent(self):
+        # d take(a) = take(da): the indices are ints, and have no tangent.
+        self.tangent = np.take(self.inputs[0].tangent, self.indices, axis=self.axis)
 
 
 class NodeSlice(NodeBase):
@@ -135,9 +151,13 @@ class NodeSlice(NodeBase):
         gradient = self.total_gradient()
         # d a[s] / d a is 1 at the elements the slices took, 0 elsewhere. Basic slicing never
         # takes an element twice, so the cotangent is put back in place, not added up.
-        part = np.zeros(shape_of(self.inputs[0].value), dtype=np.result_type(gradient))
+        part = np.zeros_like(gradient, shape=shape_of(self.inputs[0].value))  # (a Dual for a Dual, see dual.py)
         part[self.slices] = gradient
         self.store_gradients(gradient, part)
+
+    def forward_tangent(self):
+        # d a[s] = da[s]
+        self.tangent = np.asarray(self.inputs[0].tangent)[self.slices]
 
 
 class Joining(NodeBase):
@@ -167,6 +187,10 @@ class NodeConcatenate(Joining):
         ends = np.cumsum([shape_of(node.value)[axis] for node in self.inputs])
         self.store_gradients(gradient, *np.split(gradient, ends[:-1], axis=axis))
 
+    def forward_tangent(self):
+        # d concatenate(a, b, ...) = concatenate(da, db, ...)
+        self.tangent = np.concatenate([node.tangent for node in self.inputs], axis=self.axis)
+
 
 class NodeStack(Joining):
     """numpy's `stack(operands, axis)`: the operands, all of one shape, along a new axis."""
@@ -180,3 +204,7 @@ class NodeStack(Joining):
         # rank (the operands' + 1), as numpy's does. Operand k's part is the cotangent at k there.
         axis = self.axis % np.ndim(gradient)
         self.store_gradients(gradient, *(np.take(gradient, k, axis=axis) for k in range(len(self.inputs))))
+
+    def forward_tangent(self):
+        # d stack(a, b, ...) = stack(da, db, ...)
+        self.tangent = np.stack([node.tangent for node in self.inputs], axis=self.axis)

@@ -15,6 +15,13 @@ reduce_prod, var, std, norm, dot, and the running cumsum and cumprod), movement.
 log_softmax, logsumexp), contractions.py (matmul, einsum) and windows.py (conv1d,
 max_pool1d); all of them are importable from here too.
 
+Forward mode and second order: `forward_tangent()` computes `tangent`, the derivative of
+`value` along the inputs' tangents (run.py's `run_jvp` feeds those to the inputs), with its
+math in a comment beside the rule. A Hessian-vector product needs no rule of its own:
+`run_hvp` runs the backward() rules on values that carry their tangents (dual.py's `Dual`),
+so backward() code keeps to numpy operations a Dual supports (no `np.asarray` of a value, no
+Dual written into a plain array).
+
 What the notebook got wrong, and how this engine gets it right:
 - every consumer's contribution is summed elementwise (`+`), never with `np.sum` over a
   list, so tensor gradients keep their shape;
@@ -35,6 +42,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from .dual import Dual, tangent_dtype
 
 
 class GraphError(ValueError):
@@ -104,6 +113,7 @@ class NodeBase:
         self.name = name
         self.inputs: list[NodeBase] = input_nodes
         self.value: Any = None  # a Python scalar or a numpy array, once computed
+        self.tangent: Any = None  # d value along the run's input tangents (run_jvp), of value's shape
         self.outputs: list[NodeBase] = []  # the nodes that consume this one, each listed once
         self.gradients: dict[NodeBase, Any] = {}
         self.seed: Any = None  # the cotangent, when this node is the output of a run
@@ -120,6 +130,10 @@ class NodeBase:
 
     def backward(self):
         raise NotImplementedError
+
+    def forward_tangent(self):
+        """Sets `tangent`, the derivative of `value` along the inputs' tangents (forward mode)."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward_tangent()")
 
     def total_gradient(self):
         """d output / d self: the seed (if this node is an output) plus every consumer's part."""
@@ -157,7 +171,8 @@ class NodeBase:
                 # wider dtype. (`is not`, not `!=`: numpy finds np.dtype("float64") == None true.)
                 dtype = getattr(value, "dtype", None)
                 if dtype is not None and dtype.kind == "f" and getattr(part, "dtype", None) is not dtype:
-                    part = np.asarray(part, dtype=dtype)
+                    # (A Dual of run_hvp casts itself: np.asarray would drop its tangent, and refuses to.)
+                    part = part.astype(dtype) if type(part) is Dual else np.asarray(part, dtype=dtype)
             if node in gradients:  # the same node twice among the inputs (mult(x, x)) gets both parts
                 part = gradients[node] + part
             gradients[node] = part
@@ -203,6 +218,12 @@ class NodeInput(NodeBase):
     def backward(self):
         self.gradients = {self: self.total_gradient()}
 
+    def forward_tangent(self):
+        # run_jvp puts the tangent fed for this input here; one fed none is held fixed.
+        if self.tangent is None:
+            value = self.value
+            self.tangent = 0.0 if type(value) in (int, float) else np.zeros(shape_of(value), tangent_dtype(value))
+
 
 class NodeOutput(NodeBase):
     """Marks the result. `run` seeds it with the cotangent (ones of its shape by default)."""
@@ -217,6 +238,9 @@ class NodeOutput(NodeBase):
     def backward(self):
         gradient = self.total_gradient()
         self.store_gradients(gradient, gradient)
+
+    def forward_tangent(self):
+        self.tangent = self.inputs[0].tangent
 
 
 # The op classes, importable from here as before the split (`from autodiff.nodes import

@@ -55,6 +55,10 @@ class NodeReduceSum(Reduction):
         # d sum / d a_i = 1: every summed element gets the gradient of its sum.
         self.store_gradients(gradient, np.broadcast_to(self.with_reduced_axes(gradient), shape_of(a)))
 
+    def forward_tangent(self):
+        # d sum = sum(da)
+        self.tangent = np.sum(self.inputs[0].tangent, axis=self.axis, keepdims=self.keepdims)
+
 
 class NodeReduceMean(Reduction):
     def forward(self, value=None):
@@ -66,6 +70,10 @@ class NodeReduceMean(Reduction):
         count = np.size(a) if self.axis is None else shape_of(a)[self.axis]
         # d mean / d a_i = 1/n for each of the n averaged elements.
         self.store_gradients(gradient, np.broadcast_to(self.with_reduced_axes(gradient) / count, shape_of(a)))
+
+    def forward_tangent(self):
+        # d mean = mean(da)
+        self.tangent = np.mean(self.inputs[0].tangent, axis=self.axis, keepdims=self.keepdims)
 
 
 class NodeReduceMax(Reduction):
@@ -80,6 +88,14 @@ class NodeReduceMax(Reduction):
         is_max = a == self.with_reduced_axes(self.value)
         ties = np.sum(is_max, axis=self.axis, keepdims=True)
         self.store_gradients(gradient, np.where(is_max, self.with_reduced_axes(gradient) / ties, 0))
+
+    def forward_tangent(self):
+        # d max = sum_i [a_i = max] da_i / ties: the mean of the tied maxima's tangents, backward's
+        # even split transposed (and, as there, 0 where no element equals the max: a nan slice).
+        a, da = self.inputs[0].value, self.inputs[0].tangent
+        is_max = a == self.with_reduced_axes(self.value)
+        ties = np.sum(is_max, axis=self.axis, keepdims=True, dtype=np.result_type(da))  # (an int count widens float32)
+        self.tangent = np.sum(np.where(is_max, da / ties, 0), axis=self.axis, keepdims=self.keepdims)
 
 
 class NodeReduceMin(NodeReduceMax):
@@ -103,14 +119,21 @@ class NodeReduceProd(Reduction):
 
     def backward(self):
         gradient = self.total_gradient()
-        a = np.asarray(self.inputs[0].value)
+        a = self.inputs[0].value
         # The reduced elements along the last axis: all of them flattened, or the axis moved there.
-        x = a.reshape(-1) if self.axis is None else np.moveaxis(a, self.axis, -1)
+        x = np.reshape(a, -1) if self.axis is None else np.moveaxis(a, self.axis, -1)
         # d/da_i prod_k a_k = prod_{k != i} a_k = (prod_{k<i} a_k)(prod_{k>i} a_k): right with
         # one zero in the slice (only its own entry is nonzero) and with two (all are zero).
         others = _products_before(x) * _products_before(x[..., ::-1])[..., ::-1]
-        others = others.reshape(a.shape) if self.axis is None else np.moveaxis(others, -1, self.axis)
+        others = others.reshape(shape_of(a)) if self.axis is None else np.moveaxis(others, -1, self.axis)
         self.store_gradients(gradient, self.with_reduced_axes(gradient) * others)
+
+    def forward_tangent(self):
+        # d prod = sum_i (prod_{k != i} a_k) da_i, with backward's products of the others (no division).
+        a, da = np.asarray(self.inputs[0].value), np.asarray(self.inputs[0].tangent)
+        x, dx = (v.reshape(-1) if self.axis is None else np.moveaxis(v, self.axis, -1) for v in (a, da))
+        others = _products_before(x) * _products_before(x[..., ::-1])[..., ::-1]
+        self.tangent = np.reshape(np.sum(others * dx, axis=-1), shape_of(self.value))
 
 
 # ---- statistics: var, std and norm ---------------------------------------------------------
@@ -153,6 +176,11 @@ class NodeVar(Spread):
         # -2/(n - ddof) sum_j (a_j - mean) / n, and the deviations sum to 0.
         self.store_gradients(gradient, self.with_reduced_axes(gradient) * 2 * self.deviations() / self.divisor())
 
+    def forward_tangent(self):
+        # d var = 2/(n - ddof) * sum((a - mean) * da): the mean's own change meets deviations summing to 0.
+        spread = np.sum(self.deviations() * self.inputs[0].tangent, axis=self.axis, keepdims=self.keepdims)
+        self.tangent = 2 * spread / self.divisor()
+
 
 class NodeStd(Spread):
     """numpy's `std(a, axis, keepdims, ddof)`: sqrt(var)."""
@@ -168,6 +196,11 @@ class NodeStd(Spread):
         std = self.with_reduced_axes(self.value)
         self.store_gradients(gradient, self.with_reduced_axes(gradient) * self.deviations() / (self.divisor() * std))
 
+    def forward_tangent(self):
+        # d std = sum((a - mean) * da) / ((n - ddof) std)
+        spread = np.sum(self.deviations() * self.inputs[0].tangent, axis=self.axis, keepdims=self.keepdims)
+        self.tangent = spread / (self.divisor() * self.value)
+
 
 class NodeNorm(Reduction):
     """The Euclidean norm `sqrt(sum(a^2))` of all elements (axis=None) or along one `axis`."""
@@ -182,6 +215,11 @@ class NodeNorm(Reduction):
         # generator avoids.
         norm = self.with_reduced_axes(self.value)
         self.store_gradients(gradient, self.with_reduced_axes(gradient) * self.inputs[0].value / norm)
+
+    def forward_tangent(self):
+        # d |a| = sum(a * da) / |a|
+        a, da = self.inputs[0].value, self.inputs[0].tangent
+        self.tangent = np.sum(a * da, axis=self.axis, keepdims=self.keepdims) / self.value
 
 
 class NodeDot(NodeBase):
@@ -204,6 +242,11 @@ class NodeDot(NodeBase):
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g2 = np.reshape(gradient, (a2.shape[0], b2.shape[1]))
         self.store_gradients(gradient, (g2 @ b2.T).reshape(a.shape), (a2.T @ g2).reshape(b.shape))
+
+    def forward_tangent(self):
+        # d (a @ b) = da @ b + a @ db
+        a, b = self.inputs
+        self.tangent = a.tangent @ b.value + a.value @ b.tangent
 
 
 # ---- scans: one result per element, running along `axis` ------------------------------------
@@ -229,6 +272,10 @@ class NodeCumSum(NodeBase):
         from_the_end = np.flip(np.cumsum(np.flip(gradient, self.axis), axis=self.axis), self.axis)
         self.store_gradients(gradient, np.reshape(from_the_end, shape_of(self.inputs[0].value)))
 
+    def forward_tangent(self):
+        # d out_j = sum_{i<=j} da_i
+        self.tangent = np.cumsum(self.inputs[0].tangent, axis=self.axis)
+
 
 class NodeCumProd(NodeBase):
     """numpy's `cumprod(a, axis)`: out_j = prod_{k<=j} a_k."""
@@ -251,10 +298,22 @@ class NodeCumProd(NodeBase):
         # S_i = sum_{j>=i} g_j prod_{i<k<=j} a_k, which runs back from the end without a
         # division: S_{n-1} = g_{n-1}, S_i = g_i + a_{i+1} S_{i+1}.
         before = _products_before(x)
-        part = np.zeros(x.shape, dtype=np.result_type(x, g))
+        part = np.zeros_like(x, dtype=np.result_type(x, g))  # (zeros_like: a Dual for a Dual x, see dual.py)
         later = 0  # a_{i+1} S_{i+1}; nothing after the last element
         for i in reversed(range(x.shape[-1])):
             s_i = g[..., i] + later
             part[..., i] = before[..., i] * s_i
             later = x[..., i] * s_i
         self.store_gradients(gradient, np.reshape(np.moveaxis(part, -1, self.axis), shape_of(a)))
+
+    def forward_tangent(self):
+        # d out_j = d out_{j-1} a_j + out_{j-1} da_j, the product rule step by step (no division).
+        a, da = self.inputs[0].value, self.inputs[0].tangent
+        x, dx = (np.moveaxis(np.atleast_1d(v), self.axis, -1) for v in (a, da))  # the scanned axis last
+        before = _products_before(x)  # out_{j-1}, and 1 before the first
+        tangent = np.zeros(x.shape, dtype=np.result_type(x, dx))
+        running = 0  # d out_{j-1}; nothing before the first element
+        for j in range(x.shape[-1]):
+            running = running * x[..., j] + before[..., j] * dx[..., j]
+            tangent[..., j] = running
+        self.tangent = np.moveaxis(tangent, -1, self.axis)

@@ -47,10 +47,12 @@ class NodeConv1d(NodeBase):
         self.dilation = _positive_int(name, "dilation", dilation)
         self.groups = _positive_int(name, "groups", groups)
 
-    def grouped_windows(self):
+    def grouped_windows(self, x=None, w=None):
         """(the windows of x as (N, groups, C_in / groups, W_out, K), w as (groups, C_out / groups,
-        C_in / groups, K), the positions the windows read in the padded x)."""
-        x, w = (node.value for node in self.inputs)
+        C_in / groups, K), the positions the windows read in the padded x). x and w are the
+        inputs' values, unless given (forward_tangent gives their tangents)."""
+        if x is None:
+            x, w = (node.value for node in self.inputs)
         _three_axes(x, "x")
         _three_axes(w, "w")
         (n, c_in, width), (c_out, c_group, kernel), g = x.shape, w.shape, self.groups
@@ -79,10 +81,20 @@ class NodeConv1d(NodeBase):
         window_parts = np.einsum("ngow,gock->ngcwk", grouped_gradient, grouped_w).reshape(x.shape[:2] + positions.shape)
         # Each window element came from padded position positions[t, k]: add every one back
         # there (np.add.at adds repeated positions up), then drop the padding.
-        padded = np.zeros((*x.shape[:2], x.shape[2] + 2 * self.padding), dtype=window_parts.dtype)
+        # (zeros_like: a Dual for Dual window parts, which add.at adds into; see dual.py)
+        padded = np.zeros_like(window_parts, shape=(*x.shape[:2], x.shape[2] + 2 * self.padding))
         np.add.at(padded, (slice(None), slice(None), positions), window_parts)
         part_x = padded[:, :, self.padding : self.padding + x.shape[2]]
         self.store_gradients(gradient, part_x, part_w)
+
+    def forward_tangent(self):
+        # d conv(x, w) = conv(dx, w) + conv(x, dw): conv is bilinear (and the zero padding is constant).
+        x, w = self.inputs
+        windows, grouped_w, _ = self.grouped_windows()
+        tangent_windows, grouped_tangent_w, _ = self.grouped_windows(x.tangent, w.tangent)
+        conv = "ngcwk,gock->ngow"  # forward's, per group
+        out = np.einsum(conv, tangent_windows, grouped_w) + np.einsum(conv, windows, grouped_tangent_w)
+        self.tangent = out.reshape(self.value.shape)
 
 
 class NodeMaxPool1d(NodeBase):
@@ -115,6 +127,13 @@ class NodeMaxPool1d(NodeBase):
         first = np.argmax(windows, axis=-1)[..., None] == np.arange(self.kernel)
         window_parts = np.where(first, gradient[..., None], 0)
         # Overlapping windows share elements: each window's part adds up at its element.
-        part = np.zeros(np.shape(self.inputs[0].value), dtype=window_parts.dtype)
+        part = np.zeros_like(window_parts, shape=np.shape(self.inputs[0].value))  # (a Dual for a Dual)
         np.add.at(part, (slice(None), slice(None), positions), window_parts)
         self.store_gradients(gradient, part)
+
+    def forward_tangent(self):
+        # d max = the tangent at the window's first maximum, backward's choice at a tie.
+        windows, positions = self.windows()
+        first = np.argmax(windows, axis=-1)[..., None]
+        tangent_windows = self.inputs[0].tangent[:, :, positions]
+        self.tangent = np.take_along_axis(tangent_windows, first, axis=-1)[..., 0]
