@@ -1,4 +1,5 @@
-"""JAX as a reference: the whole graph as one function, differentiated by `jax.vjp`.
+"""JAX as a reference: the whole graph as one function, differentiated by `jax.vjp` (and by
+`jax.jvp` for forward mode, and over its VJP for Hessian-vector products).
 
 float64 is enabled once, here at import, so that a float64 graph is computed in float64.
 
@@ -206,7 +207,9 @@ ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
-def evaluate(graph, values, cotangent):
+def _composed(graph) -> tuple[list[str], Callable[..., Any]]:
+    """The graph's input names, and the graph as one function of their arrays, in that order:
+    what evaluate, jvp and hvp all differentiate."""
     names = [entry["name"] for entry in graph["inputs"]]
 
     def function(*arrays):
@@ -215,8 +218,38 @@ def evaluate(graph, values, cotangent):
             computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
         return computed[graph["output"]]
 
+    return names, function
+
+
+def _on_device(graph, names, arrays) -> list:
+    """One array per name, in the case's dtype, on the device."""
     dtype = np.dtype(graph["dtype"])
-    arrays = [jax.device_put(np.asarray(values[n], dtype=dtype)) for n in names]
-    value, vjp = jax.vjp(function, *arrays)
+    return [jax.device_put(np.asarray(arrays[n], dtype=dtype)) for n in names]
+
+
+def evaluate(graph, values, cotangent):
+    names, function = _composed(graph)
+    value, vjp = jax.vjp(function, *_on_device(graph, names, values))
     gradients = vjp(jax.device_put(np.asarray(cotangent, dtype=value.dtype)))
     return np.asarray(value), {n: np.asarray(g) for n, g in zip(names, gradients)}
+
+
+def jvp(graph, values, tangents):
+    """The output's value and J t, by `jax.jvp` of the same function, eagerly."""
+    names, function = _composed(graph)
+    value, derivative = jax.jvp(function, _on_device(graph, names, values), _on_device(graph, names, tangents))
+    return np.asarray(value), np.asarray(derivative)
+
+
+def hvp(graph, values, cotangent, tangents):
+    """Forward over reverse: the JVP along `tangents` of x -> vjp(x)(cotangent), the cotangent
+    held fixed. jax.vjp gives zeros (not None) to an input the output does not reach, and
+    their tangents are zeros too."""
+    names, function = _composed(graph)
+
+    def gradients(*arrays):
+        value, vjp = jax.vjp(function, *arrays)
+        return vjp(jax.device_put(np.asarray(cotangent, dtype=value.dtype)))
+
+    _, products = jax.jvp(gradients, _on_device(graph, names, values), _on_device(graph, names, tangents))
+    return {n: np.asarray(p) for n, p in zip(names, products)}

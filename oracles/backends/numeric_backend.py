@@ -21,6 +21,22 @@ function that varies faster than h resolves (sin(exp(u)) with exp(u) in the thou
 in a 100,000-graph audit) breaks that pattern, and its two differences can be small by chance
 while the estimate is far off. Such an input gets no estimate: finite differences cannot judge
 it (as at a kink), and the AD references still do.
+
+Forward mode and second order. `jvp_estimate` differences the output itself along the tangents
+t (all inputs moved together): D(h) = (out(x + h t) - out(x - h t)) / 2h estimates J t, each
+element with the truncation error above; the rounding bound of an element is
+(n_ops + 2) eps max|out| / h (no cotangent sums elements here). `hvp_estimate` differences a
+given VJP function g(x) = vjp(x) the same way: D(h) = (g(x + h t) - g(x - h t)) / 2h estimates
+H t, input by input, with a rounding bound of (2 n_ops + 2) eps_g max|g| / h, the forward and
+the backward pass each carrying a few ulps per op, where eps_g is the machine epsilon of the
+dtype the VJP returns (float32's for a VJP computed in float32), and h is chosen with the
+epsilon of the values' dtype (so a float32 VJP gets a step that float32 resolves). Both take
+the same steps h, 2h, 4h (h from the largest |x| over all inputs, for one displacement of them
+all; the tangents are meant to be of order one, as a unit direction is); the truncation
+estimate |D(h) - D(2h)| / 3 and the c h^2 test (`_asymptotic`) are taken on inf-norms over the
+elements, and the bound of an estimate is its truncation estimate plus its rounding bound.
+Where the differences do not behave as c h^2, finite differences judge nothing: jvp_estimate
+returns None, and hvp_estimate leaves that input out (None when it leaves out every input).
 """
 
 from __future__ import annotations
@@ -73,10 +89,78 @@ def _asymptotic(estimate: float, near: float, far: float, rounding: float) -> bo
     """Whether the differences D(h) - D(2h) and D(2h) - D(4h) behave as c h^2 predicts: a ratio
     near 4 (3 to 5), and small against the estimate (1%: an h that resolves the function leaves
     far less). Differences within the rounding noise say the truncation is negligible. Three
-    values that vary at random pass both tests rarely; a real c h^2 passes them always."""
+    values that vary at random pass both tests rarely; a real c h^2 passes them always. A NaN or
+    an infinity anywhere passes neither."""
+    if not np.all(np.isfinite([estimate, near, far, rounding])):
+        return False
     if max(abs(near), abs(far)) <= 10 * rounding:
         return True
     return near != 0 and 3 <= far / near <= 5 and abs(near) <= 0.01 * abs(estimate)
+
+
+STEPS = (1, 2, 4)  # D(h), D(2h), D(4h)
+
+
+def _largest(array) -> float:
+    """The inf-norm of an array (0 for an empty one)."""
+    return float(np.max(np.abs(array), initial=0.0))
+
+
+def _step(values, eps: float) -> float:
+    """h = eps^(1/3) max(1, max |x| over all inputs): one displacement moves them all."""
+    return float(np.cbrt(eps)) * max(1.0, *(_largest(v) for v in values))
+
+
+def _judged(differences: list[np.ndarray], rounding: float) -> tuple[np.ndarray, float] | None:
+    """(D(h), its bound) from D(h), D(2h), D(4h), or None if they do not behave as c h^2."""
+    near, far = _largest(differences[0] - differences[1]), _largest(differences[1] - differences[2])
+    if not _asymptotic(_largest(differences[0]), near, far, rounding):
+        return None
+    return differences[0], near / 3 + rounding
+
+
+def jvp_estimate(graph, values, tangents) -> tuple[np.ndarray, float] | None:
+    """(estimate of J t, its error bound) by central differences of the op table's forward, in
+    float64, along the tangents; None where finite differences cannot judge."""
+    x = {n: np.asarray(v, dtype=np.float64) for n, v in values.items()}
+    t = {n: np.asarray(tangents[n], dtype=np.float64) for n in x}
+    h = _step(x.values(), EPS)
+    differences, largest = [], 0.0
+    for step in (k * h for k in STEPS):
+        plus = forward_value(graph, {n: x[n] + step * t[n] for n in x})
+        minus = forward_value(graph, {n: x[n] - step * t[n] for n in x})
+        differences.append((plus - minus) / (2 * step))
+        largest = max(largest, _largest(plus), _largest(minus))
+    return _judged(differences, (len(graph["nodes"]) + 2) * EPS * largest / h)
+
+
+def hvp_estimate(vjp, values, tangents, n_ops: int = 1) -> tuple[dict, dict] | None:
+    """({input: estimate of H t}, {input: its error bound}) by central differences of
+    `vjp(values) -> {input: array}` (a VJP at a fixed cotangent) along the tangents; `n_ops`
+    is the graph's node count, for the rounding bound. Inputs where finite differences cannot
+    judge are left out; None if that is all of them. The moved values keep each value's dtype."""
+    given = {n: np.asarray(v) for n, v in values.items()}
+    dtypes = {n: v.dtype if np.issubdtype(v.dtype, np.floating) else np.dtype(np.float64) for n, v in given.items()}
+    x = {n: v.astype(np.float64) for n, v in given.items()}
+    t = {n: np.asarray(tangents[n], dtype=np.float64) for n in x}
+    h = _step(x.values(), max(float(np.finfo(d).eps) for d in dtypes.values()))
+    differences: dict[str, list] = {}
+    largest: dict[str, float] = {}
+    eps = 0.0  # of the dtype the VJP returns
+    for step in (k * h for k in STEPS):
+        plus, minus = ({n: (x[n] + sign * step * t[n]).astype(dtypes[n]) for n in x} for sign in (1, -1))
+        plus, minus = vjp(plus), vjp(minus)
+        for n in plus:
+            eps = max(eps, float(np.finfo(np.asarray(plus[n]).dtype).eps))
+            differences.setdefault(n, []).append(
+                (np.asarray(plus[n], dtype=np.float64) - np.asarray(minus[n], dtype=np.float64)) / (2 * step)
+            )
+            largest[n] = max(largest.get(n, 0.0), _largest(plus[n]), _largest(minus[n]))
+    judged = {n: _judged(d, (2 * n_ops + 2) * eps * largest[n] / h) for n, d in differences.items()}
+    kept = {n: found for n, found in judged.items() if found is not None}
+    if not kept:
+        return None
+    return {n: found[0] for n, found in kept.items()}, {n: found[1] for n, found in kept.items()}
 
 
 def random_directions(values, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -1,5 +1,7 @@
-"""PyTorch as a reference: eager forward, then `torch.autograd.grad` with `grad_outputs`."""
+"""PyTorch as a reference: eager forward, then `torch.autograd.grad` with `grad_outputs`; forward
+mode by `torch.func.jvp`, Hessian-vector products by double backward."""
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 torch.set_num_threads(1)
 
 name = "torch"
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 # op name -> (operands, attrs) -> torch value. One line per op of the table.
 OPS: dict[str, Callable[..., Any]] = {
@@ -79,6 +82,21 @@ ops = OPS.keys()  # a live view: an op added to the map is supported at once
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
+def _logaddexp_by_logsumexp(a, b):
+    """logaddexp(a, b) as torch.logsumexp of the stacked operands: the same function, whose
+    backward grad * exp(a - out) has a derivative that does not overflow."""
+    return torch.logsumexp(torch.stack(torch.broadcast_tensors(a, b)), dim=0)
+
+
+# What hvp differentiates twice, where it differs from OPS. torch.logaddexp's backward,
+# grad / (1 + exp(b - a)), differentiates to inf / inf = NaN once |a - b| passes ~709, and the
+# generator takes softplus and logaddexp to +-800; first order keeps torch.logaddexp (see softplus).
+SECOND_ORDER: dict[str, Callable[..., Any]] = {
+    "softplus": lambda a, attrs: _logaddexp_by_logsumexp(a, torch.zeros_like(a)),
+    "logaddexp": lambda a, b, attrs: _logaddexp_by_logsumexp(a, b),
+}
+
+
 def _slice(a, attrs):
     """numpy's basic slicing; PyTorch has no negative steps, so such an axis is sliced upwards, then flipped."""
     for axis, bounds in enumerate(zip(attrs["starts"], attrs["stops"], attrs["steps"])):
@@ -104,18 +122,72 @@ def _reduce(reducer, a, axis, keepdims):
     return reducer(a, dim=axis, keepdim=keepdims)
 
 
-def evaluate(graph, values, cotangent):
-    dtype = {"float64": torch.float64, "float32": torch.float32}[graph["dtype"]]
+def _composed(graph, ops=OPS) -> tuple[list[str], Callable[..., Any]]:
+    """The graph's input names, and the graph as one function of their tensors, in that order:
+    what evaluate, jvp and hvp all differentiate, with `ops` mapping op names to torch."""
     names = [entry["name"] for entry in graph["inputs"]]
-    leaves = {n: torch.tensor(np.asarray(values[n]), dtype=dtype, requires_grad=True) for n in names}
-    computed = dict(leaves)
-    for node in graph["nodes"]:
-        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-    output = computed[graph["output"]]
-    grad_output = torch.tensor(np.asarray(cotangent), dtype=dtype)
+
+    def function(*tensors):
+        computed = dict(zip(names, tensors))
+        for node in graph["nodes"]:
+            computed[node["name"]] = ops[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
+        return computed[graph["output"]]
+
+    return names, function
+
+
+def _tensors(graph, names, arrays, requires_grad=False) -> list[torch.Tensor]:
+    """One tensor per name, in the case's dtype."""
+    dtype = DTYPES[graph["dtype"]]
+    return [torch.tensor(np.asarray(arrays[n]), dtype=dtype, requires_grad=requires_grad) for n in names]
+
+
+def _arrays(graph, names, values, gradients) -> dict[str, np.ndarray]:
+    """numpy arrays by input name; None (an input that the derivative does not reach) -> zeros."""
+    return {
+        n: np.zeros(np.shape(values[n]), dtype=graph["dtype"]) if g is None else g.detach().numpy(force=True)
+        for n, g in zip(names, gradients)
+    }
+
+
+def evaluate(graph, values, cotangent):
+    names, function = _composed(graph)
+    leaves = _tensors(graph, names, values, requires_grad=True)
+    output = function(*leaves)
+    grad_output = torch.tensor(np.asarray(cotangent), dtype=DTYPES[graph["dtype"]])
     # allow_unused: an input that does not reach the output has gradient None -> zeros.
-    gradients = torch.autograd.grad(output, [leaves[n] for n in names], grad_outputs=grad_output, allow_unused=True)
-    result = {}
-    for n, gradient in zip(names, gradients):
-        result[n] = np.zeros(np.shape(values[n]), dtype=graph["dtype"]) if gradient is None else gradient.numpy()
-    return output.detach().numpy(), result
+    gradients = torch.autograd.grad(output, leaves, grad_outputs=grad_output, allow_unused=True)
+    return output.detach().numpy(), _arrays(graph, names, values, gradients)
+
+
+def jvp(graph, values, tangents):
+    """The output's value and J t by forward-mode AD (torch.func.jvp): every op of the table has
+    a forward-mode formula in PyTorch 2.13 (tests/test_reference_modes.py runs each one)."""
+    names, function = _composed(graph)
+    primals, directions = _tensors(graph, names, values), _tensors(graph, names, tangents)
+    with warnings.catch_warnings():
+        # The first forward-mode call in a process loads PyTorch's JVP decompositions through
+        # torch.jit.script, which warns, 18 times, that it is deprecated: PyTorch's own business.
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
+        value, derivative = torch.func.jvp(function, tuple(primals), tuple(directions))
+    return value.numpy(force=True), derivative.numpy(force=True)
+
+
+def hvp(graph, values, cotangent, tangents):
+    """Reverse over reverse: g = the VJP, kept differentiable (create_graph), then the gradient of
+    sum_i <g_i, t_i>. That is t^T H for the Hessian H of s = <cotangent, output>, which is
+    symmetric, so it is the forward-over-reverse H t of the protocol. SECOND_ORDER replaces
+    what PyTorch cannot differentiate twice everywhere."""
+    names, function = _composed(graph, {**OPS, **SECOND_ORDER})
+    leaves = _tensors(graph, names, values, requires_grad=True)
+    output = function(*leaves)
+    grad_output = torch.tensor(np.asarray(cotangent), dtype=DTYPES[graph["dtype"]])
+    gradients = torch.autograd.grad(output, leaves, grad_outputs=grad_output, create_graph=True, allow_unused=True)
+    directions = _tensors(graph, names, tangents)
+    # A VJP that is None, or that does not depend on the inputs (no grad_fn: a linear graph),
+    # has no derivative: it adds nothing, and with no term at all every product is zeros.
+    terms = [torch.sum(g * t) for g, t in zip(gradients, directions) if g is not None and g.requires_grad]
+    if not terms:
+        return _arrays(graph, names, values, [None] * len(names))
+    products = torch.autograd.grad(torch.stack(terms).sum(), leaves, allow_unused=True)
+    return _arrays(graph, names, values, products)
