@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .audit import AuditConfig
-from .backends import REFERENCES
+from .backends import DERIVATIVE_MODES, REFERENCES
 from .check import MODES
 from .failures import DEFAULT_FOLDER, ENVIRONMENT
 from .format import DTYPES, MAX_ELEMENTS
@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument(
         "--oracles", type=_names(list(REFERENCES), "oracle"), default=AUDIT.oracles, help="jax,torch,numeric (all)"
     )
+    _modes_argument(selftest)
     _generator_arguments(selftest)
     _mode_arguments(selftest)
     selftest.add_argument("--workers", type=_positive_int, default=default_workers(), help="processes (cores)")
@@ -240,6 +241,15 @@ def _engine_and_oracles(parser):
     parser.add_argument(
         "--oracles", type=_names(list(REFERENCES), "oracle"), default=AUDIT.oracles, help="jax,torch,numeric (all)"
     )
+    _modes_argument(parser)
+
+
+def _modes_argument(parser):
+    parser.add_argument(
+        "--modes", type=_names(list(DERIVATIVE_MODES), "derivative mode"), default=AUDIT.modes,
+        help="derivative modes to check: vjp (reverse), jvp (forward), hvp (second order); each only if the "
+        "engine has it (default: every mode the engine has)",
+    )  # fmt: skip
 
 
 def default_workers() -> int:

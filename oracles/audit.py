@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import DEFAULT_ENGINE, REFERENCES, Backend, probe_engine
+from .backends import DEFAULT_ENGINE, DERIVATIVE_MODES, REFERENCES, Backend, probe_engine
 from .backends.isolation import DEFAULT_TIMEOUT, ENGINE_LOG
 from .campaign import CampaignError, CampaignStore
 from .check import Backends, CaseResult, CheckMode, Finding, load_backends
@@ -53,6 +53,7 @@ class AuditConfig:
     timeout: float = DEFAULT_TIMEOUT  # seconds one evaluation by the engine may take
     mode: str = "full"  # or "tiered": JAX only where anything disagrees, and on a sample (check.CheckMode)
     jax_sample: float = 0.05  # tiered mode: the fraction of the other cases JAX checks too
+    modes: tuple[str, ...] = DERIVATIVE_MODES  # derivative modes to check, of those the engine has
     # How this run goes (not kept by a campaign: a resumed run says its own):
     cluster: str | None = None  # a Dask scheduler's address, or "local"; None: a process pool here
     time_budget: float | None = None  # seconds, after which the audit stops and reports what it has
@@ -62,7 +63,8 @@ class AuditConfig:
         """What is audited, as a campaign store keeps it (how this run goes is left out)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in RUN_ONLY}
         generator = {**dataclasses.asdict(self.generator), "ops": list(self.generator.ops)}
-        return {**fields, "report": str(self.report), "oracles": list(self.oracles), "generator": generator}
+        return {**fields, "report": str(self.report), "oracles": list(self.oracles), "generator": generator,
+                "modes": list(self.modes)}  # fmt: skip
 
     @classmethod
     def from_json(cls, fields: dict, where: str) -> AuditConfig:
@@ -72,8 +74,10 @@ class AuditConfig:
             extra = sorted(set(fields) & set(RUN_ONLY))
             if extra:
                 raise TypeError(f"unexpected {extra[0]!r}")
+            # A store written before forward mode checked first order only.
+            modes = tuple(fields.get("modes", ("vjp",)))
             return cls(**{**fields, "generator": generator, "oracles": tuple(fields["oracles"]),
-                          "report": Path(fields["report"])})  # fmt: skip
+                          "report": Path(fields["report"]), "modes": modes})  # fmt: skip
         except (KeyError, TypeError, ValueError) as error:
             raise CampaignError(f"{where}: not a campaign store ({type(error).__name__})") from None
 
@@ -100,12 +104,17 @@ class WhatRan:
     workers: str  # where the cases ran
     # A reference's one line about how it ran, by name (the JAX reference: plain JAX, and why).
     notes: dict[str, str] = field(default_factory=dict)
+    engine_modes: tuple[str, ...] = ("vjp",)  # the derivative modes the engine has
+    modes: tuple[str, ...] = ("vjp",)  # those checked: asked for (--modes) and the engine's
 
     @classmethod
     def of(cls, backends: Backends, ops, workers: str) -> WhatRan:
         unavailable = {u.name: u.reason for u in backends.unavailable}
         notes = {r.name: r.plugin.note for r in backends.references if isinstance(getattr(r.plugin, "note", None), str)}
-        return cls(backends.engine.name, tuple(backends.reference_names), unavailable, tuple(ops), workers, notes)
+        return cls(
+            backends.engine.name, tuple(backends.reference_names), unavailable, tuple(ops), workers, notes,
+            tuple(m for m in DERIVATIVE_MODES if m in backends.engine.modes), tuple(backends.checked_modes),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,9 @@ def close_backends(backends: Backends) -> None:
 def backends_loader(config: AuditConfig) -> Callable[[], Backends]:
     """What a worker calls to load the audit's backends (picklable, for a pool or a Dask plugin)."""
     log = str(config.engine_log) if config.engine_log is not None else None
-    return functools.partial(load_backends, config.engine, config.oracles, timeout=config.timeout, log_path=log)
+    return functools.partial(
+        load_backends, config.engine, config.oracles, timeout=config.timeout, log_path=log, modes=config.modes
+    )
 
 
 def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
@@ -315,7 +326,11 @@ def run_audit(
     engine = engine or probe_engine(config.engine)
     audit = _Audit(config, engine, campaign, stop or threading.Event())
     workers = _start_workers(config, audit.count)
-    ran = WhatRan(engine.name, (), {}, tuple(audit.generator.ops), workers.description)
+    has = tuple(m for m in DERIVATIVE_MODES if m in engine.modes)
+    ran = WhatRan(
+        engine.name, (), {}, tuple(audit.generator.ops), workers.description, {}, has,
+        tuple(m for m in has if m in config.modes),
+    )  # fmt: skip
     investigations: list[Investigation] = []
     timer = threading.Timer(config.time_budget, audit.budget_spent.set) if config.time_budget else None
     try:

@@ -36,7 +36,7 @@ class CampaignError(ValueError):
 
 
 def result_json(result: CaseResult) -> dict:
-    return dataclasses.asdict(dataclasses.replace(result, evaluations=None))
+    return dataclasses.asdict(dataclasses.replace(result, evaluations=None, mode_answers=None))
 
 
 def result_from_json(fields: dict) -> CaseResult:

@@ -100,7 +100,7 @@ def _audit_config(args, resumed: CampaignStore | None) -> AuditConfig:
             graphs=args.graphs, seed=args.seed, engine=args.engine, oracles=args.oracles,
             generator=generator_config(args), workers=min(args.workers, args.graphs), report=args.report,
             shrink_limit=args.shrink_limit, shrink_seconds=args.shrink_seconds, timeout=args.timeout, mode=args.mode,
-            jax_sample=args.jax_sample, engine_log=args.report / ENGINE_LOG, **run,
+            jax_sample=args.jax_sample, modes=args.modes, engine_log=args.report / ENGINE_LOG, **run,
         )  # fmt: skip
     stored = AuditConfig.from_json(resumed.config, f"--resume: {resumed.path}")
     report = args.resume  # a campaign's report is written where its store is
@@ -212,7 +212,7 @@ def _selftest(args) -> int:
 
 def _replay(args) -> int:
     cases = [load_case(path) for path in args.cases]  # every file is checked before any backend loads
-    backends = load_backends(args.engine, args.oracles)
+    backends = load_backends(args.engine, args.oracles, modes=args.modes)
     for item in backends.unavailable:
         print(f"unavailable: {item.name}: {item.reason}")
     return EXIT_DISCREPANCY if replay(args.cases, cases, backends) else EXIT_CLEAN

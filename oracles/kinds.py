@@ -1,6 +1,7 @@
 """The kinds of finding, each declared once with everything the harness does with it.
 
-`compare` finds value, gradient, nan-inf, crash, timeout, shape, dtype and references-disagree;
+`compare` finds value, gradient, nan-inf, crash, timeout, shape, dtype and references-disagree,
+and in forward mode and second order (check/modes.py) jvp, hvp and mode-mismatch;
 triage sharpens a wrong value or gradient to the kind of the first wrong local rule, or to
 composition; kink mode adds convention and reference-conventions; and an engine whose answer
 to a failing case changes when the case is asked again is nondeterministic. What follows from a
@@ -46,6 +47,9 @@ class Kind(str, enum.Enum):
     DTYPE = "dtype"  # an answer in another dtype than the case's
     REFERENCES_DISAGREE = "references-disagree"  # the references among themselves
     REFERENCE_CONVENTIONS = "reference-conventions"  # ... only in their valid conventions at kinks
+    JVP = "jvp"  # a wrong Jacobian-vector product (forward mode)
+    HVP = "hvp"  # a wrong Hessian-vector product (second order)
+    MODE_MISMATCH = "mode-mismatch"  # the engine's own modes disagree: forward with reverse, or H not symmetric
 
     def __str__(self) -> str:
         return self.value
@@ -62,6 +66,9 @@ RULES: dict[Kind, Rule] = {
     Kind.VALUE: Rule(sharpened=True, culprit_rank=0),
     Kind.GRADIENT: Rule(sharpened=True, judged_at_kinks=True),
     Kind.COMPOSITION: Rule(),
+    Kind.JVP: Rule(sharpened=True),
+    Kind.HVP: Rule(sharpened=True),
+    Kind.MODE_MISMATCH: Rule(sharpened=True),
     Kind.CONVENTION: Rule(culprit_rank=2, shown_under=CONVENTIONS),
     Kind.NAN_INF: Rule(),
     Kind.CRASH: Rule(),

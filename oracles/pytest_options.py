@@ -10,7 +10,7 @@ import re
 import pytest
 
 from .audit import AuditConfig
-from .backends import REFERENCES, Backend, PluginError, probe_engine
+from .backends import DERIVATIVE_MODES, REFERENCES, Backend, PluginError, probe_engine
 from .format import DTYPES
 
 DEFAULTS = AuditConfig()  # the audit's defaults, defined once there
@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                              "help": f"largest tensor rank ({g.max_rank}); 0 for a scalar-only engine"},
         "--audit-kinks": {"action": "store_true",
                           "help": "kink mode: some operands exactly on kinks and ties, judged by the op table's rule"},
+        "--audit-modes": {"metavar": "MODES",
+                          "help": "derivative modes to check, of vjp, jvp, hvp (default: every mode the engine has)"},
         "--audit-timeout": {"metavar": "T", "type": float, "default": DEFAULTS.timeout,
                             "help": f"seconds one evaluation by the engine may take ({DEFAULTS.timeout:g})"},
         "--audit-shrink-seconds": {"metavar": "T", "type": float, "default": DEFAULTS.shrink_seconds,
@@ -62,6 +64,17 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def modes_option(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return DERIVATIVE_MODES
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in DERIVATIVE_MODES]
+    if unknown or not names:
+        named = f"unknown mode(s) {', '.join(map(repr, unknown))}" if unknown else "no mode named"
+        raise pytest.UsageError(f"--audit-modes {text!r}: {named} (known: {', '.join(DERIVATIVE_MODES)})")
+    return names
 
 
 def oracles_option(text: str | None) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """A pytest plugin: audit an engine plug-in as tests, one test per generated case.
 
     pytest --audit-engine mypkg.engine [--audit-graphs 100] [--audit-seed 0]
-           [--audit-oracles jax,torch,numeric] [--audit-dtype float64] [--audit-max-rank 3] [--audit-kinks]
+           [--audit-oracles jax,torch,numeric] [--audit-modes vjp,jvp,hvp] [--audit-dtype float64]
+           [--audit-max-rank 3] [--audit-kinks]
 
 Without `--audit-engine` the plugin adds no test and changes nothing; it only registers
 the markers `jax`, `torch` and `slow` (unless the project already does), so that
@@ -56,6 +57,7 @@ from .pytest_options import (  # noqa: F401 - pytest_addoption is this plugin's 
     ROOT,
     case_id,
     load_engine_option,
+    modes_option,
     oracles_option,
     pytest_addoption,
     selected_cases,
@@ -82,6 +84,7 @@ class AuditSession:
     cases: list[tuple[int, int, str]]  # (index, seed, dtype) of every case to collect
     shrink_seconds: float
     timeout: float = DEFAULTS.timeout  # seconds one evaluation by the engine may take
+    modes: tuple[str, ...] = DEFAULTS.modes  # derivative modes to check, of those the engine has
     backends: Backends | None = None  # loaded on first use
     outcomes: dict[str, str] = field(default_factory=dict)  # node id -> passed, failed or skipped
     selected: int = 0  # audit items left after selection (-k, -m, node ids)
@@ -91,7 +94,7 @@ class AuditSession:
 
     def loaded(self) -> Backends:
         if self.backends is None:  # once per session: importing JAX or PyTorch takes seconds
-            self.backends = load_backends(self.spec, self.oracles, timeout=self.timeout)
+            self.backends = load_backends(self.spec, self.oracles, timeout=self.timeout, modes=self.modes)
         return self.backends
 
     def reference_names(self) -> list[str]:
@@ -100,7 +103,8 @@ class AuditSession:
     def pytest_report_header(self) -> str:
         return (
             f"{ROOT}: engine {self.spec}, {len(self.cases)} cases, "
-            f"references {', '.join(self.oracles)}, ops {', '.join(self.generator.ops)}"
+            f"references {', '.join(self.oracles)}, modes {', '.join(self.modes)} (those the engine has), "
+            f"ops {', '.join(self.generator.ops)}"
         )
 
     @pytest.hookimpl(wrapper=True)
@@ -206,6 +210,7 @@ def pytest_configure(config: pytest.Config) -> None:
         cases=selected_cases(config, spec, [(i, seed, dtype) for i in range(graphs)]),
         shrink_seconds=config.getoption("--audit-shrink-seconds"),
         timeout=config.getoption("--audit-timeout"),
+        modes=modes_option(config.getoption("--audit-modes")),
     )
     config.stash[STATE] = state
     config.pluginmanager.register(state, f"{ROOT}-session")
@@ -296,6 +301,9 @@ class AuditCase(pytest.Item):
             replay += f" --oracles {','.join(state.oracles)}"
         if self.config.getoption("--audit-oracles"):
             rerun += ["--audit-oracles", ",".join(state.oracles)]
+        if set(state.modes) != set(DEFAULTS.modes):  # the modes judged the case: the same ones again
+            replay += f" --modes {','.join(state.modes)}"
+            rerun += ["--audit-modes", ",".join(state.modes)]
         # The case id names (index, seed, dtype); the generator's other options make the case too.
         if state.generator.max_rank != DEFAULTS.generator.max_rank:
             rerun += ["--audit-max-rank", str(state.generator.max_rank)]

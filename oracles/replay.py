@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .check import Backends, Evaluation
+from .check.modes import ModeAnswer, case_tangents
 from .format import Case, infer_shapes
 from .pipeline import run_case
 
@@ -28,6 +29,7 @@ def replay(paths: list[Path], cases: list[Case], backends: Backends) -> bool:
             continue
         for evaluation in result.evaluations or []:
             _print_evaluation(evaluation)
+        _print_tangents(case, result.mode_answers or [])
         for record in result.kinks:
             answers = ", ".join(f"{backend} {answer}" for backend, answer in record["answers"].items())
             print(f"  at {record['kink']} in {record['node']}: {answers}")
@@ -66,3 +68,25 @@ def _print_evaluation(evaluation: Evaluation) -> None:
     gradients = evaluation.gradients if isinstance(evaluation.gradients, dict) else {}
     for name, gradient in gradients.items():
         print(f"  {evaluation.backend}: vjp[{name}] = {_shown(gradient)}")
+
+
+def _print_tangents(case: Case, answers: list[ModeAnswer]) -> None:
+    """Forward mode and second order: the tangents (from the case's seed), then each answer."""
+    if not answers:
+        return
+    for which, tangents in enumerate((case_tangents(case, 0), case_tangents(case, 1))):
+        for name, tangent in tangents.items():
+            print(f"  tangent t{which + 1}[{name}] = {_shown(tangent)}")
+    hvps_seen: set[str] = set()
+    for answer in answers:
+        if answer.crash:
+            print(f"  {answer.backend}: {answer.mode} crashed: {answer.crash.describe()}")
+        elif answer.mode == "jvp":
+            pair = answer.answer if isinstance(answer.answer, (tuple, list)) and len(answer.answer) == 2 else None
+            print(f"  {answer.backend}: jvp (J t1) = {_shown(pair[1]) if pair else '<not a (value, tangent) pair>'}")
+        else:
+            along = "t2" if answer.backend in hvps_seen else "t1"  # the engine's second hvp is along t2
+            hvps_seen.add(answer.backend)
+            products = answer.answer if isinstance(answer.answer, dict) else {}
+            for name, product in products.items():
+                print(f"  {answer.backend}: hvp[{name}] (H {along}) = {_shown(product)}")

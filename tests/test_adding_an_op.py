@@ -48,6 +48,10 @@ class NodeCube(autodiff.NodeBase):
         a = self.inputs[0].value
         self.store_gradients(gradient, gradient * 3 * a**2)  # d/da a^3 = 3 a^2
 
+    def forward_tangent(self):
+        a = self.inputs[0]
+        self.tangent = 3 * a.value**2 * a.tangent  # d(a^3) = 3 a^2 da
+
 
 @pytest.fixture
 def cube(monkeypatch):

@@ -13,11 +13,12 @@ import importlib
 
 from ..ops import OPS
 from .isolation import DEFAULT_TIMEOUT, launch_engine
-from .plugin import Backend, PluginError, Unavailable, from_plugin, load_engine
+from .plugin import DERIVATIVE_MODES, Backend, PluginError, Unavailable, from_plugin, load_engine
 
 __all__ = [
-    "DEFAULT_ENGINE", "REFERENCES", "Backend", "PluginError", "Unavailable", "from_plugin", "launch_isolated_engine",
-    "load_engine", "load_reference", "probe_engine", "start_isolated_engine", "support_table",
+    "DEFAULT_ENGINE", "DERIVATIVE_MODES", "REFERENCES", "Backend", "PluginError", "Unavailable", "from_plugin",
+    "launch_isolated_engine", "load_engine", "load_reference", "probe_engine", "start_isolated_engine",
+    "support_table",
 ]  # fmt: skip
 
 
@@ -55,7 +56,10 @@ def load_reference(name: str) -> Backend | Unavailable:
     except ImportError as error:
         return Unavailable(name, f"{error.name or name} is not installed ({error})")
     if name == "numeric":  # no evaluate(): it estimates directional derivatives (numeric_backend.py)
-        return Backend(name=name, plugin=module, ops=frozenset(module.ops), unsupported=dict(module.unsupported))
+        return Backend(
+            name=name, plugin=module, ops=frozenset(module.ops), unsupported=dict(module.unsupported),
+            modes=frozenset(DERIVATIVE_MODES),
+        )  # fmt: skip
     return from_plugin(module, name, role="reference")
 
 

@@ -64,7 +64,8 @@ ops = NODE_CLASSES.keys()  # a live view: an op added to the map is supported at
 unsupported: dict[str, str] = {}  # op -> why not; with `ops`, this covers the op table
 
 
-def evaluate(graph, values, cotangent):
+def _build(graph):
+    """The graph as the engine's nodes: (output marker, input nodes, the order to run in)."""
     nodes: dict[str, autodiff.NodeBase] = {}
     for entry in graph["inputs"]:
         nodes[entry["name"]] = autodiff.NodeInput(entry["name"], shape=entry["shape"])
@@ -75,6 +76,26 @@ def evaluate(graph, values, cotangent):
     # Node names are unique in a graph; the marker's name only has to differ from them.
     output = autodiff.NodeOutput("output of " + graph["output"], [nodes[graph["output"]]])
     inputs = [nodes[entry["name"]] for entry in graph["inputs"]]
-    order = autodiff.topological_order([output, *inputs])
+    return output, inputs, autodiff.topological_order([output, *inputs])
+
+
+def evaluate(graph, values, cotangent):
+    output, inputs, order = _build(graph)
     autodiff.run({node: values[node.name] for node in inputs}, order, cotangent=cotangent)
     return output.value, {node.name: node.gradients[node] for node in inputs}
+
+
+def jvp(graph, values, tangents):
+    """Forward mode: every node's tangent rule, in order."""
+    output, inputs, order = _build(graph)
+    feed = {node: values[node.name] for node in inputs}
+    autodiff.run_jvp(feed, {node: tangents[node.name] for node in inputs}, order)
+    return output.value, output.tangent
+
+
+def hvp(graph, values, cotangent, tangents):
+    """Second order: the backward rules run on values that carry their tangents (forward-over-reverse)."""
+    _, inputs, order = _build(graph)
+    feed = {node: values[node.name] for node in inputs}
+    products = autodiff.run_hvp(feed, {node: tangents[node.name] for node in inputs}, order, cotangent=cotangent)
+    return {node.name: products[node] for node in inputs}

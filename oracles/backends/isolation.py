@@ -137,6 +137,7 @@ def _serve(spec: str, connection) -> None:
     accepts = getattr(backend.plugin, "accepts", None)
     connection.send(
         ("ready", {"name": safe_text(backend.name, 80), "ops": sorted(backend.ops), "accepts": callable(accepts),
+                   "modes": sorted(backend.modes),
                    "unsupported": {op: safe_text(why, 200) for op, why in backend.unsupported.items()}})
     )  # fmt: skip
     while True:
@@ -153,6 +154,14 @@ def _serve(spec: str, connection) -> None:
                 else:
                     gradients = _portable(gradients)
                 answer = ("ok", (_portable(value), gradients))
+            elif request == "jvp":
+                value, tangent = backend.jvp(*arguments)
+                answer = ("ok", (_portable(value), _portable(tangent)))
+            elif request == "hvp":
+                products = backend.hvp(*arguments)
+                if isinstance(products, dict):
+                    products = {str(name): _portable(p) for name, p in products.items()}
+                answer = ("ok", _portable(products) if not isinstance(products, dict) else products)
             else:
                 reason = accepts(*arguments) if accepts is not None else None
                 answer = ("ok", safe_text(reason, 200) if isinstance(reason, str) and reason else None)
@@ -170,6 +179,7 @@ class EngineInfo:
     ops: list[str]
     unsupported: dict[str, str]
     accepts: bool
+    modes: list[str]
 
 
 class EngineHost:
@@ -279,6 +289,11 @@ class IsolatedEngine:
         self.unsupported = dict(info.unsupported)
         if info.accepts:
             self.accepts = lambda graph: host.call("accepts", graph)
+        # Only the modes the engine has: the harness reads them off the plug-in (plugin.modes_of).
+        if "jvp" in info.modes:
+            self.jvp = lambda graph, values, tangents: host.call("jvp", graph, values, tangents)
+        if "hvp" in info.modes:
+            self.hvp = lambda graph, values, cotangent, tangents: host.call("hvp", graph, values, cotangent, tangents)
 
     def evaluate(self, graph, values, cotangent):
         return self.host.call("evaluate", graph, values, cotangent)

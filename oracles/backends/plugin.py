@@ -26,9 +26,17 @@ class Backend:
     ops: frozenset[str]
     role: str = "reference"  # "engine" or "reference"
     unsupported: dict[str, str] = field(default_factory=dict)  # op -> reason
+    # The derivative modes it has: "vjp" always (evaluate), "jvp" and "hvp" when it defines them.
+    modes: frozenset[str] = frozenset({"vjp"})
 
     def evaluate(self, graph, values, cotangent):
         return self.plugin.evaluate(graph, values, cotangent)
+
+    def jvp(self, graph, values, tangents):
+        return self.plugin.jvp(graph, values, tangents)
+
+    def hvp(self, graph, values, cotangent, tangents):
+        return self.plugin.hvp(graph, values, cotangent, tangents)
 
     def declines(self, graph: dict) -> str | None:
         """The plug-in's reason for declining `graph` (its optional `accepts` hook), or None."""
@@ -77,7 +85,17 @@ def from_plugin(plugin, name: str, role: str) -> Backend:
         ops=ops,
         role=role,
         unsupported=unsupported,
+        modes=modes_of(plugin),
     )
+
+
+DERIVATIVE_MODES = ("vjp", "jvp", "hvp")  # in the order reports list them
+
+
+def modes_of(plugin) -> frozenset[str]:
+    """The derivative modes a plug-in has (graph-format.md): vjp by `evaluate`, and jvp and hvp
+    by the optional functions of those names."""
+    return frozenset({"vjp"} | {mode for mode in ("jvp", "hvp") if callable(getattr(plugin, mode, None))})
 
 
 def load_engine(spec: str) -> Backend:

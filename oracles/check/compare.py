@@ -67,6 +67,30 @@ dropped (numeric_backend._asymptotic): finite differences then judge nothing, an
 references still do. A tiny operand of log1p (1e-9) is stepped by 6e-6: log1p is smooth there,
 and a > -0.9 keeps the step far from its pole.
 
+Forward mode and second order (check/modes.py). A JVP J t and an HVP H t are compared by the
+same rule, each with its own case-wide scale, for the same reason as above (cancellation leaves
+an absolute error of the size of the largest term, not of the small result). Tangents t are
+standard normal per element, so |t|_inf is a few units.
+- JVP: scale = the largest tangent of any intermediate of the graph along t, which the case
+  measures by a central difference of the op table's numpy forward over every node (a scale,
+  not a check: its own error of order h^2 does not matter), and the answers' own |J t|_inf. A
+  forward-mode rule adds one rounding per op to a tangent made of its operands' tangents times
+  local derivatives, exactly as a VJP is made of adjoints: the domains that bound those
+  derivatives for first order bound them here.
+- HVP: the derivative along t of the VJP at a fixed cotangent v. Its terms are adjoints times
+  second derivatives times tangents, and adjoint tangents; the scale is the largest of the
+  answers' |H t|_inf, the gradient scale times |t|_inf, and |v|_inf times the JVP scale.
+  div(x, x) has H t = 0 exactly and computed terms of order eps |v| |t| / x^2, with |x| >= 0.1:
+  at most 100 eps |v| |t|, far below rtol times the scale.
+- Finite differences of a JVP (the forward along t) and of a VJP (a reference's, in float64,
+  along t) carry the bound of numeric_backend, times NUMERIC_BOUND_FACTOR, added to rtol's term.
+- The identities inside the engine compare two inner products of the same quantity, each a
+  sum of products: |<a, b>| has rounding of at most rtol |a|_2 (|b|_2 + sqrt(size) scale) when
+  b carries an absolute error of rtol scale per element. So <v, J t> = <J^T v, t> is checked
+  with tolerance rtol (|v|_2 (|J t|_2 + sqrt(n) jvp scale) + sum_i |t_i|_2 (|g_i|_2 +
+  sqrt(n_i) gradient scale)), and <t2, H t1> = <t1, H t2> likewise with the HVP scale. A wrong
+  rule breaks them by the size of the quantity itself, not by a rounding.
+
 Every check records its margin = error / tolerance: below 1 passes, and a margin of 0.5
 is a near miss worth seeing. Reports show the worst margins.
 
@@ -138,7 +162,7 @@ def compare(
     gradients: dict[str, dict[str, np.ndarray]] = {name: {} for name in input_shapes}
     for e in evaluations:
         if e.crash is not None:
-            findings.append(_crash_finding(e.backend, e.crash))
+            findings.append(crash_finding(e.backend, e.crash))
             continue
         value = _as_array(e.value)
         if value is None or value.shape != output_shape:
@@ -165,7 +189,7 @@ def compare(
             findings += _dtype_findings(e, case_dtype, values, gradients)
     if numeric is not None:
         if numeric.crash is not None:
-            findings.append(_crash_finding("numeric", numeric.crash))
+            findings.append(crash_finding("numeric", numeric.crash))
             numeric = None
         else:
             values["numeric"] = np.asarray(numeric.value)
@@ -174,16 +198,16 @@ def compare(
     gradient_scale = max(
         [_inf_norm(g) for per_input in gradients.values() for g in per_input.values() if _finite(g)] + [cotangent_scale]
     )
-    _judge("value", None, values, None, value_scale, case_dtype, roles, checks, findings)
+    judge("value", None, values, None, value_scale, case_dtype, roles, checks, findings)
     for name, per_backend in gradients.items():
         projection = None
         if numeric is not None and name in numeric.estimates:
             projection = (numeric.directions[name], *numeric.estimates[name])
-        _judge("gradient", name, per_backend, projection, gradient_scale, case_dtype, roles, checks, findings)
+        judge("gradient", name, per_backend, projection, gradient_scale, case_dtype, roles, checks, findings)
     return Verdict(checks, findings)
 
 
-def _crash_finding(backend: str, crash: Crash) -> Finding:
+def crash_finding(backend: str, crash: Crash) -> Finding:
     if crash.cause == TIMED_OUT:
         return Finding(Kind.TIMEOUT, backend, None, None, f"{backend}: {crash.describe()}", crash=crash)
     verb = "crashed:" if crash.cause == DIED else "raised"
@@ -204,9 +228,18 @@ def _dtype_findings(e: Evaluation, case_dtype: str, values: dict, gradients: dic
     return [Finding(Kind.DTYPE, e.backend, None, None, detail, expected=case_dtype)]
 
 
-def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, checks, findings):
-    """Compare one quantity across backends; append checks and findings."""
-    label = "value" if input_name is None else f"gradient for {input_name!r}"
+LABELS = {"value": "value", "gradient": "gradient", "jvp": "JVP", "hvp": "HVP"}  # how a finding names its quantity
+
+
+def label_of(quantity: str, input_name: str | None) -> str:
+    return LABELS.get(quantity, quantity) + ("" if input_name is None else f" for {input_name!r}")
+
+
+def judge(quantity, input_name, results, projection, scale, case_dtype, roles, checks, findings, allowance=None):
+    """Compare one quantity across backends; append checks and findings. `allowance` gives a
+    finite-difference participant's own error bound ({backend: bound}), added, times
+    NUMERIC_BOUND_FACTOR, to the tolerance of every pair it is in."""
+    label = label_of(quantity, input_name)
     finite = {b: r for b, r in results.items() if _finite(r)}
     if projection is not None and not np.isfinite(projection[1]):
         projection = None
@@ -230,6 +263,8 @@ def _judge(quantity, input_name, results, projection, scale, case_dtype, roles, 
     names = sorted(finite)
     for a, b in itertools.combinations(names, 2):
         check = array_check(quantity, input_name, a, finite[a], b, finite[b], scale, case_dtype)
+        for estimated in {a, b} & set(allowance or ()):
+            check.tolerance += NUMERIC_BOUND_FACTOR * allowance[estimated]
         checks.append(check)
         agree[frozenset((a, b))] = check
     if projection is not None:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import REFERENCES, Backend, Unavailable, launch_isolated_engine, load_engine, load_reference
+from ..backends import (
+    DERIVATIVE_MODES,
+    REFERENCES,
+    Backend,
+    Unavailable,
+    launch_isolated_engine,
+    load_engine,
+    load_reference,
+)  # fmt: skip
 from ..backends import numeric_backend as numeric
 from ..backends.isolation import EngineFailed
 from ..crash import Crash
@@ -23,6 +31,7 @@ from ..format import Case, case_to_json, infer_shapes, reference_values
 from ..kinds import Kind
 from ..ops.kinks import case_kinks
 from .compare import Evaluation, Finding, NumericResult, array_check, compare
+from .modes import MODE_OF_QUANTITY, ModeAnswer, check_modes
 
 
 @dataclass
@@ -35,6 +44,13 @@ class Backends:
     references: list[Backend] = field(default_factory=list)
     numeric: Backend | None = None
     unavailable: list[Unavailable] = field(default_factory=list)
+    # The derivative modes to check (DERIVATIVE_MODES); jvp and hvp only where the engine has them.
+    modes: frozenset[str] = frozenset({"vjp"})
+
+    @property
+    def checked_modes(self) -> list[str]:
+        """The modes this audit checks: those asked for that the engine has, in report order."""
+        return [m for m in DERIVATIVE_MODES if m in self.modes and m in self.engine.modes]
 
     @property
     def reference_names(self) -> list[str]:
@@ -49,11 +65,12 @@ class Backends:
 
 def load_backends(
     engine_spec: str, oracles=REFERENCES, timeout: float | None = None, log_path: str | None = None,
-    isolate: bool = True,
+    isolate: bool = True, modes=DERIVATIVE_MODES,
 ) -> Backends:  # fmt: skip
     """The engine named by `engine_spec` and the references named in `oracles`. The engine runs
     in a child process of its own (backends/isolation.py) unless `isolate` is False, with
-    `timeout` seconds per evaluation and its output in `log_path`."""
+    `timeout` seconds per evaluation and its output in `log_path`. `modes` are the derivative
+    modes to check, of those the engine has."""
     # The engine's process imports the engine while this one imports the references.
     engine_ready = launch_isolated_engine(engine_spec, timeout, log_path) if isolate else None
     loaded = {name: load_reference(name) for name in oracles}
@@ -64,6 +81,7 @@ def load_backends(
         references=[b for n, b in loaded.items() if isinstance(b, Backend) and n != "numeric"],
         numeric=numeric if isinstance(numeric, Backend) else None,
         unavailable=[b for b in loaded.values() if isinstance(b, Unavailable)],
+        modes=frozenset(modes),
     )
 
 
@@ -85,6 +103,9 @@ class CaseResult:
     op_pairs: list[str] = field(default_factory=list)  # producer>consumer op pairs in the case
     jax: str | None = None  # tiered mode: why JAX saw this case ("disagreement", "kink", "sample"), or None
     lost: bool = False  # a placeholder for cases that could not be audited (its finding says why)
+    mode_checks: dict[str, int] = field(default_factory=dict)  # derivative mode -> checks made in it
+    mode_margins: dict[str, float] = field(default_factory=dict)  # derivative mode -> the engine's worst margin
+    mode_answers: list[ModeAnswer] | None = None  # jvp and hvp answers, kept only when asked
 
 
 def evaluate(backend: Backend, case: Case) -> Evaluation:
@@ -202,26 +223,47 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     seconds = {e.backend: e.seconds for e in evaluations}
     numeric_result = None
     kinks = case_kinks(case.graph, intermediate)
+    checked = backends.checked_modes
     if backends.numeric is not None:
         # Across a kink, a central difference sees the mean of the two one-sided slopes,
         # which is no backend's convention: there, only its value is compared.
-        numeric_result, seconds["numeric"] = _numeric(case, intermediate[case.graph["output"]], gradients=not kinks)
+        numeric_result, seconds["numeric"] = _numeric(
+            case, intermediate[case.graph["output"]], gradients=not kinks and "vjp" in checked
+        )
     verdict = compare(
         case.graph["dtype"], shapes[case.graph["output"]], input_shapes, value_scale, evaluations, numeric_result,
         cotangent_scale=float(np.max(np.abs(case.cotangent), initial=0.0)),
     )  # fmt: skip
-    engine_margins = _engine_margins(verdict.checks, backends.engine.name)
+    checks, findings = verdict.checks, verdict.findings
+    if "vjp" not in checked:  # the value is checked in every mode; the VJPs only in this one
+        checks = [c for c in checks if c.quantity != "gradient"]
+        findings = [f for f in findings if f.quantity != "gradient"]
+    modes = check_modes(case, backends, checked, evaluations, intermediate, at_kink=bool(kinks))
+    checks, findings = checks + modes.checks, findings + modes.findings
+    for backend, spent in modes.seconds.items():
+        seconds[backend] = seconds.get(backend, 0.0) + spent
+    for answer in modes.answers:
+        seconds[answer.backend] = seconds.get(answer.backend, 0.0) + answer.seconds
+    by_mode: dict[str, list] = {}
+    for check in checks:
+        by_mode.setdefault(MODE_OF_QUANTITY.get(check.quantity, "vjp"), []).append(check)
+    engine_margins = _engine_margins(checks, backends.engine.name)
     return CaseResult(
         index=index,
         case=case_to_json(case),
         ops=sorted({node["op"] for node in case.graph["nodes"]}),
-        checks=len(verdict.checks),
+        checks=len(checks),
         engine_margin=max(engine_margins, default=0.0),
-        findings=verdict.findings,
+        findings=findings,
         seconds=seconds,
         evaluations=evaluations if keep else None,
         redraws=case.redraws,
         kink_nodes=[name for name, _ in kinks],
+        mode_checks={mode: len(group) for mode, group in by_mode.items()},
+        mode_margins={
+            mode: max(_engine_margins(group, backends.engine.name), default=0.0) for mode, group in by_mode.items()
+        },
+        mode_answers=modes.answers if keep else None,
     )
 
 

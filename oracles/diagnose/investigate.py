@@ -141,7 +141,22 @@ def _result_of(result, which) -> dict | None:
                     "backend": evaluation.backend,
                     "value": np.asarray(evaluation.value).tolist(),
                     "gradients": gradients,
+                    **_forward_answers(result, evaluation.backend),
                 }
             except Exception:
                 return {"backend": evaluation.backend, "malformed": repr(evaluation.value)[:200]}
     return None
+
+
+def _forward_answers(result, backend: str) -> dict:
+    """The backend's J t1 ("jvp") and H t1 ("hvp") on the case, where it gave them: the tangents
+    come from the case's seed, so a reproducer asks for the same ones."""
+    answers = {}
+    for answer in result.mode_answers or []:
+        if answer.backend != backend or answer.crash is not None or answer.mode in answers:
+            continue  # the first hvp is along t1; the engine's second, along t2, is for symmetry only
+        if answer.mode == "jvp" and isinstance(answer.answer, (tuple, list)) and len(answer.answer) == 2:
+            answers["jvp"] = np.asarray(answer.answer[1]).tolist()
+        elif answer.mode == "hvp" and isinstance(answer.answer, dict):
+            answers["hvp"] = {n: np.asarray(p).tolist() for n, p in answer.answer.items()}
+    return answers

@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..audit import SIGNAL, TIME_BUDGET, AuditConfig, AuditRun
+from ..backends import DERIVATIVE_MODES
 from ..check import CaseResult, Finding
 from ..check.compare import RTOL, RTOL_FINITE_DIFFERENCES
+from ..check.modes import MODE_OF_QUANTITY
 from ..diagnose import Investigation
 from ..generate import GeneratorConfig, all_features, features_out_of_reach
 from ..kinds import Kind
@@ -28,6 +30,7 @@ from .model import (
     BackendsRan,
     Conventions,
     Coverage,
+    DerivativeMode,
     Discrepancy,
     FindingEntry,
     Generation,
@@ -251,6 +254,7 @@ def build_report(run: AuditRun) -> Report:
         skipped=Skipped(sum(skipped.values()), dict(sorted(skipped.most_common(10)))),
         generation=Generation(sum(r.redraws for r in results), sum(1 for r in results if r.redraws)),
         mode=_mode(results, config, ran.references),
+        derivative_modes=derivative_modes(results, ran, discrepancies),
         failure_database=run.failure_database,
         kinds=dict(Counter(str(d.kind) for d in discrepancies)),
         groups=groups,
@@ -314,6 +318,26 @@ def _mode(results: list[CaseResult], config: AuditConfig, references) -> ModeUse
         jax_fraction=round(sum(seen.values()) / len(graphs), 4) if graphs else None,
         jax_because=dict(sorted(seen.items())),
     )
+
+
+def derivative_modes(results: list[CaseResult], ran, discrepancies) -> list[DerivativeMode]:
+    """Per derivative mode: checked or why not, graphs, checks, the engine's worst margin, discrepancies."""
+    graphs = [r for r in results if not r.lost and not r.skipped]
+    found = Counter(MODE_OF_QUANTITY.get(d.quantity or "", "vjp") for d in discrepancies)
+    rows = []
+    for mode in DERIVATIVE_MODES:
+        checked = mode in ran.modes
+        why_not = None
+        if not checked:
+            why_not = f"the engine has no {mode}" if mode not in ran.engine_modes else "not asked for (--modes)"
+        # A case stored before forward mode has no counts per mode: all its checks were first order.
+        counts = [r.mode_checks.get(mode, 0) if r.mode_checks else (r.checks if mode == "vjp" else 0) for r in graphs]
+        margins = [r.mode_margins[mode] for r in graphs if mode in r.mode_margins]
+        rows.append(DerivativeMode(
+            name=mode, checked=checked, why_not=why_not, graphs=sum(1 for c in counts if c), checks=sum(counts),
+            worst_margin=max(margins) if margins else None, discrepancies=found.get(mode, 0) if checked else 0,
+        ))  # fmt: skip
+    return rows
 
 
 def _failed(result: CaseResult) -> bool:

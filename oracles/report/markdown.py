@@ -234,6 +234,23 @@ def _coverage_section(coverage: Coverage) -> list[str]:
     return [*lines, ""]
 
 
+MODE_NAMES = {"vjp": "vjp (reverse)", "jvp": "jvp (forward)", "hvp": "hvp (second order)"}
+
+
+def derivative_modes_table(modes) -> list[str]:
+    """Which derivative modes ran, with their checks and the engine's worst margin in each."""
+    lines = [
+        "## Derivative modes", "",
+        "| mode | checked | graphs | checks | worst engine margin | discrepancies |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    for m in modes:
+        checked = "yes" if m.checked else f"no: {m.why_not}"
+        cells = [MODE_NAMES.get(m.name, m.name), checked, m.graphs, m.checks, _margin(m.worst_margin), m.discrepancies]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return [*lines, ""]
+
+
 def verdict_line(s: Summary) -> str:
     """PASS, FAIL or INTERRUPTED, with the counts that say so."""
     verdict = "PASS: no discrepancies" if not s.discrepancies else f"FAIL: {s.discrepancies} discrepancies"
@@ -283,6 +300,7 @@ def render_markdown(report: Report) -> str:
     lines.append(f"- worst margin of a passing graph (error / tolerance; 1 fails): {_margin(s.worst_passing_margin)}")
     versions_line = ", ".join(f"{k} {v}" for k, v in s.versions.items() if v and k != "platform")
     lines += [f"- versions: {versions_line}", ""]
+    lines += derivative_modes_table(s.derivative_modes)
 
     bugs = report.groups_shown_under(WHAT_TO_FIX)
     if bugs:

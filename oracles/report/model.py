@@ -149,6 +149,19 @@ class ModeUse:
 
 
 @dataclass(frozen=True)
+class DerivativeMode:
+    """One derivative mode (vjp, jvp, hvp): whether it was checked, and how much."""
+
+    name: str
+    checked: bool
+    why_not: str | None  # when not checked: the engine lacks it, or --modes left it out
+    graphs: int  # graphs with at least one check in this mode
+    checks: int
+    worst_margin: float | None  # the engine's worst margin in this mode
+    discrepancies: int
+
+
+@dataclass(frozen=True)
 class Shrinking:
     shrunk: int
     failed: list[dict]  # {"index", "error"} of each investigation that could not finish
@@ -187,6 +200,7 @@ class Summary:
     skipped: Skipped
     generation: Generation
     mode: ModeUse
+    derivative_modes: list[DerivativeMode]
     failure_database: FailureDatabaseRun | None
     kinds: dict[str, int]
     groups: list[Group]

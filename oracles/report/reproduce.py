@@ -12,22 +12,37 @@ import json
 import numpy as np
 
 from ..backends import Backend
+from ..backends.plugin import modes_of
 from ..check import Backends, check_case, load_backends
 from ..diagnose import Investigation
 from ..format import validate_case
 
 
 class RecordedReference:
-    """A reference that answers with what another reference computed during the audit."""
+    """A reference that answers with what another reference computed during the audit: its value
+    and VJPs, and its J t and H t where it gave them (along the tangents of the case's seed)."""
+
+    recorded = True  # its answers are for the recorded case only: nothing may difference them
 
     def __init__(self, expected: dict):
         self.name = f"recorded {expected['backend']}"
         self.expected = expected
+        if "jvp" in expected:
+            self.jvp = self._jvp
+        if "hvp" in expected:
+            self.hvp = self._hvp
 
     def evaluate(self, graph, values, cotangent):
         dtype = graph["dtype"]
         gradients = {name: np.asarray(g, dtype=dtype) for name, g in self.expected["gradients"].items()}
         return np.asarray(self.expected["value"], dtype=dtype), gradients
+
+    def _jvp(self, graph, values, tangents):
+        dtype = graph["dtype"]
+        return np.asarray(self.expected["value"], dtype=dtype), np.asarray(self.expected["jvp"], dtype=dtype)
+
+    def _hvp(self, graph, values, cotangent, tangents):
+        return {name: np.asarray(p, dtype=graph["dtype"]) for name, p in self.expected["hvp"].items()}
 
 
 def check_reproducer(engine_spec: str, case_json: dict, expected: dict) -> None:
@@ -35,8 +50,8 @@ def check_reproducer(engine_spec: str, case_json: dict, expected: dict) -> None:
     case = validate_case(case_json)
     loaded = load_backends(engine_spec, ("numeric",))
     recorded = RecordedReference(expected)
-    reference = Backend(name=recorded.name, plugin=recorded, ops=loaded.engine.ops)
-    backends = Backends(loaded.engine, [reference], loaded.numeric)
+    reference = Backend(name=recorded.name, plugin=recorded, ops=loaded.engine.ops, modes=modes_of(recorded))
+    backends = Backends(loaded.engine, [reference], loaded.numeric, modes=loaded.modes)
     result = check_case(case, backends)  # the audit's own check, so a reproducer judges exactly as it did
     mine = [f for f in result.findings if f.backend == loaded.engine.name]
     assert not mine, "; ".join(f"{f.kind}: {f.detail}" for f in mine)

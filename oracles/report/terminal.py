@@ -184,6 +184,12 @@ def print_summary(report: Report) -> None:
         )
         follows = ", ".join(f"{who} {count}" for who, count in row.engine_follows.items())
         print(f"at {row.kink} ({row.nodes} nodes): {answers}; the engine follows: {follows}")
+    modes = ", ".join(
+        f"{m.name} {m.checks} checks (worst margin {m.worst_margin:.3g})" if m.checked and m.worst_margin is not None
+        else f"{m.name} {m.checks} checks" if m.checked else f"{m.name} not checked: {m.why_not}"
+        for m in s.derivative_modes
+    )  # fmt: skip
+    print(f"derivative modes: {modes}")
     print(
         f"{s.graphs} graphs{declined}, {s.checks} checks, {verdict}; "
         f"engine {s.backends.engine} vs {', '.join(s.backends.references)}; "
