@@ -364,3 +364,9 @@ MODE_OF_QUANTITY = {
     "value": "vjp", "gradient": "vjp", "jvp": "jvp", "transpose identity": "jvp",
     "hvp": "hvp", "symmetry": "hvp", "own vjp": "hvp",
 }  # fmt: skip
+
+
+def mode_of(finding: Finding) -> str:
+    """The derivative mode a finding is about: a crash or a shape in `evaluate` (no quantity, or
+    the value and VJPs) is reverse mode's."""
+    return MODE_OF_QUANTITY.get(finding.quantity or "", "vjp")

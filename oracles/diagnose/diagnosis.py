@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..check import Backends, CaseResult, Finding, evaluate
+from ..check.modes import mode_of
 from ..crash import DIED, Crash
 from ..format import Case, FormatError, validate_case
 from ..kinds import Kind
 from ..ops import OPS
-from .triage import Triage, triage
+from .triage import NOT_CHECKED, OK, Triage, triage
 
 
 @dataclass(frozen=True)
@@ -42,19 +43,28 @@ class Diagnosis:
     triage: Triage | None
 
 
-def settle(kind: Kind, local: Triage | None) -> tuple[Kind, str | None]:
-    """(final kind, op at fault) of a finding of `kind`, given triage of its case (None if triage failed)."""
+def settle(kind: Kind, local: Triage | None, mode: str = "vjp") -> tuple[Kind, str | None]:
+    """(final kind, op at fault) of a finding of `kind` in derivative `mode`, given triage of its
+    case (None if triage failed). Only a node wrong in the same mode explains it, or one whose
+    forward value is wrong (which every mode computes from)."""
     if local is None or not kind.rule.located:
         return kind, None
     if not kind.rule.sharpened:
         # The node whose own check fails the same way (a crash where the engine crashes), before
         # the first wrong node: in where(m, x, reduce_prod(y)), a NaN of reduce_prod's comes first
-        # and a crash of where's is where's.
-        same = next((node for node in local.nodes if node.verdict == kind), None)
+        # and a crash of where's is where's. A crash in forward mode is not a crash in reverse mode.
+        same = next((node for node in local.nodes if node.verdict == kind and node.mode == mode), None)
         return kind, same.op if same is not None else local.op
     if local.kind is None:  # the case passed triage's own check: nothing to sharpen
         return kind, None
-    return local.kind, local.op  # a wrong local rule, or composition (whose op is None)
+    relevant = [
+        node for node in local.nodes
+        if node.verdict not in (OK, NOT_CHECKED) and (node.mode == mode or Kind(node.verdict).rule.culprit_rank == 0)
+    ]  # fmt: skip
+    culprit = min(relevant, key=lambda node: Kind(node.verdict).rule.culprit_rank, default=None)
+    if culprit is None:  # every local rule of this mode is right, the whole graph is not
+        return Kind.COMPOSITION, None
+    return Kind(culprit.verdict), culprit.op
 
 
 def engine_findings(result: CaseResult, backends: Backends) -> list[Finding]:
@@ -84,13 +94,13 @@ def diagnose(case: Case, result: CaseResult, backends: Backends) -> Diagnosis:
             node = local.culprit()
             assert node is not None  # triage named this node
             detail = f"{node.name} = {node.op}(...): {node.detail or 'the local rule disagrees with the references'}"
-            quantity = "value" if local.kind == Kind.VALUE else "gradient"
+            quantity = "value" if local.kind == Kind.VALUE else {"vjp": "gradient"}.get(node.mode, node.mode)
             findings.append(Finding(local.kind, engine, quantity, None, detail))
     culprit = local.culprit()
     settled = []
     for finding in findings:
         if finding.backend == engine:
-            kind, op = settle(finding.kind, local)
+            kind, op = settle(finding.kind, local, mode_of(finding))
             if (
                 op is not None
                 and finding.crash is not None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..check import Backends, Finding, check_case
+from ..check.modes import mode_of
 from ..crash import Crash
 from ..format import Case, case_to_json
 from ..kinds import Kind
@@ -30,12 +31,13 @@ class Target:
     backend: str | None
     op: str | None
     crash_type: str | None = None
+    mode: str = "vjp"  # a crash in forward mode is not the same finding as one in reverse mode
 
     @classmethod
     def of(cls, finding: Finding) -> Target:
         # An exception keeps its type; a process that died stays one that died (however it died).
         crash_type = finding.crash.signature() if finding.crash is not None else None
-        return cls(finding.kind, finding.backend, finding.op, crash_type)
+        return cls(finding.kind, finding.backend, finding.op, crash_type, mode_of(finding))
 
     def group(self) -> tuple:
         return (self.kind, self.backend, self.op)

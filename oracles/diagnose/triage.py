@@ -23,6 +23,7 @@ import numpy as np
 
 from ..check import Backends, CaseResult, Finding, check_case
 from ..check.compare import RTOL, array_check
+from ..check.modes import mode_of
 from ..format import Case, reference_values
 from ..kinds import Kind
 from ..ops import OPS
@@ -51,6 +52,7 @@ class NodeReport:
     references_differ: bool = False  # the references disagree among themselves on this node alone
     kink: dict | None = None  # at a kink: each backend's answer there, and whom the engine follows
     differs: list[str] = field(default_factory=list)  # what the local check found wrong: "value", operand names
+    mode: str = "vjp"  # the derivative mode of the local verdict (check/modes.py)
 
 
 def _not_checked(node: dict, intermediate: dict, adjoint: np.ndarray, hung: str) -> NodeReport:
@@ -201,6 +203,7 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
             actual_vjp=_plain_dict(engine_eval.gradients) if engine_eval and not engine_eval.crash else {},
             references_differ=any(f.kind == Kind.REFERENCES_DISAGREE for f in result.findings),
             differs=differing(mine, local_names(node)),
+            mode=mode_of(mine[0]) if mine else "vjp",
         )
         if report.verdict == OK or Kind(report.verdict).rule.judged_at_kinks:  # a wrong value, a crash stands
             _judge_kink(report, node, local, result, backends)
