@@ -21,26 +21,34 @@ AUDIT = str(Path(sys.executable).parent / "autodiff-audit")
 ENGINES = {
     # prod's gradient is NaN at a zero (it divides by each element); where's VJP never sums a broadcast
     # operand's gradient back to its shape, and crashes; einsum's VJP raises on a repeated label
-    # ('ii->'); norm's VJP with an axis and keepdims adds the axis twice.
+    # ('ii->'); norm's VJP with an axis and keepdims adds the axis twice. Its forward mode has no JVP
+    # rule for expit, erf nor convolve (sigmoid, erf, conv1d); tanh's second derivative is NaN past |x| ~ 710.
     "autograd": ("autograd", ["--graphs", "300"], {("crash", "broadcast_to"), ("crash", "logsumexp"),
                                                    ("shape", "logsumexp"), ("nan-inf", "reduce_prod"),
                                                    ("crash", "where"), ("crash", "einsum"), ("crash", "norm"),
-                                                   ("shape", "einsum"), ("shape", "norm")}),
+                                                   ("shape", "einsum"), ("shape", "norm"), ("crash", "sigmoid"),
+                                                   ("crash", "erf"), ("crash", "conv1d"), ("nan-inf", "tanh")}),
     # maximum(x, x) and minimum(x, x) have gradient 0; conv_nd refuses a dilated kernel that fits.
     "mygrad": ("mygrad", ["--graphs", "300"], {("gradient", "maximum"), ("gradient", "minimum"),
                                                ("crash", "conv1d")}),
-    # cumprod's gradient is 0 at a zero of its input.
-    "tensorflow": ("tensorflow", ["--graphs", "300"], {("gradient", "cumprod")}),
+    # cumprod's gradient is 0 at a zero of its input; forward mode transposes that gradient, so its JVP
+    # is wrong there too, and so is reduce_prod's second derivative (its gradient uses cumprod). The
+    # references disagree on an HVP of pow at exponent 0: PyTorch's pow has d2/da dp = 0 there.
+    "tensorflow": ("tensorflow", ["--graphs", "300"], {("gradient", "cumprod"), ("jvp", "cumprod"),
+                                                       ("hvp", "reduce_prod"), ("references-disagree", None)}),
     # float64 sin and cos lose about 8 digits past |x| = 700; pow of a pow can raise on a NaN cast;
     # erf is a 1.5e-7 approximation with erf'(0) = 0; einsum mislabels a diagonal of a rank-3
     # operand; sigmoid's and tanh's gradients are NaN far out (through a division, so no one node
-    # shows it); a scalar expanded to rank 3 and sliced gets too large a gradient (no one node).
+    # shows it); a scalar expanded to rank 3 and sliced gets too large a gradient (no one node). Second
+    # order: prod's gradient rule is a constant 0 at two zeros, pow's base gradient freezes the exponent
+    # at 0 (d2/db de = 1, not 1 / b), and PyTorch's pow is wrong there too (references disagree).
     # tinygrad compiles a kernel with clang per new shape: a first evaluation can take seconds.
     "tinygrad": ("tinygrad", ["--graphs", "100", "--timeout", "120"],
                  {("gradient", "sin"), ("gradient", "cos"), ("value", "sin"), ("value", "cos"), ("crash", None),
                   ("crash", "pow"), ("value", "erf"), ("gradient", "erf"), ("value", "einsum"),
                   ("gradient", "einsum"), ("crash", "einsum"), ("nan-inf", None), ("nan-inf", "sigmoid"),
-                  ("nan-inf", "tanh"), ("composition", None)}),
+                  ("nan-inf", "tanh"), ("composition", None), ("hvp", "reduce_prod"), ("mode-mismatch", "pow"),
+                  ("references-disagree", None)}),
     "micrograd": ("micrograd", ["--graphs", "300", "--max-rank", "0"], set()),
 }  # fmt: skip
 
@@ -66,3 +74,59 @@ def test_a_real_engine_is_audited_by_its_short_name_with_no_finding_but_its_know
     found = {(d["kind"], d["op"]) for d in report["discrepancies"]}
     assert found <= known, f"findings beyond {engine}'s known bugs: {sorted(found - known, key=str)}"
     assert done.returncode == (1 if found else 0)
+
+
+# The optional modes each adapter defines (graph-format.md, "Forward mode and second order"): tinygrad
+# has no forward mode; mygrad and micrograd have neither.
+MODES = {"autograd": {"jvp", "hvp"}, "tensorflow": {"jvp", "hvp"}, "tinygrad": {"hvp"}}
+
+# Run in a process of its own, as the harness runs a plug-in: the adapter's jvp and hvp on one smooth
+# graph against central differences of its own evaluate (value and VJP) along the tangents, and the
+# transpose identity <cotangent, J t> = sum <VJP, t>; an input that reaches nothing gets zeros.
+MODES_CHECK = """
+import importlib, json, sys
+import numpy as np
+from oracles.engines import SHORT_NAMES
+adapter = importlib.import_module(SHORT_NAMES[sys.argv[1]])
+graph = {"format": "autodiff-graph", "version": 1, "dtype": "float64",
+         "inputs": [{"name": "x", "shape": [2, 3]}, {"name": "w", "shape": [3]}, {"name": "u", "shape": [2]}],
+         "nodes": [{"name": "s", "op": "sin", "inputs": ["x"], "attrs": {}},
+                   {"name": "m", "op": "mult", "inputs": ["s", "x"], "attrs": {}},
+                   {"name": "d", "op": "dot", "inputs": ["m", "w"], "attrs": {}},
+                   {"name": "o", "op": "tanh", "inputs": ["d"], "attrs": {}}],
+         "output": "o"}
+rng = np.random.default_rng(3)
+values = {"x": rng.normal(size=(2, 3)), "w": rng.normal(size=3) / 2, "u": rng.normal(size=2)}
+tangents = {name: rng.normal(size=value.shape) for name, value in values.items()}
+cotangent, h = rng.normal(size=2), 1e-5
+value, vjp = adapter.evaluate(graph, values, cotangent)
+plus, minus = ({n: values[n] + sign * h * tangents[n] for n in values} for sign in (1, -1))
+(value_plus, vjp_plus), (value_minus, vjp_minus) = (adapter.evaluate(graph, v, cotangent) for v in (plus, minus))
+errors, modes = {}, sorted(mode for mode in ("jvp", "hvp") if hasattr(adapter, mode))
+if hasattr(adapter, "jvp"):
+    jvp_value, jvp = adapter.jvp(graph, values, tangents)
+    assert jvp.shape == (2,) and jvp.dtype == np.float64, (jvp.shape, jvp.dtype)
+    errors["jvp value"] = np.abs(jvp_value - value).max()
+    errors["jvp"] = np.abs(jvp - (value_plus - value_minus) / (2 * h)).max()
+    errors["transpose"] = abs(np.sum(cotangent * jvp) - sum(np.sum(vjp[n] * tangents[n]) for n in values))
+if hasattr(adapter, "hvp"):
+    hvp = adapter.hvp(graph, values, cotangent, tangents)
+    for n in values:
+        assert hvp[n].shape == values[n].shape and hvp[n].dtype == np.float64, (n, hvp[n].shape, hvp[n].dtype)
+        errors["hvp " + n] = np.abs(hvp[n] - (vjp_plus[n] - vjp_minus[n]) / (2 * h)).max()
+    assert not hvp["u"].any(), hvp["u"]
+print(json.dumps({"modes": modes, "errors": {k: float(v) for k, v in errors.items()}}))
+"""
+
+
+@pytest.mark.parametrize("engine", MODES)
+def test_a_real_engine_s_forward_mode_and_second_order_match_differences_of_its_own_evaluate(engine):
+    if importlib.util.find_spec(ENGINES[engine][0]) is None:
+        pytest.skip(f"{engine} is not installed (pip install -e '.[{engine}]')")
+    done = subprocess.run([sys.executable, "-c", MODES_CHECK, engine], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result["modes"]) == MODES[engine]
+    assert len(result["errors"]) == 3 * ("jvp" in MODES[engine]) + 3
+    assert max(result["errors"].values()) < 1e-7, result["errors"]

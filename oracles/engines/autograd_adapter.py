@@ -3,8 +3,12 @@ VJP by `autograd.make_vjp`. autograd 1.9.1 defines no VJP for `np.cumprod` (decl
 nor for `np.take`: `take` is autograd's own indexing along the axis, as its users write it.
 `sigmoid` is autograd's `expit`: written 1 / (1 + exp(-a)), its gradient is inf * 0 = NaN below -709.
 `conv1d` is autograd's `scipy.signal.convolve` (a true convolution: the kernel goes in flipped),
-once per group; `max_pool1d` the max over autograd's own windows (strided slices, stacked)."""
+once per group; `max_pool1d` the max over autograd's own windows (strided slices, stacked).
+`jvp` is autograd's forward mode (`make_jvp`), which has no JVP rule for `expit`, `erf` nor
+`convolve` (sigmoid, erf, conv1d): NotImplementedError, a finding. `hvp` is `make_hvp`
+(reverse-over-reverse). The graph is composed once, `_function`, for all three."""
 
+import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 
@@ -123,7 +127,8 @@ unsupported: dict[str, str] = {
 }
 
 
-def evaluate(graph, values, cotangent):
+def _function(graph) -> Callable:
+    """The graph as one function of autograd.numpy, of the tuple of its inputs' arrays (in the graph's order)."""
     names = [entry["name"] for entry in graph["inputs"]]
 
     def function(arrays):
@@ -132,6 +137,43 @@ def evaluate(graph, values, cotangent):
             computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
         return computed[graph["output"]]
 
-    vjp, value = autograd.make_vjp(function)(tuple(values[n] for n in names))
-    gradients = vjp(cotangent)
-    return np.asarray(value), {n: np.asarray(g) for n, g in zip(names, gradients)}
+    return function
+
+
+def _packed(graph, arrays) -> tuple:
+    """One array per input, in the graph's order: the single (tuple) argument of `_function(graph)`."""
+    return tuple(arrays[entry["name"]] for entry in graph["inputs"])
+
+
+def _unpacked(graph, arrays) -> dict:
+    return {entry["name"]: np.asarray(a) for entry, a in zip(graph["inputs"], arrays)}
+
+
+def evaluate(graph, values, cotangent):
+    vjp, value = autograd.make_vjp(_function(graph))(_packed(graph, values))
+    return np.asarray(value), _unpacked(graph, vjp(cotangent))
+
+
+def jvp(graph, values, tangents):
+    """The output's value and its derivative along `tangents`, by autograd's forward mode,
+    `autograd.make_jvp`, on the graph as one function of the tuple of inputs (the tangents packed the
+    same way). Forward mode runs each primitive's own JVP rule (autograd's `defjvp`): a primitive with
+    none raises NotImplementedError ("JVP of ... not defined"), which is left to surface as a finding."""
+    value, derivative = autograd.make_jvp(_function(graph))(_packed(graph, values))(_packed(graph, tangents))
+    return np.asarray(value), np.asarray(derivative)
+
+
+def hvp(graph, values, cotangent, tangents):
+    """The Hessian-vector products of s = sum(cotangent * output) along `tangents`, by
+    `autograd.make_hvp`, which is reverse-over-reverse: `make_vjp` of `grad(s)` at the tuple of
+    inputs, applied to the tuple of tangents (the Hessian of s is symmetric, so its VJP is its JVP).
+    It needs no forward-mode rule, only the VJPs of autograd's own VJPs (written in autograd.numpy)."""
+    function = _function(graph)
+
+    def s(arrays):
+        return anp.sum(cotangent * function(arrays))
+
+    with warnings.catch_warnings():  # grad(s) is constant when s is linear: autograd warns, the answer is 0
+        warnings.filterwarnings("ignore", "Output seems independent of input", UserWarning)
+        product, _ = autograd.make_hvp(s)(_packed(graph, values))
+    return _unpacked(graph, product(_packed(graph, tangents)))

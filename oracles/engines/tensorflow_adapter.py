@@ -3,7 +3,8 @@ GradientTape, the VJP by `tape.gradient(..., output_gradients=cotangent)`. `take
 whose CPU kernel takes indices in [0, n) only: negative ones are spelled from the start.
 `conv1d` and `max_pool1d` are `tf.nn.convolution` (once per group) and `tf.nn.max_pool1d` on the
 channels-last layout TensorFlow's CPU kernels take; `logaddexp` is TensorFlow's numpy API (tf.math
-has none)."""
+has none). `jvp` is `tf.autodiff.ForwardAccumulator`, `hvp` forward-over-back (an accumulator around
+the tape); the graph is composed once, `_compose`, under whichever is recording."""
 
 import os
 from collections.abc import Callable
@@ -137,18 +138,67 @@ OPS: dict[str, Callable] = {
 ops = set(OPS)
 
 
-def evaluate(graph, values, cotangent):
-    names = [entry["name"] for entry in graph["inputs"]]
-    inputs = [tf.constant(values[n]) for n in names]
-    with tf.GradientTape() as tape:
-        for tensor in inputs:
-            tape.watch(tensor)
-        computed = dict(zip(names, inputs))
-        for node in graph["nodes"]:
-            computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-        output = computed[graph["output"]]
+def _compose(graph, inputs: list) -> tf.Tensor:
+    """The graph's output from its inputs' tensors (in the graph's order), op by op in eager TensorFlow:
+    recorded by whatever tape or accumulator is active."""
+    computed = {entry["name"]: tensor for entry, tensor in zip(graph["inputs"], inputs)}
+    for node in graph["nodes"]:
+        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
+    return computed[graph["output"]]
+
+
+def _constants(graph, arrays) -> list:
+    return [tf.constant(arrays[entry["name"]]) for entry in graph["inputs"]]
+
+
+def _vjp(inputs, output, tape, cotangent) -> list:
     gradients = tape.gradient(
         output, inputs, output_gradients=tf.constant(cotangent), unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
-    # tf.gather's gradient is an IndexedSlices (its rows and their indices): made dense by TensorFlow.
-    return output.numpy(), {n: tf.convert_to_tensor(g).numpy() for n, g in zip(names, gradients)}
+    # Made dense here, so that an accumulator around the tape (hvp) sees the densifying op too.
+    return [tf.convert_to_tensor(g) for g in gradients]
+
+
+def _dense(tensor) -> np.ndarray:
+    """A tensor as a numpy array. tf.gather's gradient, and the accumulator's tangent of it, is an
+    IndexedSlices (its rows and their indices): made dense by TensorFlow's own convert_to_tensor."""
+    return np.asarray(tf.convert_to_tensor(tensor).numpy())
+
+
+def evaluate(graph, values, cotangent):
+    inputs = _constants(graph, values)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        output = _compose(graph, inputs)
+    gradients = _vjp(inputs, output, tape, cotangent)
+    return _dense(output), {entry["name"]: _dense(g) for entry, g in zip(graph["inputs"], gradients)}
+
+
+def jvp(graph, values, tangents):
+    """The output's value and its derivative along `tangents`, by TensorFlow's forward mode:
+    `tf.autodiff.ForwardAccumulator(primals=inputs, tangents=tangents)` around the eager graph, then
+    `acc.jvp(output, unconnected_gradients=ZERO)`. TensorFlow has no forward rules of its own: the
+    accumulator transposes each op's registered gradient function twice (traced once per op and shape),
+    so an op with a wrong gradient has a wrong JVP too."""
+    inputs = _constants(graph, values)
+    with tf.autodiff.ForwardAccumulator(inputs, _constants(graph, tangents)) as accumulator:
+        output = _compose(graph, inputs)
+    derivative = accumulator.jvp(output, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return _dense(output), _dense(derivative)
+
+
+def hvp(graph, values, cotangent, tangents):
+    """The Hessian-vector products of s = sum(cotangent * output) along `tangents`, forward-over-back
+    as TensorFlow documents it: a `tf.GradientTape` gives the VJP (`tape.gradient(..., output_gradients=
+    cotangent)`) inside a `tf.autodiff.ForwardAccumulator` watching the inputs with the tangents, and
+    `acc.jvp` of each VJP is its derivative along the tangents."""
+    inputs = _constants(graph, values)
+    with tf.autodiff.ForwardAccumulator(inputs, _constants(graph, tangents)) as accumulator:
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            output = _compose(graph, inputs)
+        gradients = _vjp(inputs, output, tape, cotangent)
+    return {
+        entry["name"]: _dense(accumulator.jvp(g, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+        for entry, g in zip(graph["inputs"], gradients)
+    }

@@ -2,7 +2,8 @@
 graph in tinygrad Tensors, the VJP by `output.gradient(*inputs, gradient=cotangent)`.
 `conv1d` and `max_pool1d` are tinygrad's `conv2d` and `max_pool2d`, which take any number of
 spatial axes (here one). tinygrad has no log1p, expm1 or atan2, and no norm: `norm` is
-`sqrt(sum(a * a))` in tinygrad's own ops."""
+`sqrt(sum(a * a))` in tinygrad's own ops. `hvp` is a gradient of the gradient (`Tensor.gradient`
+twice); tinygrad has no forward mode, so the adapter has no `jvp`."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -100,31 +101,48 @@ def _leaf(value) -> Tensor:
     return Tensor(array.reshape(1)).reshape(()) if array.ndim == 0 else Tensor(array)
 
 
-def _reaching(graph) -> set[str]:
-    """The inputs the output depends on: tinygrad is asked for their gradients only (zeros for the rest)."""
-    needed, inputs = {graph["output"]}, set()
+def _reaching(graph) -> list[str]:
+    """The inputs (in the graph's order) the output depends on through at least one node: tinygrad is
+    asked for their gradients only (zeros for the rest, and the cotangent for an output that is an input)."""
+    needed = {graph["output"]}
     for node in reversed(graph["nodes"]):
         if node["name"] in needed:
             needed.update(node["inputs"])
-    for entry in graph["inputs"]:
-        if entry["name"] in needed:
-            inputs.add(entry["name"])
-    return inputs
+    return [entry["name"] for entry in graph["inputs"] if entry["name"] in needed and entry["name"] != graph["output"]]
 
 
-def evaluate(graph, values, cotangent):
-    names = [entry["name"] for entry in graph["inputs"]]
-    inputs = {n: _leaf(values[n]) for n in names}
+def _compose(graph, values) -> tuple[dict[str, Tensor], Tensor]:
+    """The inputs' leaves (by name) and the graph's output, op by op in tinygrad Tensors."""
+    inputs = {entry["name"]: _leaf(values[entry["name"]]) for entry in graph["inputs"]}
     computed = dict(inputs)
     for node in graph["nodes"]:
         computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-    output = computed[graph["output"]]
-    reaching = _reaching(graph)
-    reached = [n for n in names if n in reaching and n != graph["output"]]
-    gradients = {n: np.zeros_like(values[n]) for n in names}
+    return inputs, computed[graph["output"]]
+
+
+def evaluate(graph, values, cotangent):
+    inputs, output = _compose(graph, values)
+    reached = _reaching(graph)
+    gradients = {n: np.zeros_like(values[n]) for n in inputs}
     if graph["output"] in inputs:  # the output is an input itself: its VJP is the cotangent
         gradients[graph["output"]] = np.asarray(cotangent)
     if reached:
         found = output.gradient(*(inputs[n] for n in reached), gradient=Tensor(np.array(cotangent, order="C")))
         gradients.update({n: g.numpy() for n, g in zip(reached, found)})
     return output.numpy(), gradients
+
+
+def hvp(graph, values, cotangent, tangents):
+    """The Hessian-vector products of s = sum(cotangent * output) along `tangents`, as a gradient of a
+    gradient (tinygrad has no forward mode): the VJPs g_i = `output.gradient(*inputs, gradient=cotangent)`
+    are tinygrad Tensors built of differentiable ops, so `sum_i (g_i * t_i).sum()` is differentiated once
+    more with `Tensor.gradient`, which gives H t (the Hessian of s is symmetric)."""
+    inputs, output = _compose(graph, values)
+    reached = _reaching(graph)
+    products = {n: np.zeros_like(values[n]) for n in inputs}  # s is linear in an input that is the output
+    if reached:
+        first = output.gradient(*(inputs[n] for n in reached), gradient=Tensor(np.array(cotangent, order="C")))
+        along = sum((g * _leaf(tangents[n])).sum() for n, g in zip(reached, first))
+        second = along.gradient(*(inputs[n] for n in reached))
+        products.update({n: h.numpy() for n, h in zip(reached, second)})
+    return products
