@@ -30,7 +30,7 @@ pytest.importorskip("torch")
 from oracles.backends import jax_backend, torch_backend
 from oracles.backends import numeric_backend as numeric
 from oracles.check.compare import NUMERIC_BOUND_FACTOR
-from oracles.format import case_to_json, validate_graph
+from oracles.format import case_to_json, infer_shapes, validate_graph
 from oracles.generate import GeneratorConfig, generate_case, sample_cases
 from oracles.ops import OPS
 
@@ -263,3 +263,33 @@ def test_hvp_estimate_leaves_out_an_input_it_cannot_judge_and_keeps_the_others()
     estimates, _ = numeric.hvp_estimate(vjp, values, tangents)
     assert set(estimates) == {"z"}
     np.testing.assert_allclose(estimates["z"], [3.0], rtol=1e-9)
+
+
+def _graph(inputs: dict, nodes: list, output: str) -> dict:
+    return validate_graph({
+        "inputs": [{"name": n, "shape": s} for n, s in inputs.items()],
+        "nodes": [{"name": n, "op": op, "inputs": operands, "attrs": attrs} for n, op, operands, attrs in nodes],
+        "output": output,
+    })  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("where", "graph", "values"),
+    [
+        # torch.cumprod's backward divides by the operand: differentiated again at 1e-9, it cancels terms of 1e18.
+        ("cumprod of tiny operands", _graph({"a": [3]}, [("c", "cumprod", ["a"], {"axis": 0})], "c"),
+         {"a": np.array([1.5e-9, 1.3e-9, -2.1e-9])}),
+        # torch.pow's backward masks an exponent of 0: its derivative in the exponent is 1 / a there, not 0.
+        ("pow at exponent 0", _graph({"a": [2], "b": [2]}, [("p", "pow", ["a", "b"], {})], "p"),
+         {"a": np.array([0.7, 1.9]), "b": np.array([0.0, 1.5])}),
+    ],
+)  # fmt: skip
+def test_where_pytorch_differentiates_its_own_backward_wrong_its_hvp_still_agrees_with_jax(where, graph, values):
+    rng = np.random.default_rng(3)
+    tangents = {name: rng.standard_normal(value.shape) for name, value in values.items()}
+    cotangent = np.ones(infer_shapes(graph)[graph["output"]])
+    by_jax = jax_backend.hvp(graph, values, cotangent, tangents)
+    by_torch = torch_backend.hvp(graph, values, cotangent, tangents)
+    for name in values:
+        scale = max(_inf(by_jax[name]), 1.0)
+        assert _inf(by_jax[name] - by_torch[name]) <= RTOL * scale, (where, name, by_jax[name], by_torch[name])

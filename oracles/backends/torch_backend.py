@@ -88,12 +88,30 @@ def _logaddexp_by_logsumexp(a, b):
     return torch.logsumexp(torch.stack(torch.broadcast_tensors(a, b)), dim=0)
 
 
-# What hvp differentiates twice, where it differs from OPS. torch.logaddexp's backward,
-# grad / (1 + exp(b - a)), differentiates to inf / inf = NaN once |a - b| passes ~709, and the
-# generator takes softplus and logaddexp to +-800; first order keeps torch.logaddexp (see softplus).
+def _running_product(a, axis):
+    """cumprod as a chain of multiplications, whose derivatives are products again: exact."""
+    factors = torch.unbind(a, dim=axis)
+    products = [factors[0]]
+    for factor in factors[1:]:
+        products.append(products[-1] * factor)
+    return torch.stack(products, dim=axis)
+
+
+# What hvp differentiates twice, where it differs from OPS (first order keeps OPS):
+# - torch.logaddexp's backward, grad / (1 + exp(b - a)), differentiates to inf / inf = NaN once
+#   |a - b| passes ~709, and the generator takes softplus and logaddexp to +-800;
+# - torch.cumprod's backward divides by the operand where it has no zero, and the derivative of
+#   that quotient cancels terms of size 1 / a^2: with the generator's tiny operands (log1p and
+#   expm1 at 1e-9) its HVP loses 8 digits (found in 10 of 5,000 graphs, JAX and finite
+#   differences agreeing with each other);
+# - torch.pow's backward for the base masks the exponent 0 with a where(), so its derivative in
+#   the exponent is 0 there instead of 1 / a (an exponent made by a cumprod with a zero: 2 of
+#   5,000 graphs). pow's base is positive (its domain), where a ** b = exp(b log a).
 SECOND_ORDER: dict[str, Callable[..., Any]] = {
+    "pow": lambda a, b, attrs: torch.exp(b * torch.log(a)),
     "softplus": lambda a, attrs: _logaddexp_by_logsumexp(a, torch.zeros_like(a)),
     "logaddexp": lambda a, b, attrs: _logaddexp_by_logsumexp(a, b),
+    "cumprod": lambda a, attrs: _running_product(a, attrs["axis"]),
 }
 
 
