@@ -265,8 +265,9 @@ def test_hvp_estimate_leaves_out_an_input_it_cannot_judge_and_keeps_the_others()
     np.testing.assert_allclose(estimates["z"], [3.0], rtol=1e-9)
 
 
-def _graph(inputs: dict, nodes: list, output: str) -> dict:
+def _graph(inputs: dict, nodes: list, output: str, dtype: str = "float64") -> dict:
     return validate_graph({
+        "dtype": dtype,
         "inputs": [{"name": n, "shape": s} for n, s in inputs.items()],
         "nodes": [{"name": n, "op": op, "inputs": operands, "attrs": attrs} for n, op, operands, attrs in nodes],
         "output": output,
@@ -282,14 +283,22 @@ def _graph(inputs: dict, nodes: list, output: str) -> dict:
         # torch.pow's backward masks an exponent of 0: its derivative in the exponent is 1 / a there, not 0.
         ("pow at exponent 0", _graph({"a": [2], "b": [2]}, [("p", "pow", ["a", "b"], {})], "p"),
          {"a": np.array([0.7, 1.9]), "b": np.array([0.0, 1.5])}),
+        # torch.prod's backward divides too (graph 304 of a float32 audit, seed 23).
+        ("prod of a tiny operand", _graph({"x0": [1], "x1": [1]}, [
+            ("l0", "log1p", ["x1"], {}), ("m1", "matmul", ["x0", "l0"], {}), ("l2", "log1p", ["m1"], {}),
+            ("p3", "reduce_prod", ["l2"], {"axis": None, "keepdims": True}), ("s4", "sigmoid", ["p3"], {}),
+            ("e5", "exp", ["s4"], {})], "e5", dtype="float32"),
+         {"x0": np.array([0.9171900153160095], np.float32), "x1": np.array([-6.05127170594244e-10], np.float32)}),
     ],
 )  # fmt: skip
 def test_where_pytorch_differentiates_its_own_backward_wrong_its_hvp_still_agrees_with_jax(where, graph, values):
     rng = np.random.default_rng(3)
     tangents = {name: rng.standard_normal(value.shape) for name, value in values.items()}
-    cotangent = np.ones(infer_shapes(graph)[graph["output"]])
+    tangents = {name: t.astype(graph["dtype"]) for name, t in tangents.items()}
+    cotangent = np.ones(infer_shapes(graph)[graph["output"]], dtype=graph["dtype"])
     by_jax = jax_backend.hvp(graph, values, cotangent, tangents)
     by_torch = torch_backend.hvp(graph, values, cotangent, tangents)
+    rtol = {"float64": RTOL, "float32": 2e-3}[graph["dtype"]]  # compare.RTOL
     for name in values:
         scale = max(_inf(by_jax[name]), 1.0)
-        assert _inf(by_jax[name] - by_torch[name]) <= RTOL * scale, (where, name, by_jax[name], by_torch[name])
+        assert _inf(by_jax[name] - by_torch[name]) <= rtol * scale, (where, name, by_jax[name], by_torch[name])
