@@ -194,9 +194,11 @@ def _selftest(args) -> int:
             mode = CheckMode.named(args.mode, args.jax_sample)
             results, interrupted = run_selftest(
                 generator, args.graphs, args.oracles, args.workers, seeds, progress=advance, stop=signals.stop,
-                mode=mode,
+                mode=mode, modes=args.modes,
             )  # fmt: skip
-        report = selftest_report(results, generator, args.graphs, seeds, args.mode, args.jax_sample, interrupted)
+        report = selftest_report(
+            results, generator, args.graphs, seeds, args.mode, args.jax_sample, interrupted, modes=args.modes
+        )
         summary, rows = report["summary"], report["bugs"]
         json_path, md_path = Path(args.report) / "report.json", Path(args.report) / "report.md"
         folder.write(json_path, json.dumps(finite_json(report), indent=1, allow_nan=False) + "\n")  # standard JSON

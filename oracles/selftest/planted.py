@@ -8,6 +8,8 @@ itself). Each planted bug changes exactly one rule:
   an op of the table with no bug here has its reason in NOT_PLANTED;
 - ENGINE_BUGS: how the engine combines rules: composition (fan-out, the same operand twice),
   broadcasting, dtype, and a crash;
+- MODE_BUGS: one op's forward-mode rule (wrong J t), or a VJP rule that reads a value as a
+  constant (right at first order, wrong H t): what `--modes jvp,hvp` sees (planted_modes.py);
 - CONVENTIONS: valid answers at a kink that no reference gives (findings only in kink mode).
 
 Audit one with, for example (examples/broken_engines.py re-exports them all):
@@ -22,6 +24,8 @@ from collections.abc import Callable
 import numpy as np
 
 from . import planted_rules_wave2 as wave2
+from .planted_dual import Dual, as_array, primal, tangent
+from .planted_modes import MODE_BUGS
 from .planted_rules import (
     Bug,
     _along,
@@ -252,7 +256,7 @@ ENGINE_BUGS = {
 
 def _unbroadcast_first_copy(gradient, shape):
     """The broadcasting bug: leading axes summed, but a size-1 axis keeps only its first copy."""
-    gradient = np.asarray(gradient)
+    gradient = as_array(gradient)
     while gradient.ndim > len(shape):
         gradient = gradient.sum(axis=0)
     index = tuple(slice(0, 1) if size == 1 and gradient.shape[axis] != 1 else slice(None)
@@ -261,16 +265,20 @@ def _unbroadcast_first_copy(gradient, shape):
 
 
 class ReverseEngine:
-    """A correct reverse-mode engine, unless `bug` names one of BUGS, ENGINE_BUGS or CONVENTIONS."""
+    """A correct reverse-mode engine, unless `bug` names one of BUGS, MODE_BUGS, ENGINE_BUGS or
+    CONVENTIONS. Forward mode (`jvp`) runs the FORWARD functions on dual arrays; second order
+    (`hvp`) runs them, then the VJP rules, on dual arrays (planted_dual.py): forward over reverse.
+    The engine bugs are in the passes all three share."""
 
     def __init__(self, bug: str | None = None):
-        planted = {**BUGS, **CONVENTIONS}
+        planted = {**BUGS, **MODE_BUGS, **CONVENTIONS}
         if bug is not None and bug not in planted and bug not in ENGINE_BUGS and bug != "upcast":
             raise ValueError(f"unknown bug {bug!r}")
         self.bug = bug
         self.name = f"broken:{bug}" if bug else "reverse-engine"
         self.forward: dict[str, Callable] = dict(FORWARD)
         self.vjp: dict[str, Callable] = dict(VJP)
+        self.tangent: dict[str, Callable] = {}  # forward-mode rules that replace the dual arithmetic (jvp only)
         self.ops = self.forward.keys()
         if bug in planted:
             replacement = planted[bug]
@@ -278,20 +286,68 @@ class ReverseEngine:
                 self.vjp[replacement.op] = replacement.vjp
             if replacement.forward is not None:
                 self.forward[replacement.op] = replacement.forward
+            if replacement.tangent is not None:
+                self.tangent[replacement.op] = replacement.tangent
 
-    def evaluate(self, graph, values, cotangent):
+    def _dtype(self, graph) -> np.dtype:
         dtype = np.dtype(graph["dtype"])
         if self.bug == "upcast" or (self.bug == "other_dtype" and dtype == np.float32):
-            dtype = np.dtype(np.float64)
-        elif self.bug == "other_dtype":
-            dtype = np.dtype(np.float32)
-        computed = {name: np.asarray(value, dtype=dtype) for name, value in values.items()}
+            return np.dtype(np.float64)
+        return np.dtype(np.float32) if self.bug == "other_dtype" else dtype
+
+    def evaluate(self, graph, values, cotangent):
+        dtype = self._dtype(graph)
+        computed = self._forward(graph, {name: np.asarray(value, dtype=dtype) for name, value in values.items()})
+        adjoint = self._backward(graph, computed, np.asarray(cotangent, dtype=dtype))
+        gradients = {
+            entry["name"]: adjoint.get(entry["name"], np.zeros(entry["shape"], dtype=dtype))
+            for entry in graph["inputs"]
+        }
+        return computed[graph["output"]], gradients
+
+    def jvp(self, graph, values, tangents):
+        """The output's value and J t: the forward pass on duals (x, t)."""
+        dtype = self._dtype(graph)
+        computed = self._forward(graph, self._duals(values, tangents, dtype), tangent_rules=True)
+        output = computed[graph["output"]]
+        return primal(output), tangent(output)
+
+    def hvp(self, graph, values, cotangent, tangents):
+        """H t of sum(cotangent * output): the VJP rules run on the duals of the forward pass, the
+        cotangent held fixed (its tangent 0); each input's gradient's tangent is its H t."""
+        dtype = self._dtype(graph)
+        computed = self._forward(graph, self._duals(values, tangents, dtype))
+        adjoint = self._backward(graph, computed, Dual(np.asarray(cotangent, dtype=dtype)))
+        return {
+            entry["name"]: tangent(adjoint[entry["name"]]) if entry["name"] in adjoint
+            else np.zeros(entry["shape"], dtype=dtype)
+            for entry in graph["inputs"]
+        }  # fmt: skip
+
+    @staticmethod
+    def _duals(values, tangents, dtype) -> dict:
+        return {n: Dual(np.asarray(v, dtype=dtype), np.asarray(tangents[n], dtype=dtype)) for n, v in values.items()}
+
+    def _forward(self, graph, computed: dict, tangent_rules: bool = False) -> dict:
+        """Every node's value (a dual's tangent by the dual arithmetic, or, with `tangent_rules`,
+        by a replaced forward-mode rule of its op)."""
         for node in graph["nodes"]:
             operands = [computed[o] for o in node["inputs"]]
             if self.bug == "dot_crashes_on_vectors" and node["op"] == "dot" and min(o.ndim for o in operands) == 1:
                 raise ValueError("dot: 1-D operands are not supported")
-            computed[node["name"]] = np.asarray(self.forward[node["op"]](*operands, node["attrs"]))
-        adjoint = {graph["output"]: np.asarray(cotangent, dtype=dtype)}
+            rule = self.tangent.get(node["op"]) if tangent_rules else None
+            if rule is None:
+                computed[node["name"]] = as_array(self.forward[node["op"]](*operands, node["attrs"]))
+                continue
+            primals = [primal(o) for o in operands]
+            value = np.asarray(self.forward[node["op"]](*primals, node["attrs"]))
+            with np.errstate(all="ignore"):
+                computed[node["name"]] = Dual(value, rule(value, *primals, *map(tangent, operands), node["attrs"]))
+        return computed
+
+    def _backward(self, graph, computed: dict, cotangent) -> dict:
+        """Each node's and input's adjoint, d sum(cotangent * output) / d it, rule by rule."""
+        adjoint = {graph["output"]: cotangent}
         for node in reversed(graph["nodes"]):
             g = adjoint.get(node["name"])
             if g is None:
@@ -309,14 +365,10 @@ class ReverseEngine:
                     adjoint[operand] = adjoint[operand] + part
                 else:
                     adjoint[operand] = part
-        gradients = {
-            entry["name"]: adjoint.get(entry["name"], np.zeros(entry["shape"], dtype=dtype))
-            for entry in graph["inputs"]
-        }
-        return computed[graph["output"]], gradients
+        return adjoint
 
 
 correct = ReverseEngine()
 # One module attribute per planted bug, so `--engine oracles.selftest.planted:<bug>` names it.
-globals().update({bug: ReverseEngine(bug) for bug in (*BUGS, *ENGINE_BUGS, *CONVENTIONS, "upcast")})
+globals().update({bug: ReverseEngine(bug) for bug in (*BUGS, *MODE_BUGS, *ENGINE_BUGS, *CONVENTIONS, "upcast")})
 # "upcast" (float32 computed and answered in float64) is the dtype bug only a float32 audit sees.

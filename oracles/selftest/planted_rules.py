@@ -9,17 +9,23 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .planted_dual import as_array
+
 
 class Bug(NamedTuple):
-    """One planted bug: the op whose rule it replaces, and the replacement (a VJP rule, or a forward)."""
+    """One planted bug: the op whose rule it replaces, the replacement (a VJP rule, a forward, or
+    a forward-mode rule: (value, *operands, *their tangents, attrs) -> the value's tangent, which
+    only `jvp` uses), and the derivative mode it is wrong in (vjp, jvp or hvp)."""
 
     op: str
     vjp: Callable | None = None
     forward: Callable | None = None
+    tangent: Callable | None = None
+    mode: str = "vjp"
 
 
 def _unbroadcast(gradient, shape):
-    gradient = np.asarray(gradient)
+    gradient = as_array(gradient)  # a dual stays a dual (hvp)
     while gradient.ndim > len(shape):
         gradient = gradient.sum(axis=0)
     for axis, size in enumerate(shape):
@@ -181,7 +187,7 @@ def _where_vjp(g, attrs, both_sides=False):
 def _take_vjp(g, a, attrs, accumulate=True):
     indices = np.asarray(attrs["indices"], dtype=np.intp)
     index = (slice(None),) * (attrs["axis"] % a.ndim) + (indices,)
-    gradient = np.zeros(a.shape, g.dtype)
+    gradient = np.zeros_like(g, shape=a.shape)  # a dual g: a dual gradient
     if accumulate:
         np.add.at(gradient, index, g)  # a repeated index adds up its parts
     else:
@@ -194,7 +200,7 @@ def _slices(attrs):
 
 
 def _slice_vjp(g, a, attrs, stepped=True):
-    gradient = np.zeros(a.shape, g.dtype)
+    gradient = np.zeros_like(g, shape=a.shape)  # a dual g: a dual gradient
     if stepped:
         gradient[_slices(attrs)] = g
         return (gradient,)

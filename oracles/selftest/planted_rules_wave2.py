@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .planted_dual import elementwise
 from .planted_rules import Bug, _expand_reduced, _unbroadcast
 
 TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)  # a Python float: keeps float32 float32
@@ -18,7 +19,8 @@ TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)  # a Python float: keeps float32 float
 
 def _stable_sigmoid(a):
     """1 / (1 + exp(-a)) to full relative precision on both sides, without overflow."""
-    e = np.exp(-np.abs(a))  # at most 1
+    with np.errstate(over="ignore"):  # the branch not taken may overflow
+        e = np.where(a >= 0, np.exp(-a), np.exp(a))  # exp(-|a|), at most 1; on duals its slope is right at 0 too
     return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
 
 
@@ -30,9 +32,12 @@ def _log_sigmoid(a):
     return np.minimum(a, 0) - np.log1p(np.exp(-np.abs(a)))
 
 
-def _erf(a):
+def _plain_erf(a):
     a = np.asarray(a)
     return np.vectorize(math.erf, otypes=[a.dtype])(a)
+
+
+_erf = elementwise(_plain_erf, lambda a: TWO_OVER_SQRT_PI * np.exp(-a * a))  # d erf(a) = 2 / sqrt(pi) e^(-a^2) da
 
 
 # ---- var, std, norm ------------------------------------------------------------------------------
@@ -106,7 +111,7 @@ def _einsum_vjp(g, operands, attrs, diagonal=True):
             parts.append(np.broadcast_to(_select_axes(full, index), spread).astype(g.dtype, copy=True))
             continue
         grids = np.indices(full.shape, sparse=True)
-        gradient = np.zeros(operand.shape, g.dtype)
+        gradient = np.zeros_like(g, shape=operand.shape)
         gradient[tuple(grids[distinct.index(label)] for label in term)] = full
         parts.append(gradient)
     return tuple(parts)
@@ -157,7 +162,7 @@ def _conv1d_vjp(g, x, w, attrs, unit=False):
     g = g.reshape(x.shape[0], attrs["groups"], -1, g.shape[2])  # (N, G, C_out / G, W_out)
     gw = np.einsum("ngoj,ngcjk->gock", g, patches).reshape(w.shape)
     g_patches = np.einsum("ngoj,gock->ngcjk", g, grouped).reshape(*x.shape[:2], *taps.shape)
-    g_padded = np.zeros(padded_shape, g.dtype)
+    g_padded = np.zeros_like(g, shape=padded_shape)
     np.add.at(g_padded, (slice(None), slice(None), taps), g_patches)  # taps that overlap add up
     p = attrs["padding"]
     return g_padded[:, :, p : p + x.shape[2]], gw
@@ -173,7 +178,9 @@ def _pool_taps(width, attrs):
 
 
 def _max_pool1d(a, attrs):
-    return a[..., _pool_taps(a.shape[-1], attrs)].max(axis=-1)
+    windows = a[..., _pool_taps(a.shape[-1], attrs)]
+    first = windows.argmax(axis=-1)[..., None]  # the first maximum, where the VJP sends g (and a dual its tangent)
+    return np.take_along_axis(windows, first, axis=-1)[..., 0]
 
 
 def _max_pool1d_vjp(g, a, attrs, offset=True):
@@ -183,7 +190,7 @@ def _max_pool1d_vjp(g, a, attrs, offset=True):
     if not offset:  # the bug: the argmax's index within its window taken for its index in a
         where = first
     n, c = np.indices(a.shape[:-1], sparse=True)
-    gradient = np.zeros(a.shape, g.dtype)
+    gradient = np.zeros_like(g, shape=a.shape)
     np.add.at(gradient, (n[..., None], c[..., None], where), g)  # a maximum shared by windows gets each part
     return (gradient,)
 
