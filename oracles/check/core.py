@@ -238,7 +238,9 @@ def check_case(case: Case, backends: Backends, index: int = 0, keep: bool = Fals
     if "vjp" not in checked:  # the value is checked in every mode; the VJPs only in this one
         checks = [c for c in checks if c.quantity != "gradient"]
         findings = [f for f in findings if f.quantity != "gradient"]
-    modes = check_modes(case, backends, checked, evaluations, intermediate, at_kink=bool(kinks))
+    modes = check_modes(
+        case, backends, checked, evaluations, intermediate, at_kink=bool(kinks), first_findings=findings
+    )
     checks, findings = checks + modes.checks, findings + modes.findings
     for backend, spent in modes.seconds.items():
         seconds[backend] = seconds.get(backend, 0.0) + spent

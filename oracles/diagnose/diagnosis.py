@@ -53,18 +53,24 @@ def settle(kind: Kind, local: Triage | None, mode: str = "vjp") -> tuple[Kind, s
         # The node whose own check fails the same way (a crash where the engine crashes), before
         # the first wrong node: in where(m, x, reduce_prod(y)), a NaN of reduce_prod's comes first
         # and a crash of where's is where's. A crash in forward mode is not a crash in reverse mode.
-        same = next((node for node in local.nodes if node.verdict == kind and node.mode == mode), None)
+        same = next((node for node in local.nodes if node.modes.get(mode) == kind), None)
         return kind, same.op if same is not None else local.op
     if local.kind is None:  # the case passed triage's own check: nothing to sharpen
         return kind, None
-    relevant = [
-        node for node in local.nodes
-        if node.verdict not in (OK, NOT_CHECKED) and (node.mode == mode or Kind(node.verdict).rule.culprit_rank == 0)
-    ]  # fmt: skip
-    culprit = min(relevant, key=lambda node: Kind(node.verdict).rule.culprit_rank, default=None)
-    if culprit is None:  # every local rule of this mode is right, the whole graph is not
+
+    def verdict(node) -> Kind | None:
+        if node.verdict in (OK, NOT_CHECKED):
+            return None
+        if Kind(node.verdict).rule.culprit_rank == 0:  # a wrong value: every mode computes from it
+            return Kind(node.verdict)
+        in_mode = node.modes.get(mode)
+        return Kind(in_mode) if in_mode is not None else None
+
+    relevant = [(found, node) for node in local.nodes if (found := verdict(node)) is not None]
+    if not relevant:  # every local rule of this mode is right, the whole graph is not
         return Kind.COMPOSITION, None
-    return Kind(culprit.verdict), culprit.op
+    found, culprit = min(relevant, key=lambda pair: pair[0].rule.culprit_rank)
+    return found, culprit.op
 
 
 def engine_findings(result: CaseResult, backends: Backends) -> list[Finding]:
@@ -94,7 +100,8 @@ def diagnose(case: Case, result: CaseResult, backends: Backends) -> Diagnosis:
             node = local.culprit()
             assert node is not None  # triage named this node
             detail = f"{node.name} = {node.op}(...): {node.detail or 'the local rule disagrees with the references'}"
-            quantity = "value" if local.kind == Kind.VALUE else {"vjp": "gradient"}.get(node.mode, node.mode)
+            mode = next(iter(node.modes), "vjp")
+            quantity = "value" if local.kind == Kind.VALUE else {"vjp": "gradient"}.get(mode, mode)
             findings.append(Finding(local.kind, engine, quantity, None, detail))
     culprit = local.culprit()
     settled = []

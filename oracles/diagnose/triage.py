@@ -52,7 +52,9 @@ class NodeReport:
     references_differ: bool = False  # the references disagree among themselves on this node alone
     kink: dict | None = None  # at a kink: each backend's answer there, and whom the engine follows
     differs: list[str] = field(default_factory=list)  # what the local check found wrong: "value", operand names
-    mode: str = "vjp"  # the derivative mode of the local verdict (check/modes.py)
+    # The local verdict in each derivative mode the node fails in (check/modes.py): a wrong VJP
+    # rule is wrong in second order too, and a finding in either mode is explained by it.
+    modes: dict[str, str] = field(default_factory=dict)
 
 
 def _not_checked(node: dict, intermediate: dict, adjoint: np.ndarray, hung: str) -> NodeReport:
@@ -203,7 +205,7 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
             actual_vjp=_plain_dict(engine_eval.gradients) if engine_eval and not engine_eval.crash else {},
             references_differ=any(f.kind == Kind.REFERENCES_DISAGREE for f in result.findings),
             differs=differing(mine, local_names(node)),
-            mode=mode_of(mine[0]) if mine else "vjp",
+            modes=_verdicts_by_mode(mine),
         )
         if report.verdict == OK or Kind(report.verdict).rule.judged_at_kinks:  # a wrong value, a crash stands
             _judge_kink(report, node, local, result, backends)
@@ -219,6 +221,14 @@ def triage(case: Case, backends: Backends, whole: CaseResult | None = None) -> T
     failing = [f for f in whole.findings if f.backend == engine.name]
     kind = Kind.COMPOSITION if failing else None
     return Triage(kind, None, None, reports)
+
+
+def _verdicts_by_mode(findings: list[Finding]) -> dict[str, str]:
+    """The first finding's kind in each derivative mode."""
+    verdicts: dict[str, str] = {}
+    for finding in findings:
+        verdicts.setdefault(mode_of(finding), str(finding.kind))
+    return verdicts
 
 
 def _close(a: np.ndarray, b: np.ndarray, scale: float, dtype: str) -> bool:
