@@ -9,10 +9,12 @@ same ones. With "jvp" among the modes:
 With "hvp":
 - H t1 by every backend that has an hvp and by a central difference of the first AD
   reference's VJP (in float64), blamed by majority for each input: kind `hvp`;
-- inside the engine, symmetry <t2, H t1> = <t1, H t2>, and H t1 against a central difference
-  of its own VJP (its second order against its first): `mode-mismatch`.
+- inside the engine, symmetry <t2, H t1> = <t1, H t2>, and, where no AD reference judged H t1,
+  H t1 against a central difference of its own VJP (its second order against its first):
+  `mode-mismatch`.
 A mode-mismatch is reported only where the references found nothing against the engine in
-that mode: a wrong rule they blame breaks the identities too, and one finding says it.
+that mode, and an identity with the VJP only where the VJP was not blamed: a wrong rule they
+blame breaks the identities too, and one finding says it.
 
 At a kink (kink mode), second order is not judged: across a kink the second derivative is a
 delta, which no finite answer matches. Forward mode there is judged by the transpose identity
