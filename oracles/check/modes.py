@@ -14,7 +14,8 @@ With "hvp":
   `mode-mismatch`.
 A mode-mismatch is reported only where the references found nothing against the engine in
 that mode, and an identity with the VJP only where the VJP was not blamed: a wrong rule they
-blame breaks the identities too, and one finding says it.
+blame breaks the identities too, and one finding says it. For the same reason second order is
+not judged where the engine's value or VJP is blamed: the derivative of a wrong VJP is wrong.
 
 At a kink (kink mode), second order is not judged: across a kink the second derivative is a
 delta, which no finite answer matches. Forward mode there is judged by the transpose identity
@@ -224,7 +225,9 @@ def check_modes(
             _identity(verdict, engine.name, "transpose identity", lhs, rhs, tolerance,
                       "<v, J t> (its jvp) = {lhs:.17g} but <J^T v, t> (its vjp) = {rhs:.17g}")  # fmt: skip
 
-    if "hvp" in wanted and not at_kink:
+    # A wrong VJP has a wrong derivative: where the comparison blamed the engine's value or VJP,
+    # its HVP is not judged (one finding says it, in the mode where the rule is wrong).
+    if "hvp" in wanted and not at_kink and not blamed_first:
         answers = [call(b, "hvp", case, case.cotangent, t1) for b in (engine, *references) if "hvp" in b.modes]
         second = call(engine, "hvp", case, case.cotangent, t2)
         verdict.answers += [*answers, second]
