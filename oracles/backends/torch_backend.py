@@ -171,9 +171,9 @@ def _tensors(graph, names, arrays, requires_grad=False) -> list[torch.Tensor]:
 
 
 def _arrays(graph, names, values, gradients) -> dict[str, np.ndarray]:
+    """numpy arrays by input name; None (an input that the derivative does not reach) -> zeros."""
     # clone(): a double backward (of abs through stack) can give a zero tensor with a storage offset
     # but no storage, whose .numpy() reads address 0x10 and segfaults (PyTorch 2.13).
-    """numpy arrays by input name; None (an input that the derivative does not reach) -> zeros."""
     return {
         n: np.zeros(np.shape(values[n]), dtype=graph["dtype"]) if g is None else g.detach().clone().numpy(force=True)
         for n, g in zip(names, gradients)
