@@ -119,7 +119,7 @@ RTOL_FINITE_DIFFERENCES = 1e-6
 NUMERIC_BOUND_FACTOR = 4.0
 
 
-def _as_array(x) -> np.ndarray | None:
+def as_array(x) -> np.ndarray | None:
     """`x` as an array of real numbers, or None: strings, objects and complex numbers (whose
     imaginary part a cast to float64 would silently drop) are a malformed result."""
     try:
@@ -133,7 +133,7 @@ def _finite(x: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(x)))
 
 
-def _inf_norm(x: np.ndarray) -> float:
+def inf_norm(x: np.ndarray) -> float:
     return float(np.max(np.abs(x), initial=0.0))
 
 
@@ -164,7 +164,7 @@ def compare(
         if e.crash is not None:
             findings.append(crash_finding(e.backend, e.crash))
             continue
-        value = _as_array(e.value)
+        value = as_array(e.value)
         if value is None or value.shape != output_shape:
             got = "not an array of real numbers" if value is None else f"of shape {list(value.shape)}"
             findings.append(
@@ -174,7 +174,7 @@ def compare(
             values[e.backend] = value
         returned = e.gradients if isinstance(e.gradients, dict) else {}
         for name, shape in input_shapes.items():
-            gradient = _as_array(returned.get(name)) if name in returned else None
+            gradient = as_array(returned.get(name)) if name in returned else None
             if gradient is None or gradient.shape != shape:
                 got = "missing or not real numbers" if gradient is None else f"of shape {list(gradient.shape)}"
                 findings.append(
@@ -196,7 +196,7 @@ def compare(
 
     # 2. Each quantity: NaN/Inf, pairwise agreement, blame.
     gradient_scale = max(
-        [_inf_norm(g) for per_input in gradients.values() for g in per_input.values() if _finite(g)] + [cotangent_scale]
+        [inf_norm(g) for per_input in gradients.values() for g in per_input.values() if _finite(g)] + [cotangent_scale]
     )
     judge("value", None, values, None, value_scale, case_dtype, roles, checks, findings)
     for name, per_backend in gradients.items():
@@ -283,8 +283,8 @@ def array_check(quantity, input_name, a, x, b, y, scale, case_dtype) -> Check:
     # The looser dtype of the two decides: a float32 engine against float64 numpy is float32.
     dtype = "float32" if "float32" in (_float_kind(x), _float_kind(y), case_dtype) else "float64"
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    error = _inf_norm(x64 - y64)
-    tolerance = RTOL[dtype] * (max(_inf_norm(x64), _inf_norm(y64)) + scale)
+    error = inf_norm(x64 - y64)
+    tolerance = RTOL[dtype] * (max(inf_norm(x64), inf_norm(y64)) + scale)
     return Check(quantity, input_name, (a, b), error, tolerance)
 
 

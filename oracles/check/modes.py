@@ -39,7 +39,7 @@ from ..backends.isolation import EngineFailed
 from ..crash import Crash
 from ..format import Case, reference_values
 from ..kinds import Kind
-from .compare import RTOL, crash_finding, judge
+from .compare import RTOL, as_array, crash_finding, inf_norm, judge
 from .results import Check, Evaluation, Finding
 
 TANGENT_STREAM = 3  # the case seed's stream for tangents (1: finite-difference directions, 2: JAX's sample)
@@ -91,18 +91,6 @@ def call(backend: Backend, mode: str, case: Case, *arguments) -> ModeAnswer:
     return answer
 
 
-def _array(x) -> np.ndarray | None:
-    try:
-        array = np.asarray(x)
-    except Exception:
-        return None
-    return array if array.dtype.kind in "iuf" else None
-
-
-def _inf(x: np.ndarray) -> float:
-    return float(np.max(np.abs(x), initial=0.0))
-
-
 def _l2(x: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(x, dtype=np.float64).ravel()))
 
@@ -121,7 +109,7 @@ class _Reader:
         if self._crashed(answer):
             return None
         pair = answer.answer
-        tangent = _array(pair[1]) if isinstance(pair, (tuple, list)) and len(pair) == 2 else None
+        tangent = as_array(pair[1]) if isinstance(pair, (tuple, list)) and len(pair) == 2 else None
         if tangent is None or tangent.shape != output_shape:
             got = "not a (value, tangent) pair of real arrays" if tangent is None else f"of shape {list(tangent.shape)}"
             self._malformed(answer, None, f"JVP {got}, expected shape {list(output_shape)}")
@@ -135,7 +123,7 @@ class _Reader:
         given = answer.answer if isinstance(answer.answer, dict) else {}
         products = {}
         for name, shape in input_shapes.items():
-            product = _array(given.get(name)) if name in given else None
+            product = as_array(given.get(name)) if name in given else None
             if product is None or product.shape != shape:
                 got = "missing or not real numbers" if product is None else f"of shape {list(product.shape)}"
                 self._malformed(answer, name, f"HVP for {name!r} {got}, expected {list(shape)}")
@@ -189,9 +177,9 @@ def check_modes(
     vjp = None if blamed_first else _first_order(mine, input_shapes, output_shape)
     cotangent = np.asarray(case.cotangent, dtype=np.float64)
     gradient_scale = max(
-        [_inf(np.asarray(g, dtype=np.float64)) for e in first.values() for g in e.gradients.values()
-         if _array(g) is not None and np.all(np.isfinite(np.asarray(g, dtype=np.float64)))]
-        + [_inf(cotangent)]
+        [inf_norm(np.asarray(g, dtype=np.float64)) for e in first.values() for g in e.gradients.values()
+         if as_array(g) is not None and np.all(np.isfinite(np.asarray(g, dtype=np.float64)))]
+        + [inf_norm(cotangent)]
     )  # fmt: skip
     references = [] if at_kink else [r for r in backends.references]
     roles = {engine.name: "engine", **{r.name: "reference" for r in references}, "numeric": "reference"}
@@ -209,7 +197,7 @@ def check_modes(
             verdict.seconds["numeric"] = verdict.seconds.get("numeric", 0.0) + time.perf_counter() - start
             if estimate is not None:
                 results["numeric"], allowance["numeric"] = estimate
-        scale = max([jvp_scale] + [_inf(r) for r in results.values() if np.all(np.isfinite(r))])
+        scale = max([jvp_scale] + [inf_norm(r) for r in results.values() if np.all(np.isfinite(r))])
         jvp_scale = scale
         if len(results) > 1:
             judge("jvp", None, results, None, scale, dtype, roles, verdict.checks, verdict.findings, allowance)
@@ -235,8 +223,9 @@ def check_modes(
         estimates = {}
         if backends.numeric is not None and references:
             estimates = _quietly(_reference_hvp_estimate, references, case, t1, verdict) or {}
-        finite = [_inf(p) for r in results.values() for p in r.values() if np.all(np.isfinite(p))]
-        scale = max([*finite, gradient_scale * max(map(_inf, t1.values()), default=0.0), _inf(cotangent) * jvp_scale])
+        finite = [inf_norm(p) for r in results.values() for p in r.values() if np.all(np.isfinite(p))]
+        tangent_scale = max(map(inf_norm, t1.values()), default=0.0)
+        scale = max([*finite, gradient_scale * tangent_scale, inf_norm(cotangent) * jvp_scale])
         for name in input_shapes:
             per_backend = {b: r[name] for b, r in results.items()}
             allowance = {}
@@ -267,7 +256,7 @@ def _first_order(evaluation: Evaluation | None, input_shapes: dict, output_shape
     """The engine's own VJP, if it gave a well-formed one."""
     if evaluation is None:
         return None
-    vjp = {name: _array(evaluation.gradients.get(name)) for name in input_shapes}
+    vjp = {name: as_array(evaluation.gradients.get(name)) for name in input_shapes}
     if any(g is None or g.shape != input_shapes[n] or not np.all(np.isfinite(g)) for n, g in vjp.items()):
         return None
     return vjp
@@ -309,8 +298,8 @@ def _self_consistency(verdict, engine: Backend, case: Case, t1, products, scale:
         if name not in estimate:
             continue
         mine, differenced = product.astype(np.float64), np.asarray(estimate[name], dtype=np.float64)
-        error = _inf(mine - differenced)
-        tolerance = rtol * (max(_inf(mine), _inf(differenced)) + scale) + 4 * bounds[name]
+        error = inf_norm(mine - differenced)
+        tolerance = rtol * (max(inf_norm(mine), inf_norm(differenced)) + scale) + 4 * bounds[name]
         check = Check("own vjp", name, (engine.name, engine.name), error, tolerance + np.finfo(np.float64).tiny)
         verdict.checks.append(check)
         if not check.passed:
@@ -355,11 +344,11 @@ def _intermediate_tangent_scale(graph: dict, values: dict, tangents: dict) -> fl
     """The largest tangent of any node along `tangents`, by a central difference of the op
     table's forward in float64: a scale for the error model, not a check."""
     base = {n: np.asarray(v, dtype=np.float64) for n, v in values.items()}
-    h = 1e-6 * max([1.0] + [_inf(x) for x in base.values()])
+    h = 1e-6 * max([1.0] + [inf_norm(x) for x in base.values()])
     with np.errstate(all="ignore"):
         plus = reference_values(graph, {n: x + h * tangents[n] for n, x in base.items()})
         minus = reference_values(graph, {n: x - h * tangents[n] for n, x in base.items()})
-    largest = [_inf((plus[n] - minus[n]) / (2 * h)) for n in plus]
+    largest = [inf_norm((plus[n] - minus[n]) / (2 * h)) for n in plus]
     return max([x for x in largest if np.isfinite(x)], default=0.0)
 
 
