@@ -305,6 +305,11 @@ def _judge_kink(report: NodeReport, node: dict, local: Case, result: CaseResult,
             f"at {kink.label} the engine gives {answers[engine]}, a valid answer no reference gives ({given})"
         )
     record["verdict"] = report.verdict
+    # The kink's judgment is of the VJP: it replaces the local check's verdict in that mode too.
+    if report.verdict == OK:
+        report.modes.pop("vjp", None)
+    else:
+        report.modes["vjp"] = str(report.verdict)
 
 
 def _plain(value):
