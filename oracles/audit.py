@@ -272,22 +272,33 @@ class _Audit:
         return ran
 
     def shrink(self, workers: Workers) -> list[Investigation]:
-        """The failing cases `shrink_targets` picks, shrunk; none if a stop came first."""
+        """The failing cases `shrink_targets` picks, shrunk (a shrink whose worker was lost says
+        so); none if a stop came first."""
         config = self.config
         targets = shrink_targets(self.in_case_order(), config.shrink_limit)
-        try:
-            shrinking = [
-                workers.submit(_worker_shrink, config.seed, index, self.generator, finding, config.budget)
-                for index, finding in targets
-            ]
-        except workers.lost:  # a broken pool takes no more work: the report says what was lost
-            return []
-        waiting = set(shrinking)
+        shrinking: list[Future | BaseException] = []
+        for index, finding in targets:
+            try:
+                job = (config.seed, index, self.generator, finding, config.budget)
+                shrinking.append(workers.submit(_worker_shrink, *job))
+            except workers.lost as broken:  # a broken pool takes no more work
+                shrinking.append(broken)
+        waiting = {f for f in shrinking if isinstance(f, Future)}
         while waiting and not self.stopped():
             _, waiting = wait(waiting, timeout=0.2)
         if self.stopped():
             return []
-        return [f.result() for f in shrinking if not isinstance(f.exception(), workers.lost)]
+        investigations = []
+        for (index, finding), future in zip(targets, shrinking):
+            lost = future if isinstance(future, BaseException) else future.exception()
+            if isinstance(lost, workers.lost):
+                # The report says the shrink was lost and why, not that it was never tried.
+                case = generate_case(config.seed, index, self.generator)
+                why = f"the worker shrinking it was lost ({type(lost).__name__}: {lost})"
+                investigations.append(Investigation.unfinished(case, index, finding, why))
+            else:
+                investigations.append(future.result())
+        return investigations
 
     def in_case_order(self) -> list[CaseResult]:
         return sorted((result for part in self.done.values() for result in part), key=lambda result: result.index)

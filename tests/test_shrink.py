@@ -7,19 +7,27 @@ through `investigate`, which shrinks, confirms and triages a failing case.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from case_builders import case_around, make_case
 
 from examples.broken_engines import SEED_BUGS as BUGS
+from oracles.audit import AuditConfig, _Audit
 from oracles.backends import load_engine, load_reference
-from oracles.check import Backends
+from oracles.check import Backends, CaseResult, Finding
 from oracles.diagnose import engine_findings, shrink
+from oracles.diagnose.shrink import size
 from oracles.format import Case, case_to_json, reference_values, validate_case
 from oracles.generate import GeneratorConfig, generate_case
+from oracles.kinds import Kind
 from oracles.pipeline import Budget, run_case
+from oracles.workers import Workers
 
 ELEMENTWISE = GeneratorConfig(min_nodes=10, max_nodes=10, ops=("add", "mult", "power", "sigmoid", "reduce_sum"))
 
@@ -337,3 +345,37 @@ def test_a_planted_bug_of_the_third_wave_shrinks_to_one_node_blamed_on_its_op(bu
     minimal = validate_case(investigation.minimal)
     assert [node["op"] for node in minimal.graph["nodes"]] == [op]
     assert investigation.op == op and investigation.confirmed
+
+
+class _PoolThatDiesWhileShrinking(Workers):
+    """A process pool whose worker died under the first shrink; the second cannot even be submitted."""
+
+    name, lost, description = "pool", (BrokenProcessPool,), "a pool that dies"
+
+    def __init__(self):
+        self.submitted = 0
+
+    def submit(self, function, *arguments) -> Future:
+        self.submitted += 1
+        if self.submitted > 1:
+            raise BrokenProcessPool("the pool is broken")
+        future: Future = Future()
+        future.set_exception(BrokenProcessPool("a process in the pool was terminated abruptly"))
+        return future
+
+
+def test_a_shrink_whose_worker_died_is_reported_as_lost_not_as_never_tried():
+    engine = SimpleNamespace(name="engine", ops=frozenset(ELEMENTWISE.ops))
+    config = AuditConfig(graphs=2, generator=ELEMENTWISE)
+    audit = _Audit(config, engine, None, threading.Event())
+    failing = [
+        CaseResult(index, {}, ["sin"], 1, 0.0, [Finding(Kind.GRADIENT, "engine", "a", None, "wrong", op=op)], {})
+        for index, op in enumerate(["sigmoid", "power"])
+    ]
+    audit.done = {0: failing}
+
+    investigations = audit.shrink(_PoolThatDiesWhileShrinking())
+
+    assert [(i.index, i.op, i.minimal) for i in investigations] == [(0, "sigmoid", None), (1, "power", None)]
+    assert all(i.error.startswith("the worker shrinking it was lost (BrokenProcessPool: ") for i in investigations)
+    assert investigations[0].original_size == size(generate_case(config.seed, 0, ELEMENTWISE))

@@ -68,6 +68,16 @@ class Investigation:
     def group(self) -> tuple:
         return (self.kind, self.backend, self.op)
 
+    @classmethod
+    def unfinished(cls, case: Case, index: int, finding: Finding, error: str) -> Investigation:
+        """The investigation of `finding` in `case` that could not finish, and why."""
+        target = Target.of(finding)
+        return cls(
+            index=index, kind=target.kind, backend=target.backend, op=target.op, node=None, minimal=None,
+            confirmed=False, original_size=size(case), minimal_size=size(case), shrink_steps=0, shrink_seconds=0.0,
+            error=error,
+        )  # fmt: skip
+
 
 def _persists(case: Case, target: Target, backends: Backends) -> bool:
     result = check_case(case, backends)
@@ -83,15 +93,10 @@ def investigate(
 ) -> Investigation:
     """Shrink `case` while `finding` persists with its diagnosis; then confirm and triage the result.
     A diagnosis that fails leaves an Investigation with `error` set and no minimal case."""
-    target = Target.of(finding)
     try:
-        return _investigate(case, index, target, backends, max_steps, max_seconds)
+        return _investigate(case, index, Target.of(finding), backends, max_steps, max_seconds)
     except Exception as error:
-        return Investigation(
-            index=index, kind=target.kind, backend=target.backend, op=target.op, node=None, minimal=None,
-            confirmed=False, original_size=size(case), minimal_size=size(case), shrink_steps=0, shrink_seconds=0.0,
-            error=Crash.raised(error).describe(),
-        )  # fmt: skip
+        return Investigation.unfinished(case, index, finding, Crash.raised(error).describe())
 
 
 def _investigate(case, index, target: Target, backends: Backends, max_steps, max_seconds) -> Investigation:
