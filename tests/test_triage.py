@@ -14,9 +14,10 @@ from case_builders import make_case
 from examples.broken_engines import FORWARD, ReverseEngine
 from oracles.backends import from_plugin, load_engine, load_reference
 from oracles.check import Backends, check_case
-from oracles.diagnose import adjoints, local_names, one_node_case, triage
+from oracles.diagnose import OK, NodeReport, Triage, adjoints, local_names, one_node_case, settle, triage
 from oracles.format import Case, case_to_json, reference_values, validate_case
 from oracles.generate import GeneratorConfig, generate_case
+from oracles.kinds import Kind
 
 X = [0.4, -1.3, 2.1]
 W = [1.7, 0.6, -0.9]
@@ -234,3 +235,51 @@ def test_a_crash_is_blamed_on_the_op_that_crashes_not_on_an_earlier_wrong_rule(t
     settled = diagnose(case, check_case(case, backends), backends).result.findings
     assert {(f.kind, f.op) for f in settled if f.backend == engine.name} == {("crash", "where")}
     assert verdicts(run_triage(case, engine, torch_reference)) == {"p": "nan-inf", "w": "crash"}
+
+
+# --- settling a finding by the nodes' verdicts in each derivative mode -----------------------
+
+
+def judged(kind: Kind, mode: str, *nodes: tuple[str, dict[str, str]]) -> tuple[Kind, str | None]:
+    """settle(kind, ...) in `mode` for a case whose nodes (op, {mode: local verdict}) triage judged
+    in order; a node with no verdict is right, and the culprit is the first wrong one."""
+    reports = [
+        NodeReport(name=f"n{i}", op=op, inputs=[], local_inputs=[], attrs={}, value=0.0, adjoint=0.0,
+                   verdict=next(iter(modes.values()), OK), modes=dict(modes))
+        for i, (op, modes) in enumerate(nodes)
+    ]  # fmt: skip
+    wrong = next((r for r in reports if r.verdict != OK), None)
+    local = Triage(
+        Kind(wrong.verdict) if wrong else Kind.COMPOSITION, wrong.op if wrong else None, wrong and wrong.name, reports
+    )
+    return settle(kind, local, mode)
+
+
+def test_a_finding_is_explained_by_a_node_wrong_in_its_own_mode_and_takes_that_nodes_kind():
+    assert judged(Kind.GRADIENT, "vjp", ("sin", {}), ("exp", {"vjp": "gradient"})) == (Kind.GRADIENT, "exp")
+    assert judged(Kind.JVP, "jvp", ("sin", {"jvp": "jvp"}), ("exp", {})) == (Kind.JVP, "sin")
+    assert judged(Kind.HVP, "hvp", ("sin", {}), ("exp", {"hvp": "hvp"})) == (Kind.HVP, "exp")
+
+
+def test_a_wrong_value_explains_a_finding_in_every_mode_as_a_value_bug():
+    for kind, mode in [(Kind.GRADIENT, "vjp"), (Kind.JVP, "jvp"), (Kind.HVP, "hvp")]:
+        assert judged(kind, mode, ("sin", {"vjp": "value"}), ("exp", {})) == (Kind.VALUE, "sin")
+
+
+def test_second_order_is_explained_by_a_wrong_vjp_or_jvp_rule_keeping_its_own_kind():
+    # Forward over reverse computes H t with both rules: the op is the one whose rule is wrong.
+    assert judged(Kind.HVP, "hvp", ("sin", {}), ("exp", {"vjp": "gradient"})) == (Kind.HVP, "exp")
+    assert judged(Kind.HVP, "hvp", ("tanh", {"jvp": "jvp"}), ("exp", {})) == (Kind.HVP, "tanh")
+
+
+def test_first_order_is_not_explained_by_a_node_wrong_only_in_another_mode():
+    assert judged(Kind.GRADIENT, "vjp", ("sin", {"jvp": "jvp"})) == (Kind.COMPOSITION, None)
+    assert judged(Kind.JVP, "jvp", ("sin", {"hvp": "hvp"})) == (Kind.COMPOSITION, None)
+    assert judged(Kind.JVP, "jvp", ("sin", {"vjp": "gradient"})) == (Kind.COMPOSITION, None)
+
+
+def test_a_crash_goes_to_the_node_that_crashes_in_its_mode_or_to_a_culprit_wrong_in_that_mode():
+    assert judged(Kind.CRASH, "jvp", ("sin", {"vjp": "crash"}), ("exp", {"jvp": "crash"})) == (Kind.CRASH, "exp")
+    assert judged(Kind.NAN_INF, "vjp", ("sin", {"vjp": "gradient"})) == (Kind.NAN_INF, "sin")
+    # A crash in forward mode is not blamed on a node whose reverse-mode rule is wrong.
+    assert judged(Kind.CRASH, "jvp", ("sin", {"vjp": "gradient"})) == (Kind.CRASH, None)

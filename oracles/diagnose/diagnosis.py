@@ -43,19 +43,17 @@ class Diagnosis:
     triage: Triage | None
 
 
+# The modes whose local rules a finding in each mode is computed with: second order is forward
+# over reverse, so a node with a wrong VJP or JVP rule makes H t wrong too.
+EXPLAINED_BY = {"vjp": ("vjp",), "jvp": ("jvp",), "hvp": ("hvp", "vjp", "jvp")}
+
+
 def settle(kind: Kind, local: Triage | None, mode: str = "vjp") -> tuple[Kind, str | None]:
     """(final kind, op at fault) of a finding of `kind` in derivative `mode`, given triage of its
-    case (None if triage failed). Only a node wrong in the same mode explains it, or one whose
-    forward value is wrong (which every mode computes from)."""
+    case (None if triage failed). Only a node whose forward value is wrong (which every mode
+    computes from) explains it, or one wrong in a mode that `mode` is computed with: a node wrong
+    in `mode` itself gives its own kind, one wrong in another mode only its op."""
     if local is None or not kind.rule.located:
-        return kind, None
-    if not kind.rule.sharpened:
-        # The node whose own check fails the same way (a crash where the engine crashes), before
-        # the first wrong node: in where(m, x, reduce_prod(y)), a NaN of reduce_prod's comes first
-        # and a crash of where's is where's. A crash in forward mode is not a crash in reverse mode.
-        same = next((node for node in local.nodes if node.modes.get(mode) == kind), None)
-        return kind, same.op if same is not None else local.op
-    if local.kind is None:  # the case passed triage's own check: nothing to sharpen
         return kind, None
 
     def verdict(node) -> Kind | None:
@@ -63,9 +61,22 @@ def settle(kind: Kind, local: Triage | None, mode: str = "vjp") -> tuple[Kind, s
             return None
         if Kind(node.verdict).rule.culprit_rank == 0:  # a wrong value: every mode computes from it
             return Kind(node.verdict)
-        in_mode = node.modes.get(mode)
-        return Kind(in_mode) if in_mode is not None else None
+        for explaining in EXPLAINED_BY.get(mode, (mode,)):
+            if (found := node.modes.get(explaining)) is not None:
+                return Kind(found) if explaining == mode else kind
+        return None
 
+    if not kind.rule.sharpened:
+        # The node whose own check fails the same way (a crash where the engine crashes), before
+        # the first wrong node: in where(m, x, reduce_prod(y)), a NaN of reduce_prod's comes first
+        # and a crash of where's is where's. A crash in forward mode is not a crash in reverse mode.
+        same = next((node for node in local.nodes if node.modes.get(mode) == kind), None)
+        if same is not None:
+            return kind, same.op
+        culprit = local.culprit()
+        return kind, culprit.op if culprit is not None and verdict(culprit) is not None else None
+    if local.kind is None:  # the case passed triage's own check: nothing to sharpen
+        return kind, None
     relevant = [(found, node) for node in local.nodes if (found := verdict(node)) is not None]
     if not relevant:  # every local rule of this mode is right, the whole graph is not
         return Kind.COMPOSITION, None
