@@ -155,3 +155,23 @@ def test_an_unknown_mode_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "unknown derivative mode 'forward'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "bug, kind, shows",
+    [
+        ("sin_tangent_uses_sin", "jvp", "jvp (J t1): expected "),
+        ("tanh_vjp_value_constant", "hvp", "(H t1): expected "),
+    ],
+)
+def test_the_minimal_case_of_a_forward_or_second_order_group_shows_its_tangent_and_answers(tmp_path, bug, kind, shows):
+    done = run_cli(
+        "audit", "--engine", f"oracles.selftest.planted:{bug}", "--graphs", "30", "--ops", "sin,tanh,mult,add",
+        "--oracles", "torch,numeric", "--no-failures", "--workers", "1", "--report", str(tmp_path / "r"), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    section = markdown[markdown.index(f"### {kind} in `{bug.split('_')[0]}`") :]
+    view = section[: section.index("```bash")]
+    assert "\ntangent t1: " in view
+    assert any(shows in line and line.endswith("<-- differs") for line in view.splitlines())

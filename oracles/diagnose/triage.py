@@ -69,16 +69,17 @@ def _not_checked(node: dict, intermediate: dict, adjoint: np.ndarray, hung: str)
 
 def differing(findings: list[Finding], inputs: list[str]) -> list[str]:
     """Where the comparison found an engine's answer wrong, by `findings` against it: "value"
-    and the names of the inputs whose VJP is wrong, or all of them when it gave no answer."""
+    and the names of the inputs whose VJP is wrong, or all of them when it gave no answer (in
+    reverse mode); "jvp" for a wrong J t, and "hvp NAME" for a wrong H t at input NAME."""
     wrong: set[str] = set()
     for finding in findings:
-        if finding.crash is not None:
+        if finding.crash is not None and mode_of(finding) == "vjp":
             wrong |= {"value", *inputs}
-        elif finding.quantity == "value":
-            wrong.add("value")
-        elif finding.quantity == "gradient" and finding.input is not None:
-            wrong.add(finding.input)
-    return [name for name in ("value", *inputs) if name in wrong]
+        elif finding.quantity in ("value", "jvp"):
+            wrong.add(finding.quantity)
+        elif finding.quantity in ("gradient", "hvp") and finding.input is not None:
+            wrong.add(finding.input if finding.quantity == "gradient" else f"hvp {finding.input}")
+    return [name for name in ("value", *inputs, "jvp", *(f"hvp {i}" for i in inputs)) if name in wrong]
 
 
 @dataclass

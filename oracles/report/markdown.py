@@ -13,9 +13,10 @@ import shlex
 import sys
 
 from ..backends import DEFAULT_ENGINE
+from ..check.modes import case_tangents
 from ..diagnose import NOT_CHECKED, OK, Investigation
 from ..failures import FailureDatabaseRun
-from ..format import json_default
+from ..format import json_default, validate_case
 from ..kinds import CONVENTIONS, WHAT_TO_FIX, Kind
 from .model import Coverage, Group, ModeUse, Report, Summary
 
@@ -71,7 +72,28 @@ def print_all_view(investigation: Investigation) -> list[str]:
             flag = "   <-- differs" if local in node.differs else ""
             slot = operand if local == operand else f"{operand} (second slot)"
             lines.append(f"  gra {slot}: expected {_short(expected)}, actual {_short(actual)}{flag}")
-    lines += [f"output: {graph['output']}   cotangent: {_short(case['cotangent'])}", "```"]
+    lines += [f"output: {graph['output']}   cotangent: {_short(case['cotangent'])}"]
+    return [*lines, *_forward_lines(investigation), "```"]
+
+
+def _forward_lines(investigation: Investigation) -> list[str]:
+    """A forward-mode or second-order group's minimal case: the tangent t1 (from the case's seed,
+    as a replay prints it) and J t1 or H t1, expected against actual."""
+    shown = {Kind.JVP: ("jvp",), Kind.HVP: ("hvp",), Kind.MODE_MISMATCH: ("jvp", "hvp")}.get(investigation.kind, ())
+    expected, actual = investigation.expected or {}, investigation.actual or {}
+    shown = tuple(mode for mode in shown if mode in expected or mode in actual)
+    if not shown:
+        return []
+    case = validate_case(investigation.minimal)
+    lines = ["tangent t1: " + "  ".join(f"{name} {_short(t)}" for name, t in case_tangents(case, 0).items())]
+    if "jvp" in shown:
+        flag = "   <-- differs" if "jvp" in investigation.differs else ""
+        lines.append(f"jvp (J t1): expected {_short(expected.get('jvp'))}, actual {_short(actual.get('jvp'))}{flag}")
+    if "hvp" in shown:
+        for name in case.values:
+            flag = "   <-- differs" if f"hvp {name}" in investigation.differs else ""
+            wanted, given = (expected.get("hvp") or {}).get(name), (actual.get("hvp") or {}).get(name)
+            lines.append(f"hvp {name} (H t1): expected {_short(wanted)}, actual {_short(given)}{flag}")
     return lines
 
 
