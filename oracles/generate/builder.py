@@ -26,6 +26,7 @@ the case's dtype), so every domain holds by construction:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,6 +124,7 @@ class _GraphBuilder(KinkOperands):
     def __init__(self, source: ChoiceSource, config: GeneratorConfig):
         self.source, self.config = source, config
         self.ops: list[Op] = [OPS[name] for name in config.ops]
+        self.shares = {op.name: _share(op.name, config.max_rank, config.max_dim) for op in self.ops}
         self.max_rank, self.max_dim = config.max_rank, config.max_dim
         self.inputs: list[dict] = []
         self.nodes: list[dict] = []
@@ -229,7 +231,14 @@ class _GraphBuilder(KinkOperands):
 
     def build(self, shape: tuple, budget: int, need: Need = ANY) -> str:
         """A value of `shape` that fits `need`, made of up to `budget` new nodes."""
-        producers = [op for op in self.ops if op.planner.can_produce(shape, self.max_rank, self.max_dim)]
+        # Each op as many times as its share: conv1d, which makes rank 3 only, would otherwise be in
+        # a graph a fourth as often as an elementwise op.
+        producers = [
+            op
+            for op in self.ops
+            if op.planner.can_produce(shape, self.max_rank, self.max_dim)
+            for _ in range(self.shares[op.name])
+        ]
         if budget == 0 or not producers:
             return self.leaf(shape, need)
         # Operands far out, or tiny, come from fresh inputs: computed values rarely are.
@@ -278,6 +287,18 @@ class _GraphBuilder(KinkOperands):
             need = slot_need(op, attrs, slot, self.values[operands[0]] if operands else None)
             operands.append(self.build(operand_shape, operand_budget, need))
         return operands
+
+
+@functools.cache
+def _share(name: str, max_rank: int, max_dim: int) -> int:
+    """How many times op `name` is among the producers of a shape it can make: the number of ranks
+    (0..max_rank) divided by the number it can make, rounded, so an op made for one rank is met
+    about as often as the others (output ranks are drawn evenly)."""
+    ranks = sum(
+        any(OPS[name].planner.can_produce((size,) * rank, max_rank, max_dim) for size in range(1, max_dim + 1))
+        for rank in range(max_rank + 1)
+    )
+    return max(1, round((max_rank + 1) / ranks)) if ranks else 1
 
 
 def _attempt(source: ChoiceSource, config: GeneratorConfig) -> Case | None:

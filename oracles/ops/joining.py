@@ -44,8 +44,9 @@ def _plan_concatenate(context: PlanContext, shape: tuple):
     axis = context.choice([axis for axis, size in enumerate(shape) if size >= 2])
     total = shape[axis]
     count = context.integer(2, min(4, total))
-    # Lengths from cut points; equal cuts count once (they would make an empty operand).
-    cuts = sorted({context.integer(1, total - 1) for _ in range(count - 1)})
+    # Lengths from count - 1 distinct cut points (a repeated one would make an empty operand).
+    points = list(range(1, total))
+    cuts = sorted(points.pop(context.integer(0, len(points) - 1)) for _ in range(count - 1))
     lengths = [high - low for low, high in zip([0, *cuts], [*cuts, total])]
     operands = [(*shape[:axis], length, *shape[axis + 1 :]) for length in lengths]
     return operands, {"axis": spelled(context, axis, len(shape))}
