@@ -2,7 +2,8 @@
 and survives what a shared cache folder meets:
 
 - on hundreds of random graphs (float64, float32, and kink mode), the reference's value and
-  gradients are the same bytes with the store as with plain eager JAX; so are a jitted
+  gradients (and on some of them its J t and H t) are the same bytes with the store as with
+  plain eager JAX; so are a jitted
   function's (softmax) under jax.vjp, which the store keeps as a kernel too;
 - a kernel is keyed on everything that makes it: two operands of one shape, one weak-typed and
   one not, are two kernels, and a kernel is only loaded for the name it was saved under;
@@ -34,6 +35,7 @@ import jax
 from jax import lax
 
 from oracles.backends import jax_backend, jax_kernels
+from oracles.check.modes import case_tangents
 from oracles.format import case_to_json
 from oracles.generate import GeneratorConfig, generate_case
 
@@ -52,13 +54,22 @@ SETTINGS = [
 ]
 
 
+# Forward mode and second order go through the store too: the first graphs of each setting are
+# asked for J t and H t as well.
+WITH_MODES = 6
+
+
 def answers(cases) -> list[bytes]:
-    """Each case's value and gradients, as the bytes (with dtype and shape) the reference gave."""
+    """Each case's value and gradients (and J t and H t, where it has tangents), as the bytes
+    (with dtype and shape) the reference gave."""
     found = []
-    for graph, values, cotangent in cases:
+    for graph, values, cotangent, tangents in cases:
         value, gradients = jax_backend.evaluate(graph, values, cotangent)
-        for array in (value, *(gradients[name] for name in sorted(gradients))):
-            found.append(f"{array.dtype}{array.shape}".encode() + np.ascontiguousarray(array).tobytes())
+        arrays = [value, *(gradients[name] for name in sorted(gradients))]
+        if tangents is not None:
+            products = jax_backend.hvp(graph, values, cotangent, tangents)
+            arrays += [*jax_backend.jvp(graph, values, tangents), *(products[name] for name in sorted(products))]
+        found += [f"{array.dtype}{array.shape}".encode() + np.ascontiguousarray(array).tobytes() for array in arrays]
     return found
 
 
@@ -100,7 +111,8 @@ def bitwise_cases() -> list[tuple]:
     for generator, count in SETTINGS:
         for index in range(count):
             case = generate_case(11, index, generator)
-            cases.append((case_to_json(case)["graph"], case.values, case.cotangent))
+            tangents = case_tangents(case, 0) if index < WITH_MODES else None
+            cases.append((case_to_json(case)["graph"], case.values, case.cotangent, tangents))
     return cases
 
 
@@ -123,7 +135,8 @@ def test_answers_are_the_same_bits_as_plain_eager_jax():
     out, err = plain_process.communicate(timeout=900)
     assert plain_process.returncode == 0, err.decode()[-3000:]
     plain = pickle.loads(out)
-    assert len(with_store) == len(plain) >= 2 * sum(count for _, count in SETTINGS)  # a value and a gradient at least
+    # A value and a gradient at least, and a value, J t and an HVP at least where there are tangents.
+    assert len(with_store) == len(plain) >= 2 * sum(count for _, count in SETTINGS) + 3 * WITH_MODES * len(SETTINGS)
     differing = [k for k, (a, b) in enumerate(zip(with_store, plain)) if a != b]
     assert differing == []
 
