@@ -175,12 +175,18 @@ def backends_loader(config: AuditConfig) -> Callable[[], Backends]:
     )
 
 
-def _restricted(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
-    # A plug-in's `ops` restricts the generated graphs to those ops.
+def restricted_generator(generator: GeneratorConfig, engine: Backend) -> GeneratorConfig:
+    """`generator` restricted to the ops the engine has (a plug-in's `ops`); AuditConfigError,
+    one line, if that leaves no op or no graph these flags can build."""
     ops = tuple(op for op in generator.ops if op in engine.ops)
     if not ops:
         raise AuditConfigError(f"engine {engine.name!r} supports none of the ops {', '.join(generator.ops)}")
-    return generator if ops == tuple(generator.ops) else dataclasses.replace(generator, ops=ops)
+    restricted = generator if ops == tuple(generator.ops) else dataclasses.replace(generator, ops=ops)
+    try:  # before any worker starts: flags that make no graph are the user's to change
+        generate_case(0, 0, restricted)
+    except ValueError as error:
+        raise AuditConfigError(str(error)) from None
+    return restricted
 
 
 def shrink_targets(results: list[CaseResult], limit: int) -> list[tuple[int, Finding]]:
@@ -217,7 +223,7 @@ class _Audit:
 
     def __init__(self, config: AuditConfig, engine: Backend, campaign: CampaignStore | None, stop: threading.Event):
         self.config, self.campaign, self.signalled = config, campaign, stop
-        self.generator = _restricted(config.generator, engine)
+        self.generator = restricted_generator(config.generator, engine)
         self.mode = config.check_mode
         finished = list(campaign.finished) if campaign else []
         already = {result.index for result in finished}
@@ -372,5 +378,5 @@ def run_audit(
 
 __all__ = [
     "ENGINE_LOG", "FINISHED", "SIGNAL", "TIME_BUDGET", "AuditConfig", "AuditConfigError", "AuditRun",
-    "BackendsUnavailable", "ClusterError", "WhatRan", "run_audit", "shrink_targets",
+    "BackendsUnavailable", "ClusterError", "WhatRan", "restricted_generator", "run_audit", "shrink_targets",
 ]  # fmt: skip

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from .arguments import AUDIT, UsageError, build_parser, check_limits, generator_config
-from .audit import ENGINE_LOG, AuditConfig, AuditConfigError, run_audit
+from .audit import ENGINE_LOG, AuditConfig, AuditConfigError, restricted_generator, run_audit
 from .backends import REFERENCES, Backend, PluginError, Unavailable, load_engine, load_reference, probe_engine
 from .backends import support_table as backend_support
 from .bench import BenchError, run_bench
@@ -117,6 +117,10 @@ def _audit(args) -> int:
     except CampaignError as error:
         raise UsageError(str(error)) from None
     engine = probe_engine(config.engine)  # one line, exit 2, on an engine that cannot be loaded
+    try:  # flags that make no graph are one line too, before the report folder is claimed
+        restricted_generator(config.generator, engine)
+    except AuditConfigError as error:
+        raise UsageError(str(error)) from None
     database = None if args.no_failures else FailureDatabase(args.failures or default_folder())
     known = KnownFailures(database, config.engine, engine.name, str(config.report), _say) if database else None
     try:

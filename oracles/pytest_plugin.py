@@ -202,11 +202,16 @@ def pytest_configure(config: pytest.Config) -> None:
     ops = tuple(op for op in generator.ops if op in engine.ops)  # random graphs use only the engine's ops
     if not ops:
         raise pytest.UsageError(f"--audit-engine {spec!r}: supports none of the ops {', '.join(generator.ops)}")
+    generator = dataclasses.replace(generator, ops=ops)
+    try:  # flags that make no graph are the user's to change, before any test is collected
+        generate_case(0, 0, generator)
+    except ValueError as error:
+        raise pytest.UsageError(f"--audit-engine {spec!r}: {error}") from None
     seed, graphs = config.getoption("--audit-seed"), config.getoption("--audit-graphs")
     state = AuditSession(
         spec=spec,
         oracles=oracles,
-        generator=dataclasses.replace(generator, ops=ops),
+        generator=generator,
         cases=selected_cases(config, spec, [(i, seed, dtype) for i in range(graphs)]),
         shrink_seconds=config.getoption("--audit-shrink-seconds"),
         timeout=config.getoption("--audit-timeout"),

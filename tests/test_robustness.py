@@ -382,6 +382,8 @@ def test_json_nested_100000_deep_is_one_line(tmp_path):
         (("--max-dim", "1000", "--max-rank", "3"), "--max-dim 1000"),
         (("--workers", "100"), "--workers 100"),
         (("--timeout", "0"), "--timeout"),
+        # A transpose of fewer than two axes is never generated: these flags make no graph.
+        (("--ops", "transpose", "--max-rank", "1"), "the ops transpose cannot build 1..12 op nodes of rank at most 1"),
     ],
 )
 def test_limits_are_checked_before_anything_is_allocated(tmp_path, args, says):

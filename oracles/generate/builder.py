@@ -68,7 +68,7 @@ P_SAME_OPERAND_OF_A_TIE = 0.5
 P_SIZE_ONE = 0.15  # an axis of size 1: broadcasting and keepdims
 P_UNUSED_INPUT = 0.05  # an input that reaches nothing: its gradient must be zeros
 P_FAR = 0.5  # a fresh input for a slot whose domain has `far` (or `tiny`) goes far out (or tiny)
-P_FAR_INPUT = 0.5  # such a slot takes a fresh input that does, however much budget is left
+P_FAR_INPUT = 0.5  # such a slot (or one for a product's zeros) takes a fresh input, whatever the budget left
 P_PAST_OVERFLOW = 0.7  # a far-out input goes past where a naive exp overflows
 P_KINK = 0.6  # in kink mode, a node of an op with a kink gets fresh inputs exactly on it
 
@@ -241,8 +241,8 @@ class _GraphBuilder(KinkOperands):
         ]
         if budget == 0 or not producers:
             return self.leaf(shape, need)
-        # Operands far out, or tiny, come from fresh inputs: computed values rarely are.
-        if (need.domain.far is not None or need.domain.tiny) and self.source.boolean(P_FAR_INPUT):
+        # Operands far out, tiny, or with exact zeros come from fresh inputs: computed values rarely are.
+        if (need.domain.far is not None or need.domain.tiny or need.zeros) and self.source.boolean(P_FAR_INPUT):
             return self.add_input(shape, need, extreme=True)
         mark = self._mark()
         rest = budget - 1
@@ -333,9 +333,10 @@ def generate_case(root_seed: int, index: int, config: GeneratorConfig = DEFAULT_
         if case is not None:
             case.seed = [int(root_seed), int(index)]
             return case
+    rank = f"rank {config.output_rank}" if config.output_rank is not None else f"rank at most {config.max_rank}"
     raise ValueError(
-        f"{config} gave no usable graph in {GRAPH_ATTEMPTS} attempts: its ops cannot build "
-        f"{config.min_nodes}..{config.max_nodes} nodes with these ranks"
+        f"no usable graph in {GRAPH_ATTEMPTS} attempts: the ops {', '.join(config.ops)} cannot build "
+        f"{config.min_nodes}..{config.max_nodes} op nodes of {rank} with axes of at most {config.max_dim}"
     )
 
 
