@@ -17,15 +17,16 @@ from oracles.diagnose import engine_findings
 from oracles.generate import GeneratorConfig, generate_case
 from oracles.pipeline import Budget, run_case
 
-AUDIT_GRAPHS = 200  # a planted bug must be caught within this many graphs of a default audit
+AUDIT_GRAPHS = 500  # a planted bug must be caught by a default audit (seed 0)
+PASSED_GRAPHS = 200  # the graphs of a default audit that the correct engines are shown to pass here
 
 
 @pytest.fixture(scope="module")
 def default_audit_cases():
-    """The first graphs of a default audit (seed 0), float64 and float32."""
+    """The graphs of a default audit (seed 0), float64, and its first ones in float32."""
     return {
-        dtype: [generate_case(0, index, GeneratorConfig(dtype=dtype)) for index in range(AUDIT_GRAPHS)]
-        for dtype in ("float64", "float32")
+        "float64": [generate_case(0, index) for index in range(AUDIT_GRAPHS)],
+        "float32": [generate_case(0, index, GeneratorConfig(dtype="float32")) for index in range(PASSED_GRAPHS)],
     }
 
 
@@ -65,7 +66,8 @@ def test_a_wrong_rule_in_a_new_op_is_caught_shrunk_to_three_op_nodes_and_blamed_
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_correct_reference_engine_passes_the_default_audit(dtype, default_audit_cases, references):
-    assert first_failure("examples.broken_engines:correct", default_audit_cases[dtype], references) is None
+    cases = default_audit_cases[dtype][:PASSED_GRAPHS]
+    assert first_failure("examples.broken_engines:correct", cases, references) is None
 
 
 def test_an_engine_that_computes_float32_in_float64_is_a_dtype_finding_on_every_graph(default_audit_cases, references):
@@ -76,4 +78,5 @@ def test_an_engine_that_computes_float32_in_float64_is_a_dtype_finding_on_every_
 
 
 def test_the_upcasting_engine_is_right_in_float64(default_audit_cases, references):
-    assert first_failure("examples.broken_engines:upcast", default_audit_cases["float64"], references) is None
+    cases = default_audit_cases["float64"][:PASSED_GRAPHS]
+    assert first_failure("examples.broken_engines:upcast", cases, references) is None

@@ -47,7 +47,8 @@ def test_a_report_counts_coverage_and_flags_what_max_rank_0_cannot_produce(tmp_p
     done, summary, markdown = audit(tmp_path, "--graphs", "30", "--max-rank", "0")
     assert done.returncode == 0, done.stderr
     coverage = summary["coverage"]
-    assert coverage["ops"]["add"] > 0 and sum(coverage["features"].values()) > 0 and coverage["op_pairs_seen"] > 0
+    assert sum(coverage["ops"].values()) > 0 and sum(coverage["features"].values()) > 0
+    assert coverage["op_pairs_seen"] > 0
     assert "dot_2d_2d_non_square" in coverage["out_of_reach"] and coverage["features"]["dot_2d_2d_non_square"] == 0
     assert "never produced with these flags" in done.stdout and "dot_1d_1d" in done.stdout
     assert coverage["out_of_reach"]["dot_2d_2d_non_square"].startswith("not producible with --max-rank 0")

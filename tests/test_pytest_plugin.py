@@ -263,7 +263,7 @@ def test_a_kink_mode_failure_re_runs_with_the_options_that_made_its_case(pyteste
     # In a subprocess: kink mode needs an AD reference, and PyTorch imports once per process.
     monkeypatch.setenv("PYTHONPATH", str(REPO), prepend=os.pathsep)
     spec = "examples.broken_engines:maximum_strict_both_sides"
-    options = ["--audit-engine", spec, "--audit-oracles", "torch", "--audit-kinks", "--audit-graphs", "30", "-x"]
+    options = ["--audit-engine", spec, "--audit-oracles", "torch", "--audit-kinks", "--audit-graphs", "100", "-x"]
     result = pytester.runpytest_subprocess(*plugin_option(), *options)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED

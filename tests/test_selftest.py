@@ -72,9 +72,8 @@ def test_the_default_settings_catch_every_planted_bug_and_blame_it_right(default
 
 def test_scalar_graphs_and_reverse_mode_alone_cannot_see_their_bugs_and_say_so(tmp_path):
     # A bug that needs tensors cannot show on scalar graphs however many are tried, nor a bug in
-    # forward mode or second order with only reverse mode checked; the ones that must be caught
-    # show within the first few (power_without_x, the slowest of them, takes 10 graphs of seed 0
-    # at rank 0).
+    # forward mode or second order with only reverse mode checked; a bug of the graph's structure
+    # or its dtype shows in almost any graph. (One op's bug waits for its op: one of 45 at rank 0.)
     done, report = selftest(
         tmp_path, "--oracles", "torch,numeric", "--max-rank", "0", "--graphs", "40", "--modes", "vjp"
     )
@@ -82,7 +81,7 @@ def test_scalar_graphs_and_reverse_mode_alone_cannot_see_their_bugs_and_say_so(t
     assert done.returncode == 1
     survivors = set(report["summary"]["survivors"])
     assert {"transpose_with_permutation", "dot_crashes_on_vectors", "unbroadcast_takes_first"} <= survivors
-    assert not survivors & {"power_without_x", "fan_out_overwritten", "same_operand_overwritten", "other_dtype"}
+    assert not survivors & {"fan_out_overwritten", "same_operand_overwritten", "other_dtype"}
     assert set(MODE_BUGS) <= survivors  # sigmoid_vjp_value_constant, say, shows on the first scalar graph with hvp
     assert report["summary"]["modes"]["jvp"] == {"bugs": 9, "caught": 0}
     assert report["summary"]["settings"]["--modes"] == "vjp"

@@ -79,9 +79,9 @@ def print_all_view(investigation: Investigation) -> list[str]:
 def _forward_lines(investigation: Investigation) -> list[str]:
     """A forward-mode or second-order group's minimal case: the tangent t1 (from the case's seed,
     as a replay prints it) and J t1 or H t1, expected against actual."""
-    shown = {Kind.JVP: ("jvp",), Kind.HVP: ("hvp",), Kind.MODE_MISMATCH: ("jvp", "hvp")}.get(investigation.kind, ())
     expected, actual = investigation.expected or {}, investigation.actual or {}
-    shown = tuple(mode for mode in shown if mode in expected or mode in actual)
+    modes = {Kind.JVP: ("jvp",), Kind.HVP: ("hvp",), Kind.MODE_MISMATCH: ("jvp", "hvp")}.get(investigation.kind, ())
+    shown = [mode for mode in modes if mode in expected or mode in actual]
     if not shown:
         return []
     case = validate_case(investigation.minimal)
@@ -89,11 +89,10 @@ def _forward_lines(investigation: Investigation) -> list[str]:
     if "jvp" in shown:
         flag = "   <-- differs" if "jvp" in investigation.differs else ""
         lines.append(f"jvp (J t1): expected {_short(expected.get('jvp'))}, actual {_short(actual.get('jvp'))}{flag}")
-    if "hvp" in shown:
-        for name in case.values:
-            flag = "   <-- differs" if f"hvp {name}" in investigation.differs else ""
-            wanted, given = (expected.get("hvp") or {}).get(name), (actual.get("hvp") or {}).get(name)
-            lines.append(f"hvp {name} (H t1): expected {_short(wanted)}, actual {_short(given)}{flag}")
+    for name in case.values if "hvp" in shown else ():
+        flag = "   <-- differs" if f"hvp {name}" in investigation.differs else ""
+        wanted, given = (expected.get("hvp") or {}).get(name), (actual.get("hvp") or {}).get(name)
+        lines.append(f"hvp {name} (H t1): expected {_short(wanted)}, actual {_short(given)}{flag}")
     return lines
 
 
