@@ -312,6 +312,17 @@ def test_std_and_norm_slices_keep_a_margin_from_where_they_are_not_differentiabl
             assert all(measure(row) >= 0.05 for row in rows), (op, node, a)
 
 
+def test_in_float32_var_and_std_slices_spread_at_least_a_hundredth_of_their_magnitude():
+    # x - mean rounds by eps |x|: a slice of [705.7, 703.9] gives a float32 gradient 1% off, past
+    # rtol, in a correct engine (seen in a float32 audit). Sums of products make such slices often.
+    config = GeneratorConfig(ops=("var", "std", "einsum", "mult", "add"), dtype="float32")
+    for op in ("var", "std"):
+        for node, (a,) in operands_of(op, config):
+            axis = node["attrs"]["axis"]
+            rows = a.reshape(1, -1) if axis is None else np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
+            assert all(100 * np.std(row) >= np.max(np.abs(row)) for row in rows if row.size > 1), (op, node, a)
+
+
 def test_max_pool1d_windows_have_one_clear_maximum_outside_kink_mode():
     for node, (x,) in operands_of("max_pool1d", GeneratorConfig(ops=("max_pool1d", "add", "relu"))):
         kernel, stride = node["attrs"]["kernel"], node["attrs"]["stride"] or node["attrs"]["kernel"]

@@ -44,11 +44,13 @@ from .values import (
     has_distinct_max,
     has_distinct_window_max,
     make_away_from_singular,
+    make_centered,
     make_distinct_along_last,
     make_distinct_max,
     move_apart,
     plant_zeros,
     slot_need,
+    well_centered,
 )
 
 VALUE_BOUND = 1e3  # every input and intermediate value, in float64
@@ -165,6 +167,8 @@ class _GraphBuilder(KinkOperands):
             return False
         if need.singular is not None and not away_from_singular(value, need.singular, need.axis, need.domain.margin):
             return False
+        if need.centered and not well_centered(value, need.axis, self.config.dtype):
+            return False
         return not need.distinct_max or has_distinct_max(value, need.axis, need.domain.margin, need.lowest)
 
     def draw(self, shape: tuple, need: Need, extreme: bool = False) -> np.ndarray:
@@ -184,6 +188,8 @@ class _GraphBuilder(KinkOperands):
             value = make_distinct_along_last(value, margin)
         if need.singular is not None:
             value = make_away_from_singular(value, need.singular, need.axis, margin)
+        if need.centered:
+            value = make_centered(value, need.axis, self.config.dtype)
         # The case holds the value in its dtype; conditioning sees what the backends will see.
         return np.asarray(value, dtype=self.config.dtype).astype(np.float64)
 

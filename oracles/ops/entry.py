@@ -168,6 +168,10 @@ class Op:
     # reduced slice whose elements are all equal) or "zero_vector" (norm: a reduced slice of
     # zeros). Every reduced slice keeps at least `margin` of spread, or of norm, from there.
     singular: str | None = None
+    # The op subtracts each reduced slice's mean (var, std): x - mean rounds relative to |x| while
+    # the result and gradient are of the size of the spread. In float32 the generator keeps each
+    # slice's spread within CENTERING_CONDITION of its magnitude (generate/values.py).
+    centers: bool = False
     # A fresh operand gets exact zeros in its slices along `axis` (none, one, or several):
     # where a product's `out / a` rule is wrong (reduce_prod, cumprod).
     zeros_in_slices: bool = False

@@ -118,8 +118,8 @@ def _statistic(prefix: str, forward, least: int) -> dict:
     }
 
 
-VAR = _statistic("var", var, least=1)
-STD = {**_statistic("std", std, least=2), "singular": "zero_spread"}
+VAR = {**_statistic("var", var, least=1), "centers": True}
+STD = {**_statistic("std", std, least=2), "singular": "zero_spread", "centers": True}
 NORM = {
     "shape": reduced_shape,
     "forward": norm,
