@@ -215,11 +215,24 @@ def _case_json(index: int) -> dict:
 # ---- signals ----------------------------------------------------------------------------------------
 
 
-def start_long_audit(report: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [AUDIT, "audit", "--graphs", "1000000", "--workers", "2", *QUICK, "--report", str(report)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+@pytest.fixture
+def start_long_audit():
+    """Starts a million-graph audit; one still running when the test ends (a failed test) is
+    killed with its session, so no failure leaves it auditing."""
+    started: list[subprocess.Popen] = []
+
+    def start(report: Path) -> subprocess.Popen:
+        started.append(subprocess.Popen(
+            [AUDIT, "audit", "--graphs", "1000000", "--workers", "2", *QUICK, "--report", str(report)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        ))  # fmt: skip
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
 
 
 def wait_for_progress(report: Path, process: subprocess.Popen) -> None:
@@ -231,7 +244,9 @@ def wait_for_progress(report: Path, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_the_audit_within_2_s_with_a_partial_report_and_no_process_left(tmp_path, signum):
+def test_a_signal_stops_the_audit_within_2_s_with_a_partial_report_and_no_process_left(
+    tmp_path, signum, start_long_audit
+):
     report = tmp_path / "r"
     process = start_long_audit(report)
     wait_for_progress(report, process)
@@ -250,7 +265,7 @@ def test_a_signal_stops_the_audit_within_2_s_with_a_partial_report_and_no_proces
     assert alive(str(report)) == []
 
 
-def test_ctrl_c_to_the_process_group_stops_everything(tmp_path):
+def test_ctrl_c_to_the_process_group_stops_everything(tmp_path, start_long_audit):
     report = tmp_path / "r"
     process = start_long_audit(report)
     wait_for_progress(report, process)
@@ -285,7 +300,7 @@ def test_an_audit_replaces_only_its_own_earlier_files(tmp_path):
     assert not (report / "cases").exists()  # the earlier audit's cases are gone: they were its own
 
 
-def test_a_second_audit_on_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+def test_a_second_audit_on_the_same_folder_is_refused_while_the_first_runs(tmp_path, start_long_audit):
     report = tmp_path / "r"
     process = start_long_audit(report)
     try:
