@@ -178,6 +178,22 @@ def test_overlapping_tied_windows_are_judged_by_what_they_owe_together():
         assert judge(kink, [x], {"kernel": 2, "stride": 1}, g, [np.array([[vjp]])], 1e-9).valid is valid
 
 
+@pytest.mark.parametrize(
+    ("vjp", "summary", "valid"),
+    [([[0.5, 0.5, 0], [0, 0.5, 0.5]], "split evenly", True), ([[1, 0, 0], [0, 1, 0]], "one takes all", True),
+     ([[0.5, 0.5, 0], [0, 1, 0]], "shares 0..1", True), ([[1, 1, 0], [0, 1, 0]], "one takes all", False)],
+)  # fmt: skip
+def test_separate_tied_windows_are_each_judged_with_their_own_share(vjp, summary, valid):
+    # Channel 0 ties in its first window [1, 1], channel 1 in its second [2, 2]: two ties apart.
+    kink, x, g = (
+        OPS["max_pool1d"].kinks[0],
+        np.array([[[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]]]),
+        np.array([[[1.0, 0.0], [0.0, 1.0]]]),
+    )
+    answer = judge(kink, [x], {"kernel": 2, "stride": 1}, g, [np.array([vjp])], 1e-9)
+    assert (answer.summary, answer.valid) == (summary, valid)
+
+
 # ---- the generator in kink mode ----------------------------------------------------------------
 
 

@@ -119,8 +119,8 @@ def _judge_window_tie(a: np.ndarray, g: np.ndarray, vjp: np.ndarray, attrs: dict
             if abs(owed) > tolerance * scale:
                 totals.append(float(np.sum(rest[row][elements])) / owed)
                 if len(group) == 1:
-                    shares += list(rest[row][elements] / owed)
-                    evenly.append(1 / np.count_nonzero(elements))
+                    parts = list(rest[row][elements] / owed)
+                    shares, evenly = shares + parts, evenly + [1 / len(parts)] * len(parts)
     shares_array = np.asarray(shares)
     if not shares:
         summary = "parts shared by windows" if totals else "unseen"
