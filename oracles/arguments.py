@@ -190,6 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("ops", help="print the op table and which backends support each op")
 
+    gallery = commands.add_parser(
+        "gallery",
+        help="audit every installed real engine (float64, float32, kinks) and write their table and real bugs",
+    )
+    gallery.add_argument("--graphs", type=_positive_int, default=200, help="graphs per audit (200)")
+    gallery.add_argument("--seed", type=_non_negative_int, default=0, help="root seed of every audit (0)")
+    gallery.add_argument(
+        "--engines", type=lambda text: [e for e in text.split(",") if e], default=None,
+        help="short names, comma-separated (default: every installed one of micrograd, tinygrad, mygrad, "
+        "autograd, tensorflow, mlx, pytensor, torch, jax)",
+    )  # fmt: skip
+    gallery.add_argument(
+        "--report", type=Path, default=Path("gallery"), help="the gallery's folder: one audit folder per engine "
+        "and setting, gallery.json and gallery.md (gallery)",
+    )  # fmt: skip
+    gallery.add_argument(
+        "--readme", type=Path, default=None, metavar="README.md",
+        help="also write the table and bugs between this README's gallery markers, and docs/gallery.json beside it",
+    )  # fmt: skip
+
     bench = commands.add_parser("bench", help="time forward and backward against PyTorch and JAX; write a report")
     bench.add_argument("--quick", action="store_true", help="the small sweep (about a minute)")
     bench.add_argument("--report", type=Path, default=Path("bench-report"), help="report directory (bench-report)")

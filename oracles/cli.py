@@ -1,4 +1,4 @@
-"""`autodiff-audit`: audit, replay, selftest, failures, ops, bench.
+"""`autodiff-audit`: audit, replay, selftest, failures, ops, bench, gallery.
 
 Exit codes: 0 clean, 1 a discrepancy was found, 2 a usage or input error, 3 a Dask cluster
 (--cluster) that cannot run the audit, 4 no space left to write a file (a full disk: ENOSPC,
@@ -30,9 +30,11 @@ from .check import CheckMode, load_backends
 from .failures import NO_SPACE, FailureDatabase, FailureDatabaseError, KnownFailures, default_folder
 from .format import FormatError, load_case
 from .format.graph import finite_json
+from .gallery import GalleryConfig, GalleryError, run_gallery
 from .ops import op_table_markdown
 from .replay import replay
 from .report import ReportFolderError, build_report, claim_report_folder, write_report
+from .report.model import unavailable_line
 from .report.terminal import Progress, print_summary
 from .selftest.report import print_selftest, render_markdown, selftest_report
 from .selftest.run import SEEDS, battery, run_selftest
@@ -49,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         commands = {
             "audit": _audit, "replay": _replay, "selftest": _selftest, "failures": _failures, "ops": _ops,
-            "bench": _bench,
+            "bench": _bench, "gallery": _gallery,
         }  # fmt: skip
         status = commands[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, where it is caught, not at the interpreter's exit
         return status
-    except (UsageError, PluginError, FormatError, FailureDatabaseError, BenchError) as error:
+    except (UsageError, PluginError, FormatError, FailureDatabaseError, BenchError, GalleryError) as error:
         if isinstance(error, FailureDatabaseError) and error.no_space:
             print(f"autodiff-audit: error: no space left: {error}", file=sys.stderr)
             return EXIT_NO_SPACE
@@ -220,8 +222,18 @@ def _replay(args) -> int:
     cases = [load_case(path) for path in args.cases]  # every file is checked before any backend loads
     backends = load_backends(args.engine, args.oracles, modes=args.modes)
     for item in backends.unavailable:
-        print(f"unavailable: {item.name}: {item.reason}")
+        print(unavailable_line(item.name, item.reason))
     return EXIT_DISCREPANCY if replay(args.cases, cases, backends) else EXIT_CLEAN
+
+
+def _gallery(args) -> int:
+    config = GalleryConfig(args.report, args.graphs, args.seed, args.engines, args.readme)
+    record = run_gallery(config, say=_say)
+    print((args.report / "gallery.md").read_text(encoding="utf-8"), end="")
+    failed = [a for a in record["audits"] if "error" in a]
+    for audit in failed:
+        _say(f"gallery: {audit['engine']} {audit['setting']}: {audit['error']}")
+    return EXIT_DISCREPANCY if failed or any(a.get("groups") for a in record["audits"]) else EXIT_CLEAN
 
 
 def _ops(args) -> int:

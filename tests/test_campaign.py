@@ -22,7 +22,7 @@ CAMPAIGN = ("audit", "--graphs", "3000", "--oracles", "numeric", "--shrink-limit
 # Timings differ from run to run, and so does what the failure database held before a run (its
 # history, not the campaign's).
 TIMINGS = ("wall_seconds", "graphs_per_second", "backend_seconds", "median_seconds", "max_seconds", "shrink_seconds",
-           "workers", "report_folder", "case_file", "minimal_file", "reproducer", "shrink_steps", "seconds",
+           "workers", "report_folder", "case_file", "minimal_file", "reproducer", "upstream", "shrink_steps", "seconds",
            "time_budget_seconds",
            "failure_database")  # fmt: skip
 

@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 AUDIT = (str(BIN / "autodiff-audit"), "audit", "--graphs", "1500", "--oracles", "numeric", "--shrink-limit", "1",
          "--engine", "examples.broken_engines:softmax_diagonal_jacobian")  # fmt: skip
 WHERE = ("wall_seconds", "graphs_per_second", "backend_seconds", "median_seconds", "max_seconds", "shrink_seconds",
-         "workers", "ran_on", "report_folder", "case_file", "minimal_file", "reproducer", "shrink_steps",
+         "workers", "ran_on", "report_folder", "case_file", "minimal_file", "reproducer", "upstream", "shrink_steps",
            "failure_database")  # fmt: skip
 STARTUP_SECONDS = 60
 

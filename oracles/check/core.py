@@ -27,6 +27,7 @@ from ..backends import (
 from ..backends import numeric_backend as numeric
 from ..backends.isolation import EngineFailed
 from ..crash import Crash
+from ..engines import reference_twin
 from ..format import Case, case_to_json, infer_shapes, reference_values
 from ..kinds import Kind
 from ..ops.kinks import case_kinks
@@ -63,6 +64,10 @@ class Backends:
         return dataclasses.replace(self, references=others or self.references)
 
 
+# Why a reference is not among the judges of its own library (`--engine torch`): it would agree with itself.
+LEFT_OUT = "left out: the engine under test ({engine}) is this reference's own library, which cannot judge itself"
+
+
 def load_backends(
     engine_spec: str, oracles=REFERENCES, timeout: float | None = None, log_path: str | None = None,
     isolate: bool = True, modes=DERIVATIVE_MODES,
@@ -73,7 +78,11 @@ def load_backends(
     modes to check, of those the engine has."""
     # The engine's process imports the engine while this one imports the references.
     engine_ready = launch_isolated_engine(engine_spec, timeout, log_path) if isolate else None
-    loaded = {name: load_reference(name) for name in oracles}
+    twin = reference_twin(engine_spec)
+    loaded = {
+        name: Unavailable(name, LEFT_OUT.format(engine=engine_spec)) if name == twin else load_reference(name)
+        for name in oracles
+    }
     engine = engine_ready() if engine_ready is not None else load_engine(engine_spec)
     numeric = loaded.get("numeric")
     return Backends(

@@ -6,7 +6,7 @@ nor for `np.take`: `take` is autograd's own indexing along the axis, as its user
 once per group; `max_pool1d` the max over autograd's own windows (strided slices, stacked).
 `jvp` is autograd's forward mode (`make_jvp`), which has no JVP rule for `expit`, `erf` nor
 `convolve` (sigmoid, erf, conv1d): NotImplementedError, a finding. `hvp` is `make_hvp`
-(reverse-over-reverse). The graph is composed once, `_function`, for all three."""
+(reverse-over-reverse). The layout of the module is compose.py's."""
 
 import warnings
 from collections.abc import Callable
@@ -17,6 +17,8 @@ import autograd.numpy as anp
 import numpy as np
 from autograd.scipy.signal import convolve
 from autograd.scipy.special import erf, expit, logsumexp
+
+from .compose import plug_in
 
 name = f"autograd-{version('autograd')}"
 
@@ -127,53 +129,33 @@ unsupported: dict[str, str] = {
 }
 
 
-def _function(graph) -> Callable:
-    """The graph as one function of autograd.numpy, of the tuple of its inputs' arrays (in the graph's order)."""
-    names = [entry["name"] for entry in graph["inputs"]]
-
-    def function(arrays):
-        computed = dict(zip(names, arrays))
-        for node in graph["nodes"]:
-            computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-        return computed[graph["output"]]
-
-    return function
+def vjp_of(function, arrays, cotangent):
+    """The value and the VJP by `autograd.make_vjp`, of the graph as a function of the tuple of its inputs."""
+    vjp, value = autograd.make_vjp(lambda inputs: function(*inputs))(tuple(arrays))
+    return value, vjp(cotangent)
 
 
-def _packed(graph, arrays) -> tuple:
-    """One array per input, in the graph's order: the single (tuple) argument of `_function(graph)`."""
-    return tuple(arrays[entry["name"]] for entry in graph["inputs"])
+def jvp_of(function, arrays, tangents):
+    """The value and its derivative along `tangents`, by autograd's forward mode, `autograd.make_jvp`
+    (the tangents packed as the inputs are). Forward mode runs each primitive's own JVP rule
+    (autograd's `defjvp`): a primitive with none raises NotImplementedError ("JVP of ... not
+    defined"), which is left to surface as a finding."""
+    return autograd.make_jvp(lambda inputs: function(*inputs))(tuple(arrays))(tuple(tangents))
 
 
-def _unpacked(graph, arrays) -> dict:
-    return {entry["name"]: np.asarray(a) for entry, a in zip(graph["inputs"], arrays)}
-
-
-def evaluate(graph, values, cotangent):
-    vjp, value = autograd.make_vjp(_function(graph))(_packed(graph, values))
-    return np.asarray(value), _unpacked(graph, vjp(cotangent))
-
-
-def jvp(graph, values, tangents):
-    """The output's value and its derivative along `tangents`, by autograd's forward mode,
-    `autograd.make_jvp`, on the graph as one function of the tuple of inputs (the tangents packed the
-    same way). Forward mode runs each primitive's own JVP rule (autograd's `defjvp`): a primitive with
-    none raises NotImplementedError ("JVP of ... not defined"), which is left to surface as a finding."""
-    value, derivative = autograd.make_jvp(_function(graph))(_packed(graph, values))(_packed(graph, tangents))
-    return np.asarray(value), np.asarray(derivative)
-
-
-def hvp(graph, values, cotangent, tangents):
+def hvp_of(function, arrays, cotangent, tangents):
     """The Hessian-vector products of s = sum(cotangent * output) along `tangents`, by
     `autograd.make_hvp`, which is reverse-over-reverse: `make_vjp` of `grad(s)` at the tuple of
     inputs, applied to the tuple of tangents (the Hessian of s is symmetric, so its VJP is its JVP).
     It needs no forward-mode rule, only the VJPs of autograd's own VJPs (written in autograd.numpy)."""
-    function = _function(graph)
 
-    def s(arrays):
-        return anp.sum(cotangent * function(arrays))
+    def s(inputs):
+        return anp.sum(cotangent * function(*inputs))
 
     with warnings.catch_warnings():  # grad(s) is constant when s is linear: autograd warns, the answer is 0
         warnings.filterwarnings("ignore", "Output seems independent of input", UserWarning)
-        product, _ = autograd.make_hvp(s)(_packed(graph, values))
-    return _unpacked(graph, product(_packed(graph, tangents)))
+        product, _ = autograd.make_hvp(s)(tuple(arrays))
+        return product(tuple(tangents))
+
+
+evaluate, jvp, hvp = plug_in(OPS, vjp_of, jvp_of, hvp_of)

@@ -46,6 +46,7 @@ from .model import (
     Skipped,
     Summary,
 )
+from .upstream import adapter_source
 
 
 def versions() -> dict[str, str | None]:
@@ -84,6 +85,10 @@ def minimal_file(report: Path, investigation: Investigation) -> str:
 
 def reproducer_file(report: Path, investigation: Investigation) -> str:
     return str(report / "reproducers" / f"test_case_{investigation.index:05d}_{_group_slug(investigation)}.py")
+
+
+def upstream_file(report: Path, investigation: Investigation) -> str:
+    return str(report / "upstream" / f"case_{investigation.index:05d}_{_group_slug(investigation)}.py")
 
 
 def _entry(finding: Finding, result: CaseResult, seed: int, report: Path, kind=FindingEntry):
@@ -288,6 +293,7 @@ def build_report(run: AuditRun) -> Report:
         backend_seconds={name: round(s, 3) for name, s in sorted(seconds.items())},
     )
     minimal_cases = []
+    for_upstream = adapter_source(config.engine) is not None  # the engine's adapter can be copied from
     for investigation in investigations:
         shrunk = investigation.minimal is not None and investigation.confirmed  # only a bug gets its files
         has_answer = shrunk and investigation.expected is not None and "value" in investigation.expected
@@ -296,6 +302,7 @@ def build_report(run: AuditRun) -> Report:
                 **{f.name: getattr(investigation, f.name) for f in dataclasses.fields(investigation)},
                 case_file=minimal_file(report_dir, investigation) if shrunk else None,
                 reproducer=reproducer_file(report_dir, investigation) if has_answer else None,
+                upstream=upstream_file(report_dir, investigation) if has_answer and for_upstream else None,
             )
         )
     return Report(summary, discrepancies, reference_conventions[:50], minimal_cases)

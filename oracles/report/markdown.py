@@ -18,7 +18,7 @@ from ..diagnose import NOT_CHECKED, OK, Investigation
 from ..failures import FailureDatabaseRun
 from ..format import json_default, validate_case
 from ..kinds import CONVENTIONS, WHAT_TO_FIX, Kind
-from .model import Coverage, Group, ModeUse, Report, Summary
+from .model import Coverage, Group, ModeUse, Report, Summary, unavailable_line
 
 
 def replay_command(case_file: str, engine_spec: str) -> str:
@@ -160,6 +160,8 @@ def _group_section(group: Group, report: Report) -> list[str]:
     ]
     if minimal.reproducer:
         lines.append(f"pytest {shlex.quote(minimal.reproducer)}")
+    if minimal.upstream:
+        lines.append(f"python {shlex.quote(minimal.upstream)}  # numpy and the engine only: for its issue tracker")
     return [*lines, "```", ""]
 
 
@@ -302,7 +304,7 @@ def render_markdown(report: Report) -> str:
         f"- references: {', '.join(b.references) or 'none'}",
     ]
     for name, reason in b.unavailable.items():
-        lines.append(f"- unavailable: {name}: {reason}")
+        lines.append(f"- {unavailable_line(name, reason)}")
     for name, note in b.notes.items():
         lines.append(f"- note: {name}: {note}")
     if b.left_running:

@@ -86,6 +86,9 @@ class MinimalCase(Investigation):
 
     case_file: str | None = None  # its minimal case's JSON
     reproducer: str | None = None  # its standalone pytest file (when the references' answer is recorded)
+    # A script for the engine's issue tracker, numpy and the engine only (report/upstream.py): written
+    # with the reproducer when the engine is an adapter in the layout of engines/compose.py.
+    upstream: str | None = None
 
     def key(self) -> tuple:
         return (self.index, self.kind, self.backend, self.op)
@@ -248,3 +251,11 @@ class Report:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def unavailable_line(name: str, reason: str) -> str:
+    """A reference that did not judge, and why: "left out" when it is the engine's own library
+    (check/core.py LEFT_OUT), "unavailable" when it could not be loaded here."""
+    if reason.startswith("left out: "):
+        return f"left out: {name}: {reason.removeprefix('left out: ')}"
+    return f"unavailable: {name}: {reason}"

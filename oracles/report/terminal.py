@@ -7,7 +7,7 @@ import sys
 import time
 
 from .markdown import replay_command
-from .model import Report
+from .model import Report, unavailable_line
 
 SETTLING_SECONDS = 3.0  # a rate over less time than this says more about the workers' start than their pace
 SLOW_FRACTION = 0.5  # an evaluation that takes more than this share of the time limit is warned about
@@ -154,7 +154,7 @@ def print_summary(report: Report) -> None:
             table.add_row(*row)
         Console().print(table)
     for name, reason in s.backends.unavailable.items():
-        print(f"unavailable: {name}: {reason}")
+        print(unavailable_line(name, reason))
     for name, note in s.backends.notes.items():
         print(f"note: {name}: {note}")
     coverage = s.coverage

@@ -13,7 +13,7 @@ The folder is the audit's alone while it runs, and never holds a half-written fi
   An audit stopped that way may leave a file of its own that the manifest does not list yet (a
   file is listed once written): in a folder with a manifest, a file with one of the names the
   harness gives (`OURS`: campaign.jsonl, engine.log, report.json, report.md, a case file under
-  cases/, a reproducer under reproducers/, as report/build.py names them) counts as the
+  cases/, a reproducer under reproducers/ or upstream/, as report/build.py names them) counts as the
   harness's, so that folder is never refused for it; a temporary file left by a killed write
   neither. Any other file is the user's.
 """
@@ -31,6 +31,7 @@ from ..format.graph import finite_json
 from .markdown import render_markdown
 from .model import Report
 from .reproduce import reproducer_source
+from .upstream import adapter_source, upstream_for
 
 MANIFEST = ".autodiff-audit.json"
 LOCK = ".autodiff-audit.lock"
@@ -39,6 +40,7 @@ LOCK = ".autodiff-audit.lock"
 OURS = re.compile(
     r"campaign\.jsonl|engine\.log|report\.json|report\.md"
     r"|cases/case-\d{5,}(-[a-z0-9_]+-minimal)?\.json|reproducers/test_case_\d{5,}_[a-z0-9_]+\.py"
+    r"|upstream/case_\d{5,}_[a-z0-9_]+\.py"
 )
 
 
@@ -199,11 +201,14 @@ def write_report(report: Report, folder: ReportFolder | None = None) -> tuple[Pa
         if entry.case_file and not Path(entry.case_file).exists():
             folder.write(entry.case_file, json.dumps(entry.case, indent=1) + "\n")
     spec, seed = report.summary.backends.engine_spec, report.summary.seed
+    adapter = adapter_source(spec) if any(m.upstream for m in report.minimal_cases) else None
     for minimal in report.minimal_cases:
         if minimal.case_file:
             folder.write(minimal.case_file, json.dumps(minimal.minimal, indent=1) + "\n")
         if minimal.reproducer:
             folder.write(minimal.reproducer, reproducer_source(minimal, spec, seed))
+        if minimal.upstream and adapter is not None:
+            folder.write(minimal.upstream, upstream_for(minimal, adapter, report.summary.backends.engine, seed))
     json_path, md_path = directory / "report.json", directory / "report.md"
     # Standard JSON: a number that is not finite is written as the string "NaN", "Infinity" or
     # "-Infinity" (docs/report.schema.json), and allow_nan=False makes sure none slips through.
