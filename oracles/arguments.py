@@ -198,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     gallery.add_argument("--seed", type=_non_negative_int, default=0, help="root seed of every audit (0)")
     gallery.add_argument(
         "--engines", type=lambda text: [e for e in text.split(",") if e], default=None,
-        help="short names, comma-separated (default: every installed one of micrograd, tinygrad, mygrad, "
-        "autograd, tensorflow, mlx, pytensor, torch, jax)",
+        help="engines, comma-separated: short names or plug-in specs (default: every installed one of micrograd, "
+        "tinygrad, mygrad, autograd, tensorflow, mlx, pytensor, torch, jax)",
     )  # fmt: skip
     gallery.add_argument(
         "--report", type=Path, default=Path("gallery"), help="the gallery's folder: one audit folder per engine "

@@ -1,7 +1,8 @@
 """`autodiff-audit gallery`: every installed real engine, audited with the same seed and settings,
 and the README's engine table and list of real bugs written from what those audits found.
 
-Each engine of engines/SHORT_NAMES whose library is installed gets three audits, run as the
+Each engine of engines/SHORT_NAMES whose library is installed (or each named by `--engines`, a short
+name or any plug-in spec) gets three audits, run as the
 user types them (`autodiff-audit audit --engine <name> ...` in a subprocess, one after another,
 each with a report folder of its own under the gallery's): float64, float32 and kink mode, on
 every derivative mode the engine has. Then every minimal case's standalone script for upstream
@@ -28,6 +29,7 @@ import datetime
 import importlib.util
 import json
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -35,7 +37,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engines import SHORT_NAMES
 from .files import write_whole
 
 # engine short name -> the package that must be importable for it to be audited
@@ -73,8 +74,13 @@ def installed_engines() -> list[str]:
     return [name for name, package in PACKAGES.items() if importlib.util.find_spec(package) is not None]
 
 
+def folder_name(engine: str) -> str:
+    """An engine's folder in the gallery: its short name, or its plug-in spec made a file name."""
+    return re.sub(r"[^\w.-]", "_", engine)
+
+
 def audit_command(engine: str, setting: str, config: GalleryConfig) -> list[str]:
-    folder = config.report / engine / setting
+    folder = config.report / folder_name(engine) / setting
     return [
         "autodiff-audit", "audit", "--engine", engine, "--graphs", str(config.graphs), "--seed", str(config.seed),
         *SETTINGS[setting], *ENGINE_FLAGS.get(engine, []), "--no-failures", "--report", str(folder),
@@ -156,9 +162,8 @@ def _run_script(path: str) -> dict:
 
 def run_gallery(config: GalleryConfig, say=print) -> dict:
     engines = config.engines or installed_engines()
-    unknown = [e for e in engines if e not in SHORT_NAMES]
-    if unknown:
-        raise GalleryError(f"--engines: unknown engine(s) {', '.join(unknown)} (known: {', '.join(PACKAGES)})")
+    if not engines:
+        raise GalleryError(f"no engine to audit: none of {', '.join(PACKAGES)} is installed (see --engines)")
     _check_folder(config.report, engines)
     if config.readme is not None:
         _sections(config.readme)  # a README without markers is refused before an hour of audits
@@ -191,7 +196,7 @@ def _check_folder(folder: Path, engines: list[str]) -> None:
         return
     if not folder.is_dir():
         raise GalleryError(f"--report {folder}: not a folder")
-    ours = {"gallery.json", "gallery.md", *PACKAGES}
+    ours = {"gallery.json", "gallery.md", *PACKAGES, *(folder_name(e) for e in engines)}
     foreign = sorted(p.name for p in folder.iterdir() if p.name not in ours)
     if foreign:
         raise GalleryError(f"--report {folder}: holds {foreign[0]!r}, which no gallery wrote; choose another folder")

@@ -87,6 +87,10 @@ class _Module:
             raise NotAnAdapter("no OPS dict or no vjp_of: not the layout of oracles/engines/compose.py")
 
     def segment(self, node: ast.AST) -> str:
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:  # a function's source segment starts at `def`: its decorators come first
+            lines = self.source.splitlines()
+            return "\n".join(lines[decorators[0].lineno - 1 : node.end_lineno])
         return ast.get_source_segment(self.source, node, padded=False) or ast.unparse(node)
 
     def op_function(self, op: str) -> tuple[str, str]:
@@ -189,13 +193,12 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
     ops_code = "\n\n".join(d for d in functions.values() if d)
     differentiators = [module.segment(module.definitions[DIFFERENTIATORS[m]]) for m in modes]
     used_code = "\n".join([ops_code, graph_code, *differentiators])
-    helpers = module.reached(used_code)
-    helper_code = "\n\n\n".join(module.segment(s) for s in helpers)
-    every_name = _names(ast.parse(used_code + "\n" + helper_code))
-    for statement in module.setup:
-        every_name |= _names(statement)
-    imports = module.imports_for(every_name)
-    setup = "\n".join(module.segment(s) for s in module.setup)
+    setup_code = "\n".join(module.segment(s) for s in module.setup)
+    kept = module.reached(used_code + "\n" + setup_code)  # helpers, and what the setup calls name
+    # In the module's order, the setup calls among them: `f.defvjp(f_fwd, f_bwd)` after its functions.
+    statements = [s for s in module.tree.body if s in kept or s in module.setup]
+    helper_code = "\n\n\n".join(module.segment(s) for s in statements)
+    imports = module.imports_for(_names(ast.parse(used_code + "\n" + helper_code)))
 
     t1 = case_tangents(case, 0)
     scales = _scales(case, expected, t1)
@@ -242,7 +245,6 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
         "and exits 1 while the bug is there.\n"
         '"""',
         "\n".join(["import sys", "import traceback", "", *imports]),
-        setup,
         helper_code,
         ops_code,
         graph_code.rstrip("\n"),
