@@ -100,7 +100,7 @@ def test_the_gallery_writes_its_table_between_the_readme_s_markers_and_nothing_e
     for audit in record["audits"]:
         assert audit["graphs"] == 6 and audit["checks"] > 0
         assert audit["references"] == ["jax", "torch", "numeric"]
-        assert f"| {audit['name']} | {audit["setting"]} | 6 | {audit['checks']:,} |" in readme
+        assert f"| {audit['name']} | {audit['setting']} | 6 | {audit['checks']:,} |" in readme
 
 
 def test_the_wrong_rule_is_listed_as_a_real_bug_with_commands_that_work_as_printed(gallery):

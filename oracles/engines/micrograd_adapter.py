@@ -1,12 +1,15 @@
 """micrograd (Karpathy's scalar engine) behind the plug-in protocol. It has scalars only, in
 Python floats: it declines tensors and float32 graphs (audit it with `--max-rank 0`), and has
-+, -, *, /, a number power, negation and relu."""
++, -, *, /, a number power, negation and relu; reverse mode only (no `jvp`, no `hvp`). The layout of
+the module is compose.py's."""
 
 from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
 from micrograd.engine import Value
+
+from .compose import plug_in
 
 name = f"micrograd-{version('micrograd')}"
 
@@ -42,13 +45,15 @@ def accepts(graph):
     return f"micrograd has scalars only (input {tensors[0]!r} is a tensor)" if tensors else None
 
 
-def evaluate(graph, values, cotangent):
-    names = [entry["name"] for entry in graph["inputs"]]
-    inputs = {n: Value(float(values[n])) for n in names}
-    computed = dict(inputs)
-    for node in graph["nodes"]:
-        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-    output = computed[graph["output"]]
+def vjp_of(function, arrays, cotangent):
+    """The value and the VJP by micrograd's `backward`: every input a scalar `Value` of its float (the
+    arrays and the cotangent are 0-d), and `backward` of cotangent * output, whose gradient is the VJP."""
+    inputs = [Value(float(a)) for a in arrays]
+    output = function(*inputs)
     (output * float(cotangent)).backward()  # v * output: its gradient is the VJP
     # Python numbers carry no dtype (relu gives the int 0): they are float64, as micrograd computes.
-    return np.asarray(float(output.data)), {n: np.asarray(float(value.grad)) for n, value in inputs.items()}
+    return np.asarray(float(output.data)), [np.asarray(float(value.grad)) for value in inputs]
+
+
+# No `jvp` nor `hvp` at all (not None): graph-format.md's optional modes are the functions a plug-in defines.
+evaluate, _, _ = plug_in(OPS, vjp_of)

@@ -1,7 +1,9 @@
 """mygrad behind the plug-in protocol: the graph in mygrad tensors, the VJP by
 `output.backward(cotangent)` and each input's `.grad`. mygrad has no `take` function: `take` is
 mygrad's own (advanced) indexing along the axis, and `slice` its basic indexing. `conv1d` is
-mygrad's `conv_nd`, once per group; `max_pool1d` its `max_pool`. mygrad has no erf."""
+mygrad's `conv_nd`, once per group; `max_pool1d` its `max_pool`. mygrad has no erf, and neither
+forward mode nor a second order: the adapter has no `jvp` nor `hvp`. The layout of the module is
+compose.py's."""
 
 from collections.abc import Callable
 from importlib.metadata import version
@@ -10,6 +12,8 @@ import mygrad as mg
 import numpy as np
 from mygrad.nnet.activations import logsoftmax, relu, sigmoid, softmax
 from mygrad.nnet.layers import conv_nd, max_pool
+
+from .compose import plug_in
 
 name = f"mygrad-{version('mygrad')}"
 
@@ -125,15 +129,17 @@ ops = set(OPS)
 unsupported: dict[str, str] = {"erf": "mygrad 2.5.0 has no erf (nor any special function)"}
 
 
-def evaluate(graph, values, cotangent):
-    names = [entry["name"] for entry in graph["inputs"]]
-    inputs = {n: mg.tensor(values[n], dtype=values[n].dtype) for n in names}
-    computed = dict(inputs)
-    for node in graph["nodes"]:
-        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-    output = computed[graph["output"]]
+def vjp_of(function, arrays, cotangent):
+    """The value and the VJP by `output.backward(cotangent)`, read off each input's `.grad`: None where
+    the output does not depend on the input (zeros then). An output that is no mygrad Tensor is made one,
+    so that `backward` runs all the same."""
+    inputs = [mg.tensor(a, dtype=a.dtype) for a in arrays]
+    output = function(*inputs)
     if not isinstance(output, mg.Tensor):
         output = mg.tensor(output)
     output.backward(cotangent)
-    gradients = {n: np.asarray(t.grad) if t.grad is not None else np.zeros_like(values[n]) for n, t in inputs.items()}
-    return np.asarray(output.data), gradients
+    return output.data, [t.grad if t.grad is not None else np.zeros_like(a) for t, a in zip(inputs, arrays)]
+
+
+# No `jvp` nor `hvp` at all (not None): graph-format.md's optional modes are the functions a plug-in defines.
+evaluate, _, _ = plug_in(OPS, vjp_of)

@@ -4,7 +4,8 @@ whose CPU kernel takes indices in [0, n) only: negative ones are spelled from th
 `conv1d` and `max_pool1d` are `tf.nn.convolution` (once per group) and `tf.nn.max_pool1d` on the
 channels-last layout TensorFlow's CPU kernels take; `logaddexp` is TensorFlow's numpy API (tf.math
 has none). `jvp` is `tf.autodiff.ForwardAccumulator`, `hvp` forward-over-back (an accumulator around
-the tape); the graph is composed once, `_compose`, under whichever is recording."""
+the tape); the graph (compose.py's function of the inputs' tensors) runs under whichever is recording.
+The layout of the module is compose.py's."""
 
 import os
 from collections.abc import Callable
@@ -15,6 +16,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import numpy as np
 import tensorflow as tf
 import tensorflow.experimental.numpy as tnp
+
+from .compose import plug_in
 
 name = f"tensorflow-{tf.__version__}"
 
@@ -138,17 +141,8 @@ OPS: dict[str, Callable] = {
 ops = set(OPS)
 
 
-def _compose(graph, inputs: list) -> tf.Tensor:
-    """The graph's output from its inputs' tensors (in the graph's order), op by op in eager TensorFlow:
-    recorded by whatever tape or accumulator is active."""
-    computed = {entry["name"]: tensor for entry, tensor in zip(graph["inputs"], inputs)}
-    for node in graph["nodes"]:
-        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-    return computed[graph["output"]]
-
-
-def _constants(graph, arrays) -> list:
-    return [tf.constant(arrays[entry["name"]]) for entry in graph["inputs"]]
+def _constants(arrays) -> list:
+    return [tf.constant(a) for a in arrays]
 
 
 def _vjp(inputs, output, tape, cotangent) -> list:
@@ -165,40 +159,41 @@ def _dense(tensor) -> np.ndarray:
     return np.asarray(tf.convert_to_tensor(tensor).numpy())
 
 
-def evaluate(graph, values, cotangent):
-    inputs = _constants(graph, values)
+def vjp_of(function, arrays, cotangent):
+    """The value and the VJP by a `tf.GradientTape` watching the inputs:
+    `tape.gradient(..., output_gradients=cotangent, unconnected_gradients=ZERO)`."""
+    inputs = _constants(arrays)
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        output = _compose(graph, inputs)
-    gradients = _vjp(inputs, output, tape, cotangent)
-    return _dense(output), {entry["name"]: _dense(g) for entry, g in zip(graph["inputs"], gradients)}
+        output = function(*inputs)
+    return _dense(output), [_dense(g) for g in _vjp(inputs, output, tape, cotangent)]
 
 
-def jvp(graph, values, tangents):
+def jvp_of(function, arrays, tangents):
     """The output's value and its derivative along `tangents`, by TensorFlow's forward mode:
     `tf.autodiff.ForwardAccumulator(primals=inputs, tangents=tangents)` around the eager graph, then
     `acc.jvp(output, unconnected_gradients=ZERO)`. TensorFlow has no forward rules of its own: the
     accumulator transposes each op's registered gradient function twice (traced once per op and shape),
     so an op with a wrong gradient has a wrong JVP too."""
-    inputs = _constants(graph, values)
-    with tf.autodiff.ForwardAccumulator(inputs, _constants(graph, tangents)) as accumulator:
-        output = _compose(graph, inputs)
+    inputs = _constants(arrays)
+    with tf.autodiff.ForwardAccumulator(inputs, _constants(tangents)) as accumulator:
+        output = function(*inputs)
     derivative = accumulator.jvp(output, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return _dense(output), _dense(derivative)
 
 
-def hvp(graph, values, cotangent, tangents):
+def hvp_of(function, arrays, cotangent, tangents):
     """The Hessian-vector products of s = sum(cotangent * output) along `tangents`, forward-over-back
     as TensorFlow documents it: a `tf.GradientTape` gives the VJP (`tape.gradient(..., output_gradients=
     cotangent)`) inside a `tf.autodiff.ForwardAccumulator` watching the inputs with the tangents, and
     `acc.jvp` of each VJP is its derivative along the tangents."""
-    inputs = _constants(graph, values)
-    with tf.autodiff.ForwardAccumulator(inputs, _constants(graph, tangents)) as accumulator:
+    inputs = _constants(arrays)
+    with tf.autodiff.ForwardAccumulator(inputs, _constants(tangents)) as accumulator:
         with tf.GradientTape() as tape:
             tape.watch(inputs)
-            output = _compose(graph, inputs)
+            output = function(*inputs)
         gradients = _vjp(inputs, output, tape, cotangent)
-    return {
-        entry["name"]: _dense(accumulator.jvp(g, unconnected_gradients=tf.UnconnectedGradients.ZERO))
-        for entry, g in zip(graph["inputs"], gradients)
-    }
+    return [_dense(accumulator.jvp(g, unconnected_gradients=tf.UnconnectedGradients.ZERO)) for g in gradients]
+
+
+evaluate, jvp, hvp = plug_in(OPS, vjp_of, jvp_of, hvp_of)

@@ -3,13 +3,16 @@ graph in tinygrad Tensors, the VJP by `output.gradient(*inputs, gradient=cotange
 `conv1d` and `max_pool1d` are tinygrad's `conv2d` and `max_pool2d`, which take any number of
 spatial axes (here one). tinygrad has no log1p, expm1 or atan2, and no norm: `norm` is
 `sqrt(sum(a * a))` in tinygrad's own ops. `hvp` is a gradient of the gradient (`Tensor.gradient`
-twice); tinygrad has no forward mode, so the adapter has no `jvp`."""
+twice); tinygrad has no forward mode, so the adapter has no `jvp`. The layout of the module is
+compose.py's."""
 
 from collections.abc import Callable
 from importlib.metadata import version
 
 import numpy as np
 from tinygrad import Tensor
+
+from .compose import plug_in
 
 name = f"tinygrad-{version('tinygrad')}"
 
@@ -101,48 +104,29 @@ def _leaf(value) -> Tensor:
     return Tensor(array.reshape(1)).reshape(()) if array.ndim == 0 else Tensor(array)
 
 
-def _reaching(graph) -> list[str]:
-    """The inputs (in the graph's order) the output depends on through at least one node: tinygrad is
-    asked for their gradients only (zeros for the rest, and the cotangent for an output that is an input)."""
-    needed = {graph["output"]}
-    for node in reversed(graph["nodes"]):
-        if node["name"] in needed:
-            needed.update(node["inputs"])
-    return [entry["name"] for entry in graph["inputs"] if entry["name"] in needed and entry["name"] != graph["output"]]
+def vjp_of(function, arrays, cotangent):
+    """The value and the VJP by `output.gradient(*inputs, gradient=cotangent)`, asked for every input.
+    tinygrad 0.14.0's `Tensor.gradient` finds itself the inputs the output reaches (its walk from the
+    output goes only down the paths to the targets): one it does not reach gets zeros (`const_like(0)`),
+    and an input that is the output itself gets the cotangent (the gradient it starts from)."""
+    inputs = [_leaf(a) for a in arrays]
+    output = function(*inputs)
+    gradients = output.gradient(*inputs, gradient=Tensor(np.array(cotangent, order="C")))
+    return output.numpy(), [g.numpy() for g in gradients]
 
 
-def _compose(graph, values) -> tuple[dict[str, Tensor], Tensor]:
-    """The inputs' leaves (by name) and the graph's output, op by op in tinygrad Tensors."""
-    inputs = {entry["name"]: _leaf(values[entry["name"]]) for entry in graph["inputs"]}
-    computed = dict(inputs)
-    for node in graph["nodes"]:
-        computed[node["name"]] = OPS[node["op"]](*(computed[o] for o in node["inputs"]), node["attrs"])
-    return inputs, computed[graph["output"]]
-
-
-def evaluate(graph, values, cotangent):
-    inputs, output = _compose(graph, values)
-    reached = _reaching(graph)
-    gradients = {n: np.zeros_like(values[n]) for n in inputs}
-    if graph["output"] in inputs:  # the output is an input itself: its VJP is the cotangent
-        gradients[graph["output"]] = np.asarray(cotangent)
-    if reached:
-        found = output.gradient(*(inputs[n] for n in reached), gradient=Tensor(np.array(cotangent, order="C")))
-        gradients.update({n: g.numpy() for n, g in zip(reached, found)})
-    return output.numpy(), gradients
-
-
-def hvp(graph, values, cotangent, tangents):
+def hvp_of(function, arrays, cotangent, tangents):
     """The Hessian-vector products of s = sum(cotangent * output) along `tangents`, as a gradient of a
     gradient (tinygrad has no forward mode): the VJPs g_i = `output.gradient(*inputs, gradient=cotangent)`
     are tinygrad Tensors built of differentiable ops, so `sum_i (g_i * t_i).sum()` is differentiated once
-    more with `Tensor.gradient`, which gives H t (the Hessian of s is symmetric)."""
-    inputs, output = _compose(graph, values)
-    reached = _reaching(graph)
-    products = {n: np.zeros_like(values[n]) for n in inputs}  # s is linear in an input that is the output
-    if reached:
-        first = output.gradient(*(inputs[n] for n in reached), gradient=Tensor(np.array(cotangent, order="C")))
-        along = sum((g * _leaf(tangents[n])).sum() for n, g in zip(reached, first))
-        second = along.gradient(*(inputs[n] for n in reached))
-        products.update({n: h.numpy() for n, h in zip(reached, second)})
-    return products
+    more with `Tensor.gradient`, which gives H t (the Hessian of s is symmetric). An input the output does
+    not reach has g_i = 0, and one that is the output has g_i = cotangent, reaching no input: H t is 0."""
+    inputs = [_leaf(a) for a in arrays]
+    output = function(*inputs)
+    first = output.gradient(*inputs, gradient=Tensor(np.array(cotangent, order="C")))
+    along = sum((g * _leaf(t)).sum() for g, t in zip(first, tangents))
+    return [h.numpy() for h in along.gradient(*inputs)]
+
+
+# No `jvp` at all (not None): graph-format.md's optional modes are the functions a plug-in defines.
+evaluate, _, hvp = plug_in(OPS, vjp_of, None, hvp_of)
