@@ -158,10 +158,8 @@ def _group_section(group: Group, report: Report) -> list[str]:
         "```bash",
         replay_command(minimal.case_file, spec),
     ]
-    if minimal.reproducer:
-        lines.append(f"pytest {shlex.quote(minimal.reproducer)}")
-    if minimal.upstream:
-        lines.append(f"python {shlex.quote(minimal.upstream)}  # numpy and the engine only: for its issue tracker")
+    lines += [f"pytest {shlex.quote(minimal.reproducer)}"] if minimal.reproducer else []
+    lines += [f"python {shlex.quote(minimal.upstream)}  # numpy and the engine only"] if minimal.upstream else []
     return [*lines, "```", ""]
 
 
