@@ -12,6 +12,7 @@ every derivative mode the engine has. Then every minimal case's standalone scrip
   exception other than NotImplementedError);
 - a limitation the engine declares: the script's engine call raises NotImplementedError (the
   engine says it has no such rule; autograd's forward mode has none for expit);
+- a convention: at a kink, a valid answer no reference gives (no script is written for it);
 - not shown: the script exits 0, or the group has no script (no minimal case, no reference
   answer): a group a person must look at, and the gallery says so instead of calling it a bug.
 
@@ -50,6 +51,7 @@ ENGINE_FLAGS = {
     "micrograd": ["--max-rank", "0"],  # scalars only
     "tinygrad": ["--timeout", "120"],  # its first call of each kernel compiles it (clang)
     "pytensor": ["--timeout", "120"],  # it compiles a function per graph structure
+    "jax": ["--timeout", "60"],  # eager JAX compiles each operation for each new shape on its first call
 }
 NOT_FOR = {("micrograd", "float32"): "micrograd computes in Python floats: float64 only"}
 BEGIN = "<!-- gallery: begin (written by `autodiff-audit gallery --readme README.md`; edit nothing in here) -->"
@@ -129,6 +131,9 @@ def _group(group: dict, report: dict, engine: str) -> dict:
         return entry
     replay = ["autodiff-audit", "replay", minimal["case_file"], "--engine", engine]
     entry.update(case=minimal["case_file"], replay=shlex.join(replay), size=minimal["minimal_size"][0])
+    if group["kind"] == "convention":
+        entry["class"], entry["why"] = "convention", "at a kink, a valid answer that no reference gives here"
+        return entry
     if group["backend"] != report["summary"]["backends"]["engine"]:
         entry["class"], entry["why"] = "reference", f"the audit blames the reference {group['backend']}"
         return entry
@@ -259,7 +264,8 @@ def render_gallery(record: dict) -> str:
     for a in record["audits"]:
         for g in a.get("groups", []):
             met.setdefault((a["name"], g["kind"], g["op"], g["class"]), []).append((a, g))
-    by_class: dict[str, list[str]] = {"real bug": [], "limitation": [], "reference": [], "not shown": []}
+    by_class: dict[str, list[str]] = {"real bug": [], "limitation": [], "convention": [], "reference": [],
+                                      "not shown": []}  # fmt: skip
     for (name, kind, op, group_class), found in met.items():
         a, g = found[0]
         where = f"`{op}`" if op else "no single op"
@@ -270,6 +276,7 @@ def render_gallery(record: dict) -> str:
     titles = {
         "real bug": "Real bugs, each shown by its standalone script (numpy and the engine only)",
         "limitation": "Limitations the engines declare (NotImplementedError)",
+        "convention": "Conventions at kinks that no reference gives (valid answers, no bugs)",
         "reference": "Findings blamed on a reference",
         "not shown": "Findings no standalone script showed (to be looked at)",
     }

@@ -67,6 +67,14 @@ ENGINES = {
         ("jvp", "sin"), ("jvp", "cos"), ("jvp", "expm1"), ("jvp", "softmax"), ("jvp", "log_softmax"),
         ("jvp", "logsumexp"), ("hvp", "softmax"), ("composition", None),
         ("crash", "conv1d"), ("crash", "cumprod"), ("nan-inf", "tanh"), ("nan-inf", "cumprod")}),
+    # PyTorch, judged by JAX and finite differences: its double backward is wrong in four ops. logaddexp's
+    # second derivative is NaN when its operands are far apart; prod's and cumprod's divide by the operand
+    # (wrong at tiny operands, even over an axis of length 1); pow's d/da (d/db a ** b) is 0 at b = 0.
+    "torch": ("torch", ["--graphs", "300"], {("nan-inf", "logaddexp"), ("hvp", "reduce_prod"),
+                                          ("hvp", "cumprod"), ("hvp", "pow")}),
+    # JAX, judged by PyTorch and finite differences: no bug found. Eager JAX compiles each operation for
+    # each new shape on its first call, which can take seconds on a busy machine.
+    "jax": ("jax", ["--graphs", "300", "--timeout", "60"], set()),
 }  # fmt: skip
 # The references of an audit here: PyTorch and finite differences, except for PyTorch itself, which is
 # judged by JAX (an engine is never judged by its own library: check/core.py leaves it out).
@@ -102,7 +110,8 @@ def test_a_real_engine_is_audited_by_its_short_name_with_no_finding_but_its_know
 
 # The optional modes each adapter defines (graph-format.md, "Forward mode and second order"): tinygrad
 # has no forward mode; mygrad and micrograd have neither.
-MODES = {"autograd": {"jvp", "hvp"}, "tensorflow": {"jvp", "hvp"}, "tinygrad": {"hvp"}}
+MODES = {"autograd": {"jvp", "hvp"}, "tensorflow": {"jvp", "hvp"}, "tinygrad": {"hvp"}, "torch": {"jvp", "hvp"},
+         "jax": {"jvp", "hvp"}}  # fmt: skip
 
 # Run in a process of its own, as the harness runs a plug-in: the adapter's jvp and hvp on one smooth
 # graph against central differences of its own evaluate (value and VJP) along the tangents, and the

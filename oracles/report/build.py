@@ -302,7 +302,10 @@ def build_report(run: AuditRun) -> Report:
                 **{f.name: getattr(investigation, f.name) for f in dataclasses.fields(investigation)},
                 case_file=minimal_file(report_dir, investigation) if shrunk else None,
                 reproducer=reproducer_file(report_dir, investigation) if has_answer else None,
-                upstream=upstream_file(report_dir, investigation) if has_answer and for_upstream else None,
+                # A convention is a valid answer at a kink, no bug to report upstream.
+                upstream=upstream_file(report_dir, investigation)
+                if has_answer and for_upstream and investigation.kind != Kind.CONVENTION
+                else None,
             )
         )
     return Report(summary, discrepancies, reference_conventions[:50], minimal_cases)
