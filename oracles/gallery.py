@@ -172,14 +172,14 @@ def run_gallery(config: GalleryConfig, say=print) -> dict:
     _check_folder(config.report, engines)
     if config.readme is not None:
         _sections(config.readme)  # a README without markers is refused before an hour of audits
-    audits = []
+    audits: list[dict] = []
     for engine in engines:
         for setting in SETTINGS:
             if (engine, setting) in NOT_FOR:
                 audits.append({"engine": engine, "setting": setting, "not_run": NOT_FOR[(engine, setting)]})
                 continue
             audits.append(_audit(engine, setting, config, say))
-    versions = next((a["versions"] for a in audits if "versions" in a), {})
+    versions: dict = next((a["versions"] for a in audits if "versions" in a), {})
     record = {
         "date": datetime.date.today().isoformat(), "seed": config.seed, "graphs": config.graphs,
         "python": platform.python_version(), "versions": versions, "report": str(config.report), "audits": audits,

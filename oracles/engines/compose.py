@@ -55,10 +55,12 @@ def plug_in(ops: dict[str, Callable], vjp_of: Callable, jvp_of: Callable | None 
         return np.asarray(value), by_name(graph, gradients)
 
     def jvp(graph, values, tangents):
+        assert jvp_of is not None  # only handed out with one
         value, derivative = jvp_of(graph_function(graph, ops), arrays_of(graph, values), arrays_of(graph, tangents))
         return np.asarray(value), np.asarray(derivative)
 
     def hvp(graph, values, cotangent, tangents):
+        assert hvp_of is not None
         products = hvp_of(graph_function(graph, ops), arrays_of(graph, values), cotangent, arrays_of(graph, tangents))
         return by_name(graph, products)
 

@@ -61,7 +61,7 @@ class _Module:
         self.source = source
         self.tree = ast.parse(source)
         self.definitions: dict[str, ast.stmt] = {}  # module-level name -> the statement that binds it
-        self.imports: list[ast.stmt] = []
+        self.imports: list[ast.Import | ast.ImportFrom] = []
         self.setup: list[ast.stmt] = []  # module-level calls (a configuration, say): always kept
         self.ops: dict[str, ast.expr] = {}
         for statement in self.tree.body:
@@ -77,7 +77,7 @@ class _Module:
                         self.definitions[target.id] = statement
                         if target.id == "OPS" and isinstance(statement.value, ast.Dict):
                             self.ops = {
-                                key.value: value
+                                str(key.value): value
                                 for key, value in zip(statement.value.keys, statement.value.values)
                                 if isinstance(key, ast.Constant)
                             }
@@ -90,7 +90,7 @@ class _Module:
         decorators = getattr(node, "decorator_list", None)
         if decorators:  # a function's source segment starts at `def`: its decorators come first
             lines = self.source.splitlines()
-            return "\n".join(lines[decorators[0].lineno - 1 : node.end_lineno])
+            return "\n".join(lines[decorators[0].lineno - 1 : getattr(node, "end_lineno", None)])
         return ast.get_source_segment(self.source, node, padded=False) or ast.unparse(node)
 
     def op_function(self, op: str) -> tuple[str, str]:
@@ -133,7 +133,7 @@ class _Module:
 
 
 def _ours(module: str | None) -> bool:
-    return bool(module) and module.split(".")[0] in {"oracles", "autodiff"}
+    return module is not None and module.split(".")[0] in {"oracles", "autodiff"}
 
 
 def _names(tree: ast.AST) -> set[str]:
@@ -179,7 +179,8 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
     modes = [m for m in modes if m == "vjp" or m in expected]
     inputs = [entry["name"] for entry in graph["inputs"]]
 
-    functions, calls = {}, []
+    functions: dict[str, str] = {}
+    calls: list[str] = []
     for node in graph["nodes"]:
         function, definition = module.op_function(node["op"])
         functions.setdefault(function, definition)
