@@ -118,9 +118,17 @@ class _Module:
         return [s for s in self.tree.body if id(s) in chosen]
 
     def imports_for(self, names: set[str]) -> list[str]:
-        """The module's import statements, cut to the names in `names` (numpy is always there)."""
+        """The module's import statements, cut to the names in `names` (numpy is always there), with
+        the setup calls made between them where they are (TensorFlow's logging level, set before its
+        import)."""
         lines = ["import numpy as np"]
-        for statement in self.imports:
+        last_import = max((self.tree.body.index(s) for s in self.imports), default=-1)
+        for statement in self.tree.body[: last_import + 1]:
+            if statement in self.setup:
+                lines.append(self.segment(statement))
+                continue
+            if statement not in self.imports:
+                continue
             kept = [a for a in statement.names if (a.asname or a.name).split(".")[0] in names]
             if not kept or (isinstance(statement, ast.Import) and [a.name for a in kept] == ["numpy"]):
                 continue
@@ -197,9 +205,10 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
     setup_code = "\n".join(module.segment(s) for s in module.setup)
     kept = module.reached(used_code + "\n" + setup_code)  # helpers, and what the setup calls name
     # In the module's order, the setup calls among them: `f.defvjp(f_fwd, f_bwd)` after its functions.
-    statements = [s for s in module.tree.body if s in kept or s in module.setup]
+    header = module.tree.body[: max((module.tree.body.index(s) for s in module.imports), default=-1) + 1]
+    statements = [s for s in module.tree.body if s in kept or (s in module.setup and s not in header)]
     helper_code = "\n\n\n".join(module.segment(s) for s in statements)
-    imports = module.imports_for(_names(ast.parse(used_code + "\n" + helper_code)))
+    imports = module.imports_for(_names(ast.parse("\n".join([used_code, helper_code, setup_code]))))
 
     t1 = case_tangents(case, 0)
     scales = _scales(case, expected, t1)
