@@ -184,7 +184,7 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
     case = validate_case(minimal)
     graph, dtype = case.graph, str(case.dtype)
     modes = [m for m in ("vjp", "jvp", "hvp") if DIFFERENTIATORS[m] in module.definitions]
-    modes = [m for m in modes if m == "vjp" or m in expected]
+    # A mode the references gave no answer in (second order at a kink) still runs: its dtype is checked.
     inputs = [entry["name"] for entry in graph["inputs"]]
 
     functions: dict[str, str] = {}
@@ -219,9 +219,11 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
     answers = [f"EXPECTED_VALUE = {_array(expected['value'], 'float64')}"]
     answers += [f"EXPECTED_GRADIENT_{n} = {_array(expected['gradients'][n], 'float64')}" for n in inputs]
     if "jvp" in modes:
-        answers.append(f"EXPECTED_JVP = {_array(expected['jvp'], 'float64')}")
+        answers.append(f"EXPECTED_JVP = {_array(expected['jvp'], 'float64') if 'jvp' in expected else None}")
     if "hvp" in modes:
-        answers += [f"EXPECTED_HVP_{n} = {_array(expected['hvp'][n], 'float64')}" for n in inputs]
+        answers += [
+            f"EXPECTED_HVP_{n} = {_array(expected['hvp'][n], 'float64') if 'hvp' in expected else None}" for n in inputs
+        ]
     arrays = f"[{', '.join(inputs)}]"
     tangents = f"[{', '.join('t_' + n for n in inputs)}]"
     sections_run = [  # one block per derivative mode: an engine that raises in one still shows the others
@@ -287,10 +289,14 @@ def compare(quantity, actual, expected, scale):
     actual = np.asarray(actual, dtype=np.float64)
     print(f"{quantity}:")
     print(f"  engine:   {np.array2string(actual, precision=17)}")
-    print(f"  expected: {np.array2string(expected, precision=17)}")
+    if expected is not None:
+        print(f"  expected: {np.array2string(expected, precision=17)}")
     if computed_in != DTYPE:  # a float32 case answered in float64: the engine left its float32 path
         WRONG.append(quantity)
         print(f"  WRONG: computed in {computed_in}, the inputs are {DTYPE}")
+    if expected is None:
+        print("  (no expected answer: the references do not judge this mode here, at a kink)")
+        return
     if actual.shape != expected.shape:
         WRONG.append(quantity)
         print(f"  WRONG: shape {list(actual.shape)}, expected {list(expected.shape)}")
