@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
         "and setting, gallery.json and gallery.md (gallery)",
     )  # fmt: skip
     gallery.add_argument(
+        "--settings", type=_names(["float64", "float32", "kinks"], "setting"), default=("float64", "float32", "kinks"),
+        help="the audits of each engine: float64, float32, kinks (all three)",
+    )
+    gallery.add_argument(
         "--readme", type=Path, default=None, metavar="README.md",
         help="also write the table and bugs between this README's gallery markers, and docs/gallery.json beside it",
     )  # fmt: skip

@@ -227,7 +227,7 @@ def _replay(args) -> int:
 
 
 def _gallery(args) -> int:
-    config = GalleryConfig(args.report, args.graphs, args.seed, args.engines, args.readme)
+    config = GalleryConfig(args.report, args.graphs, args.seed, args.engines, args.readme, tuple(args.settings))
     record = run_gallery(config, say=_say)
     print((args.report / "gallery.md").read_text(encoding="utf-8"), end="")
     failed = [a for a in record["audits"] if "error" in a]

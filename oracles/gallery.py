@@ -70,6 +70,7 @@ class GalleryConfig:
     seed: int
     engines: list[str] | None = None  # short names; None: every installed one
     readme: Path | None = None
+    settings: tuple[str, ...] = tuple(SETTINGS)  # which of float64, float32 and kinks
 
 
 def installed_engines() -> list[str]:
@@ -174,7 +175,7 @@ def run_gallery(config: GalleryConfig, say=print) -> dict:
         _sections(config.readme)  # a README without markers is refused before an hour of audits
     audits: list[dict] = []
     for engine in engines:
-        for setting in SETTINGS:
+        for setting in config.settings:
             if (engine, setting) in NOT_FOR:
                 audits.append({"engine": engine, "setting": setting, "not_run": NOT_FOR[(engine, setting)]})
                 continue
