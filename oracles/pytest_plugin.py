@@ -52,6 +52,7 @@ from .diagnose import Investigation, engine_findings
 from .format import Case, case_to_json
 from .generate import GeneratorConfig, generate_case
 from .pipeline import Budget, run_case, shrink_case, shrink_target
+from .report.model import unavailable_line
 from .pytest_options import (  # noqa: F401 - pytest_addoption is this plugin's hook
     DEFAULTS,
     ROOT,
@@ -144,7 +145,7 @@ class AuditSession:
         counts = {outcome: list(self.outcomes.values()).count(outcome) for outcome in ("passed", "failed", "skipped")}
         cases = max(self.selected, len(self.outcomes))
         unavailable = self.backends.unavailable if self.backends else []
-        missing = "".join(f" ({u.name} unavailable: {u.reason})" for u in unavailable)
+        missing = "".join(f" ({unavailable_line(u.name, u.reason)})" for u in unavailable)
         for (kind, op), ids in self.groups.items():
             where = f"op {op!r}" if op else "no single op"
             names = [node_id.rsplit("::", 1)[-1] for node_id in ids]
