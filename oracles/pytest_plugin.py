@@ -52,7 +52,6 @@ from .diagnose import Investigation, engine_findings
 from .format import Case, case_to_json
 from .generate import GeneratorConfig, generate_case
 from .pipeline import Budget, run_case, shrink_case, shrink_target
-from .report.model import unavailable_line
 from .pytest_options import (  # noqa: F401 - pytest_addoption is this plugin's hook
     DEFAULTS,
     ROOT,
@@ -64,6 +63,7 @@ from .pytest_options import (  # noqa: F401 - pytest_addoption is this plugin's 
     selected_cases,
 )
 from .report import failure_view, replay_command
+from .report.model import unavailable_line
 
 SLOW_NODES = 8  # cases with this many op nodes or more are marked `slow`
 MARKERS = {
