@@ -10,8 +10,9 @@ every derivative mode the engine has. Then every minimal case's standalone scrip
 
 - a real bug: the script shows it with the engine's own API (it exits 1: a wrong answer, or an
   exception other than NotImplementedError);
-- a limitation the engine declares: the script's engine call raises NotImplementedError (the
-  engine says it has no such rule; autograd's forward mode has none for expit);
+- a limitation the engine declares: every engine call of the script that fails raises saying the
+  engine has no such rule (NotImplementedError, or "not implemented" / "not supported": autograd's
+  forward mode has none for expit, MLX's none for Convolution), and no answer is wrong;
 - a convention: at a kink, a valid answer no reference gives (no script is written for it);
 - not shown: the script exits 0, or the group has no script (no minimal case, no reference
   answer): a group a person must look at, and the gallery says so instead of calling it a bug.
@@ -56,6 +57,10 @@ ENGINE_FLAGS = {
 NOT_FOR = {("micrograd", "float32"): "micrograd computes in Python floats: float64 only"}
 BEGIN = "<!-- gallery: begin (written by `autodiff-audit gallery --readme README.md`; edit nothing in here) -->"
 END = "<!-- gallery: end -->"
+# An exception by which the engine itself says it has no such rule: NotImplementedError (autograd's
+# "JVP of expit ... not defined"), MLX's "[Primitive::jvp] Not implemented for Convolution", PyTensor's
+# "2nd derivatives of `product(a)` is not currently supported".
+DECLARED = re.compile(r"NotImplementedError|not (currently )?(implemented|supported|defined)", re.IGNORECASE)
 SCRIPT_SECONDS = 600  # one standalone script: an engine that compiles may be slow, none takes this long
 
 
@@ -157,9 +162,9 @@ def _run_script(path: str) -> dict:
     raised = [line.split(": ", 1)[1] for line in out if line.startswith("RAISED in ")]
     if done.returncode == 0:
         return {"class": "not shown", "why": "its script finds the engine right", "script_exit": 0}
-    if wrong or any(not r.startswith("NotImplementedError") for r in raised):
+    if wrong or any(not DECLARED.search(r) for r in raised):
         return {"class": "real bug", "why": "; ".join(raised + wrong)[:300], "script_exit": done.returncode}
-    if raised:  # every call that failed says the engine has no such rule
+    if raised:  # every call that failed says the engine has no such rule (or does not support it)
         return {"class": "limitation", "why": "; ".join(raised)[:300], "script_exit": done.returncode}
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     return {"class": "not shown", "why": f"its script failed: {lines[-1] if lines else done.returncode}"[:300],
@@ -276,7 +281,7 @@ def render_gallery(record: dict) -> str:
         by_class[group_class].append(line + (f"<br>{commands}" if commands else ""))
     titles = {
         "real bug": "Real bugs, each shown by its standalone script (numpy and the engine only)",
-        "limitation": "Limitations the engines declare (NotImplementedError)",
+        "limitation": "Limitations the engines declare (no such rule: NotImplementedError, \"not supported\")",
         "convention": "Conventions at kinks that no reference gives (valid answers, no bugs)",
         "reference": "Findings blamed on a reference",
         "not shown": "Findings no standalone script showed (to be looked at)",

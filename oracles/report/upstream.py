@@ -244,10 +244,13 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
                for i, n in enumerate(inputs)]
         )  # fmt: skip
     titles = {"vjp": "reverse mode (VJP)", "jvp": "forward mode (JVP)", "hvp": "second order (HVP)"}
-    run = []
+    run = ["gradients = derivative = None"]
     for mode, lines in zip(modes, sections_run):
         run += ["try:", *(f"    {line}" for line in lines), "except Exception as error:",
                 f"    raised({titles[mode]!r}, error)"]  # fmt: skip
+    if "jvp" in modes:  # the two modes must be each other's transposes, whatever the references say
+        run += ["if gradients is not None and derivative is not None:",
+                f"    transpose_identity(cotangent, derivative, gradients, {tangents})"]  # fmt: skip
     body = "\n".join(f"    {line}" for line in run)
     sections = [
         f'"""{headline}\n\n'
@@ -274,6 +277,20 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
 
 
 _COMPARE = '''WRONG = []
+
+
+def transpose_identity(v, jt, gradients, tangents):
+    """<v, J t> = <J^T v, t>: reverse mode and forward mode are each other's transposes."""
+    norm = np.linalg.norm
+    v, jt = np.asarray(v, dtype=np.float64), np.asarray(jt, dtype=np.float64)
+    pairs = [(np.asarray(g, dtype=np.float64), np.asarray(t, dtype=np.float64)) for g, t in zip(gradients, tangents)]
+    forward, reverse = float(np.sum(v * jt)), sum(float(np.sum(g * t)) for g, t in pairs)
+    tolerance = RTOL * (norm(v) * (norm(jt) + np.sqrt(jt.size) * SCALE["jvp"])
+                        + sum(norm(t) * (norm(g) + np.sqrt(g.size) * SCALE["gradient"]) for g, t in pairs))
+    print(f"transpose identity, <v, J t> = <J^T v, t>:\\n  forward {forward!r}\\n  reverse {reverse!r}")
+    if not abs(forward - reverse) <= tolerance:
+        WRONG.append("transpose identity")
+        print(f"  WRONG: the two modes differ by {abs(forward - reverse):.3g}, tolerance {tolerance:.3g}")
 
 
 def raised(mode, error):
