@@ -206,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and setting, gallery.json and gallery.md (gallery)",
     )  # fmt: skip
     gallery.add_argument(
-        "--settings", type=_names(["float64", "float32", "kinks"], "setting"), default=("float64", "float32", "kinks"),
+        "--settings",
+        type=_names(["float64", "float32", "kinks"], "setting"),
+        default=("float64", "float32", "kinks"),
         help="the audits of each engine: float64, float32, kinks (all three)",
     )
     gallery.add_argument(

@@ -281,7 +281,7 @@ def render_gallery(record: dict) -> str:
         by_class[group_class].append(line + (f"<br>{commands}" if commands else ""))
     titles = {
         "real bug": "Real bugs, each shown by its standalone script (numpy and the engine only)",
-        "limitation": "Limitations the engines declare (no such rule: NotImplementedError, \"not supported\")",
+        "limitation": 'Limitations the engines declare (no such rule: NotImplementedError, "not supported")',
         "convention": "Conventions at kinks that no reference gives (valid answers, no bugs)",
         "reference": "Findings blamed on a reference",
         "not shown": "Findings no standalone script showed (to be looked at)",
