@@ -288,7 +288,7 @@ def transpose_identity(v, jt, gradients, tangents):
     tolerance = RTOL * (norm(v) * (norm(jt) + np.sqrt(jt.size) * SCALE["jvp"])
                         + sum(norm(t) * (norm(g) + np.sqrt(g.size) * SCALE["gradient"]) for g, t in pairs))
     print(f"transpose identity, <v, J t> = <J^T v, t>:\\n  forward {forward!r}\\n  reverse {reverse!r}")
-    if not abs(forward - reverse) <= tolerance:
+    if not abs(forward - reverse) <= tolerance and not (np.isnan(forward) and np.isnan(reverse)):
         WRONG.append("transpose identity")
         print(f"  WRONG: the two modes differ by {abs(forward - reverse):.3g}, tolerance {tolerance:.3g}")
 
@@ -318,9 +318,11 @@ def compare(quantity, actual, expected, scale):
         WRONG.append(quantity)
         print(f"  WRONG: shape {list(actual.shape)}, expected {list(expected.shape)}")
         return
-    error = float(np.max(np.abs(actual - expected), initial=0.0))
-    tolerance = RTOL * (max(np.max(np.abs(actual), initial=0.0), np.max(np.abs(expected), initial=0.0)) + scale)
-    if not np.all(np.isfinite(actual)) and np.all(np.isfinite(expected)):
+    same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))  # NaN where NaN is expected agrees
+    error = float(np.max(np.where(same, 0.0, np.abs(actual - expected)), initial=0.0))
+    largest = [float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0)) for x in (actual, expected)]
+    tolerance = RTOL * (max(largest) + scale)
+    if not np.all(np.isfinite(actual[~same])) and np.all(np.isfinite(expected)):
         WRONG.append(quantity)
         print(f"  WRONG: NaN or Inf where {quantity} is finite")
     elif not error <= tolerance:
