@@ -162,10 +162,11 @@ def _run_script(path: str) -> dict:
     raised = [line.split(": ", 1)[1] for line in out if line.startswith("RAISED in ")]
     if done.returncode == 0:
         return {"class": "not shown", "why": "its script finds the engine right", "script_exit": 0}
+    said = "; ".join(dict.fromkeys(raised + wrong))[:300]  # each thing it showed, once
     if wrong or any(not DECLARED.search(r) for r in raised):
-        return {"class": "real bug", "why": "; ".join(raised + wrong)[:300], "script_exit": done.returncode}
+        return {"class": "real bug", "why": said, "script_exit": done.returncode}
     if raised:  # every call that failed says the engine has no such rule (or does not support it)
-        return {"class": "limitation", "why": "; ".join(raised)[:300], "script_exit": done.returncode}
+        return {"class": "limitation", "why": said, "script_exit": done.returncode}
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     return {"class": "not shown", "why": f"its script failed: {lines[-1] if lines else done.returncode}"[:300],
             "script_exit": done.returncode}  # fmt: skip
