@@ -117,13 +117,17 @@ class _Module:
         chosen = {id(self.definitions[n]) for n in wanted}
         return [s for s in self.tree.body if id(s) in chosen]
 
+    def header(self) -> list[ast.stmt]:
+        """The module's statements up to its last import: where the imports and the setup among them are."""
+        last_import = max((self.tree.body.index(s) for s in self.imports), default=-1)
+        return self.tree.body[: last_import + 1]
+
     def imports_for(self, names: set[str]) -> list[str]:
         """The module's import statements, cut to the names in `names` (numpy is always there), with
         the setup calls made between them where they are (TensorFlow's logging level, set before its
         import)."""
         lines = ["import numpy as np"]
-        last_import = max((self.tree.body.index(s) for s in self.imports), default=-1)
-        for statement in self.tree.body[: last_import + 1]:
+        for statement in self.header():
             if statement in self.setup:
                 lines.append(self.segment(statement))
                 continue
@@ -205,7 +209,7 @@ def upstream_source(adapter: str, engine_name: str, minimal: dict, expected: dic
     setup_code = "\n".join(module.segment(s) for s in module.setup)
     kept = module.reached(used_code + "\n" + setup_code)  # helpers, and what the setup calls name
     # In the module's order, the setup calls among them: `f.defvjp(f_fwd, f_bwd)` after its functions.
-    header = module.tree.body[: max((module.tree.body.index(s) for s in module.imports), default=-1) + 1]
+    header = module.header()
     statements = [s for s in module.tree.body if s in kept or (s in module.setup and s not in header)]
     helper_code = "\n\n\n".join(module.segment(s) for s in statements)
     imports = module.imports_for(_names(ast.parse("\n".join([used_code, helper_code, setup_code]))))
